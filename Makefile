@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.netcarve-installed
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test lint typecheck pytest setup clean bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/netcarve train hls4ml-jet digits --project demo --config configs/digits_train.toml
+	$(BIN)/netcarve test hls4ml-jet digits --load runs/demo/latest/best.pt --split test
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python bench/train_throughput.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,156 @@
+"""``netcarve train`` and ``netcarve test``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from netcarve.cli.common import console, handle_errors, setup_logging
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config (MASE's ch format).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override any config key: --set max_epochs=3 (repeatable).")
+]
+ModelArg = Annotated[str | None, typer.Argument(help="Registered model, or 'module:callable' / 'file.py:callable'.")]
+DatasetArg = Annotated[
+    str | None,
+    typer.Argument(help="digits, wine, breast-cancer, synthetic-jsc[:N], jsc, or a JSC file path."),
+]
+
+
+def results_table(title: str, rows: dict[str, Any], class_names: tuple[str, ...] = ()) -> Table:
+    """One column per split; rows: loss, accuracy, then accuracy per class."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for split in rows:
+        table.add_column(split, justify="right")
+    table.add_row("loss", *(f"{r.loss:.4f}" for r in rows.values()))
+    table.add_row("accuracy", *(f"{r.accuracy:.4f}" for r in rows.values()), style="bold")
+    for i, name in enumerate(class_names):
+        cells = [f"{r.per_class_accuracy[i]:.3f}" if i < len(r.per_class_accuracy) else "" for r in rows.values()]
+        table.add_row(f"accuracy[{name}]", *cells)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    @handle_errors
+    def train_cmd(
+        model: ModelArg = None,
+        dataset: DatasetArg = None,
+        config: ConfigOpt = None,
+        max_epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+        learning_rate: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Seed of initialisation and batch order.")] = None,
+        load: Annotated[
+            Path | None, typer.Option(help="Start from this checkpoint (a transformed one gives QAT).")
+        ] = None,
+        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        set_: SetOpt = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Train a model; writes runs/<project>/<time>/ with best.pt, last.pt, config.toml, metrics.json."""
+        setup_logging(verbose)
+        from netcarve.cli.progress import training_progress
+        from netcarve.config import build_config
+        from netcarve.train import evaluate, fit, save_checkpoint
+        from netcarve.train.loop import EpochRecord
+        from netcarve.workflow import initial_graph, load_splits, start_run, train_config
+
+        overrides = {
+            "model": model,
+            "dataset": dataset,
+            "max_epochs": max_epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "project": project,
+        }
+        cfg = build_config(config, overrides, set_ or [])
+        splits = load_splits(cfg)
+        graph = initial_graph(cfg, splits, str(load) if load else None)
+        run_dir = start_run(cfg, "train", splits)
+        console.print(f"run dir: {run_dir}", highlight=False)
+
+        def on_epoch(record: EpochRecord, is_best: bool) -> None:
+            meta = {"epoch": record.epoch, "val_accuracy": record.val_accuracy, "val_loss": record.val_loss}
+            save_checkpoint(run_dir / "last.pt", graph, meta, overwrite=True)
+            if is_best:
+                save_checkpoint(run_dir / "best.pt", graph, meta, overwrite=True)
+
+        with training_progress(f"train {cfg.model}") as on_step:
+            result = fit(graph.module, splits, train_config(cfg), on_epoch=on_epoch, on_step=on_step)
+        from netcarve.train import load_graph
+
+        best = load_graph(run_dir / "best.pt", cfg.model, splits.info)
+        rows = {name: evaluate(best.module, splits.split(name)) for name in ("train", "val", "test")}
+        final = result.final
+        metrics = {
+            "final_train_loss": final.train_loss,
+            "best_epoch": result.best_epoch,
+            "steps": result.steps,
+            **{f"{s}_{k}": v for s, r in rows.items() for k, v in r.as_dict().items()},
+        }
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        title = f"{cfg.model} on {splits.info.name}: best epoch {result.best_epoch} of {len(result.history)}"
+        console.print(results_table(title, rows, splits.info.class_names))
+        console.print(f"final train loss {final.train_loss!r}; checkpoints in {run_dir}", highlight=False)
+
+    @app.command("test")
+    @handle_errors
+    def test_cmd(
+        model: ModelArg = None,
+        dataset: DatasetArg = None,
+        load: Annotated[Path | None, typer.Option(help="Checkpoint to evaluate (required).")] = None,
+        config: ConfigOpt = None,
+        split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+        batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
+        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        set_: SetOpt = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Evaluate a checkpoint: loss, accuracy and per-class accuracy on a split."""
+        setup_logging(verbose)
+        from netcarve.config import build_config
+        from netcarve.errors import ConfigError
+        from netcarve.train import evaluate
+        from netcarve.workflow import initial_graph, load_splits, start_run
+
+        cfg = build_config(
+            config,
+            {
+                "model": model,
+                "dataset": dataset,
+                "load_name": str(load) if load else None,
+                "project": project,
+            },
+            set_ or [],
+        )
+        if not cfg.load_name:
+            raise ConfigError("test needs a checkpoint: --load PATH (or load_name in the config)")
+        splits = load_splits(cfg)
+        graph = initial_graph(cfg, splits)
+        part = splits.split(split)
+        result = evaluate(graph.module, part, batch_size or 8192)
+        run_dir = start_run(cfg, "test", splits)
+        payload = {
+            "split": split,
+            "loss": result.loss,
+            "accuracy": result.accuracy,
+            "per_class_accuracy": dict(zip(splits.info.class_names, result.per_class_accuracy, strict=False)),
+            "checkpoint": str(cfg.load_name),
+            "num_samples": result.num_samples,
+        }
+        (run_dir / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
+        console.print(
+            results_table(
+                f"{cfg.model} on {splits.info.name} ({cfg.load_name})",
+                {split: result},
+                splits.info.class_names,
+            )
+        )

@@ -1,0 +1,150 @@
+"""Config models of the transform passes (``[passes.quantize]``, ``[passes.width]``), MASE's layout.
+
+A pass table has a few fixed keys (``by``, ``default``, …); every other key is an entry naming an op type
+(``linear``) or an fx node (``seq_blocks_2``), each holding a ``config`` table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from netcarve.config.base import Strict
+from netcarve.errors import ConfigError
+
+OPERANDS = ("data_in", "weight", "bias", "data_out")
+_SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias")
+
+
+class QuantLayerConfig(Strict):
+    """One layer's quantization: ``name`` is the quantizer (None / "NA" = leave the layer float)."""
+
+    name: str | None = None
+    data_in_width: int | None = Field(default=None, ge=1, le=64)
+    data_in_frac_width: int | None = None
+    data_in_exponent_width: int | None = None
+    data_in_exponent_bias: int | None = None
+    weight_width: int | None = Field(default=None, ge=1, le=64)
+    weight_frac_width: int | None = None
+    weight_exponent_width: int | None = None
+    weight_exponent_bias: int | None = None
+    bias_width: int | None = Field(default=None, ge=1, le=64)
+    bias_frac_width: int | None = None
+    bias_exponent_width: int | None = None
+    bias_exponent_bias: int | None = None
+    data_out_width: int | None = Field(default=None, ge=1, le=64)
+    data_out_frac_width: int | None = None
+    data_out_exponent_width: int | None = None
+    data_out_exponent_bias: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _na(cls, data: Any) -> Any:
+        """MASE's "NA" is null also when a dict is validated directly (not through the TOML loader)."""
+        if isinstance(data, dict):
+            return {k: None if v == "NA" else v for k, v in data.items()}
+        return data
+
+    def operand(self, operand: str) -> dict[str, int | None]:
+        """The settings of one operand, e.g. ``{"width": 8, "frac_width": 4, …}``."""
+        return {s: getattr(self, f"{operand}_{s}") for s in _SUFFIXES}
+
+
+class QuantEntry(Strict):
+    config: QuantLayerConfig = QuantLayerConfig()
+
+
+WidthMode = Literal["input_only", "output_only", "both"]
+
+
+class WidthLayerConfig(Strict):
+    """One layer's width change (Lab 4 format, or explicit multipliers, or a target width)."""
+
+    name: WidthMode | None = None
+    channel_multiplier: float | None = Field(default=None, gt=0)
+    in_multiplier: float | None = Field(default=None, gt=0)
+    out_multiplier: float | None = Field(default=None, gt=0)
+    out_features: int | None = Field(default=None, ge=1)
+    out_channels: int | None = Field(default=None, ge=1)
+    parent_block_name: str | None = None
+
+
+class WidthEntry(Strict):
+    config: WidthLayerConfig = WidthLayerConfig()
+
+
+def _split_entries(data: Any, fixed: tuple[str, ...]) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = {k: v for k, v in data.items() if k in fixed}
+    entries = {k: v for k, v in data.items() if k not in fixed}
+    if "entries" in data:
+        return data
+    out["entries"] = entries
+    return out
+
+
+class _EntryTable(Strict):
+    """Shared by the pass tables: turn the model back into MASE's flat TOML layout."""
+
+    def to_mase_dict(self) -> dict[str, Any]:
+        data = self.model_dump(exclude_none=True)
+        entries = data.pop("entries", {})
+        return {**data, **entries}
+
+
+class QuantizePassConfig(_EntryTable):
+    """``[passes.quantize]``: ``by`` = "type" | "name", a ``default`` entry and per-type/per-name entries."""
+
+    by: Literal["type", "name"] = "type"
+    default: QuantEntry = QuantEntry()
+    report: bool = False
+    entries: dict[str, QuantEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect(cls, data: Any) -> Any:
+        return _split_entries(data, ("by", "default", "report"))
+
+    def to_mase_dict(self) -> dict[str, Any]:
+        """This config as a plain MASE-layout dict (None for "NA"); it validates back to an equal config."""
+
+        def entry(e: QuantEntry) -> dict[str, Any]:
+            return {"config": {"name": e.config.name, **e.config.model_dump(exclude_none=True)}}
+
+        out: dict[str, Any] = {"by": self.by, "default": entry(self.default)}
+        if self.report:
+            out["report"] = True
+        out.update({key: entry(e) for key, e in self.entries.items()})
+        return out
+
+
+class WidthPassConfig(_EntryTable):
+    """``[passes.width]``: per-name (or per-type) channel width changes; ``init`` = net2net | random."""
+
+    by: Literal["type", "name"] = "name"
+    default: WidthEntry = WidthEntry()
+    init: Literal["net2net", "random"] = "net2net"
+    seed: int = 0
+    entries: dict[str, WidthEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect(cls, data: Any) -> Any:
+        return _split_entries(data, ("by", "default", "init", "seed"))
+
+
+def pass_config_error(exc: ValidationError, model: type[Strict], source: str) -> ConfigError:
+    """A one-line ConfigError naming the dotted key as the user wrote it (no internal ``entries.``)."""
+    from netcarve.config.loader import describe_validation_error
+
+    return ConfigError(describe_validation_error(exc, model, source).replace("'entries.", "'"))
+
+
+PASS_CONFIGS: dict[str, type[Strict]] = {
+    "quantize": QuantizePassConfig,
+    "width": WidthPassConfig,
+}
+# MASE's name for the width pass in the lab
+PASS_ALIASES = {"channel_multiplier": "width", "redefine": "width"}

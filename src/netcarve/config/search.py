@@ -1,0 +1,108 @@
+"""Config models of ``[search.*]`` (DESIGN §8–9): search space, strategy, constraints."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from netcarve.config.base import Strict
+
+
+class SpaceSetup(Strict):
+    by: Literal["name", "type"] = "name"
+
+
+class SeedEntry(Strict):
+    config: dict[str, list[Any]]
+
+    @field_validator("config")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, choices in value.items():
+            if len(choices) == 0:
+                raise ValueError(f"choice list of {key!r} is empty")
+        return value
+
+
+class SubSpaceConfig(Strict):
+    setup: SpaceSetup = SpaceSetup()
+    seed: dict[str, SeedEntry] = Field(default_factory=dict)
+
+
+class SearchSpaceConfig(Strict):
+    name: str
+    setup: SpaceSetup = SpaceSetup()
+    seed: dict[str, SeedEntry] = Field(default_factory=dict)
+    quantize: SubSpaceConfig | None = None
+    width: SubSpaceConfig | None = None
+
+
+DataLoaderName = Literal["train_dataloader", "val_dataloader", "test_dataloader"]
+
+
+class BasicEvaluation(Strict):
+    data_loader: DataLoaderName = "val_dataloader"
+    num_samples: int | None = Field(default=None, ge=1)
+
+
+class BasicTrain(Strict):
+    name: str | None = None
+    data_loader: DataLoaderName = "train_dataloader"
+    num_samples: int | None = Field(default=None, ge=1)
+    max_epochs: int = Field(default=1, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=256, ge=1)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    num_warmup_steps: int = Field(default=0, ge=0)
+    seed: int | None = None
+
+
+class SwRunner(Strict):
+    basic_evaluation: BasicEvaluation | None = None
+    basic_train: BasicTrain | None = None
+
+
+class AverageBitwidthRunner(Strict):
+    compare_to: float = Field(default=32.0, gt=0)
+
+
+class HwRunner(Strict):
+    average_bitwidth: AverageBitwidthRunner | None = None
+
+
+class StrategySetup(Strict):
+    n_jobs: int = Field(default=1, ge=1)
+    n_trials: int | None = Field(default=20, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    sampler: str = "tpe"
+    sum_scaled_metrics: bool = True
+    direction: str = "maximize"
+    seed: int | None = None
+
+
+class MetricConfig(Strict):
+    scale: float = 1.0
+    direction: str = "maximize"
+
+
+class StrategyConfig(Strict):
+    name: Literal["optuna"] = "optuna"
+    eval_mode: bool = True
+    sw_runner: SwRunner = SwRunner()
+    hw_runner: HwRunner = HwRunner()
+    setup: StrategySetup = StrategySetup()
+    metrics: dict[str, MetricConfig] = Field(default_factory=dict)
+
+
+class Bound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class SearchConfig(Strict):
+    search_space: SearchSpaceConfig | None = None
+    strategy: StrategyConfig = StrategyConfig()
+    constraints: dict[str, Bound] = Field(default_factory=dict)

@@ -1,0 +1,100 @@
+"""The real JSC dataset: OpenML 42468 through scikit-learn (cached), or a local csv/parquet/npz/h5 file."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from netcarve.data.base import DATASETS, DataOptions, Split, TensorSplits, process
+from netcarve.data.jsc_files import read_columns
+from netcarve.data.jsc_schema import arrays_from_columns, jsc_info
+from netcarve.errors import DataError
+
+log = logging.getLogger(__name__)
+OPENML_ID = 42468
+CACHE_VERSION = 1
+
+HOW_TO_GET = (
+    "the JSC data could not be fetched ({reason}). Either run once with network access "
+    "(netcarve fetches OpenML dataset 42468 'hls4ml_lhc_jets_hlf' and caches it in {cache}), or pass a local "
+    "file as the dataset: 'netcarve train jsc-toy path/to/jsc.h5' (MASE's CERNBox h5 with the 't_allpar_new' "
+    "table), or a .csv/.parquet/.npz with the 16 feature columns and 'class'. Offline, try the embedded "
+    "'digits' or 'synthetic-jsc'."
+)
+
+
+def cache_dir(options: DataOptions) -> Path:
+    root = options.cache_dir or os.environ.get("NETCARVE_CACHE") or Path.home() / ".cache" / "netcarve"
+    return Path(root)
+
+
+def fetch_openml_arrays(cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Download (or read from scikit-learn's cache) OpenML 42468 without pandas (liac-arff parser)."""
+    from sklearn.datasets import fetch_openml
+
+    try:
+        bunch = fetch_openml(data_id=OPENML_ID, data_home=str(cache / "openml"), as_frame=False, parser="liac-arff")
+    except Exception as exc:  # network errors come as URLError, OSError, HTTPError, …
+        raise DataError(HOW_TO_GET.format(reason=f"{type(exc).__name__}: {exc}", cache=cache)) from None
+    columns = {name: bunch.data[:, i] for i, name in enumerate(bunch.feature_names)}
+    columns["class"] = np.asarray(bunch.target)
+    return arrays_from_columns(columns, f"OpenML {OPENML_ID}")
+
+
+def _source_key(path: Path | None) -> str:
+    if path is None:
+        ident = f"openml-{OPENML_ID}"
+    else:
+        stat = path.stat()
+        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(f"{ident}|v{CACHE_VERSION}".encode()).hexdigest()[:16]
+
+
+def _save_cache(splits: TensorSplits, file: Path) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"info": splits.info.to_dict(), "source": splits.source}
+    for name in ("train", "val", "test"):
+        part = splits.split(name)
+        payload[f"{name}_x"], payload[f"{name}_y"] = part.x, part.y
+    tmp = file.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(file)
+
+
+def _load_cache(file: Path) -> TensorSplits | None:
+    from netcarve.data.base import DatasetInfo
+
+    try:
+        data = torch.load(file, weights_only=True)
+        train, val, test = (Split(data[f"{n}_x"], data[f"{n}_y"]) for n in ("train", "val", "test"))
+        return TensorSplits(DatasetInfo.from_dict(data["info"]), train, val, test, source=str(data["source"]))
+    except Exception as exc:  # a corrupt cache is rebuilt, never trusted
+        log.warning("ignoring unreadable dataset cache %s: %s", file, exc)
+        return None
+
+
+@DATASETS.register("jsc", description="jet substructure (OpenML 42468, 16 features, g/q/w/z/t); or a local file")
+def build_jsc(options: DataOptions) -> TensorSplits:
+    path = Path(options.path) if options.path else None
+    if path is not None and not path.is_file():
+        raise DataError(f"dataset file {str(path)!r} does not exist")
+    cache = cache_dir(options)
+    cached_file = cache / "processed" / f"jsc-{_source_key(path)}.pt"
+    if cached_file.is_file():
+        cached = _load_cache(cached_file)
+        if cached is not None:
+            return cached
+    if path is None:
+        x, y = fetch_openml_arrays(cache)
+        source = f"OpenML {OPENML_ID}"
+    else:
+        x, y = arrays_from_columns(read_columns(path), str(path))
+        source = str(path)
+    splits = process(x, y, jsc_info(), source=source)
+    _save_cache(splits, cached_file)
+    return splits

@@ -1,0 +1,73 @@
+"""Typed per-node metadata stored under ``node.meta["netcarve"]`` (never module references)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import torch
+
+META_KEY = "netcarve"
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> TensorMeta:
+        return cls(tuple(int(s) for s in tensor.shape), str(tensor.dtype).removeprefix("torch."))
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How one operand is stored: ``kind`` is "float" or a quantizer name; ``width`` in bits."""
+
+    kind: str = "float"
+    width: int = 32
+    frac_width: int | None = None
+    exponent_width: int | None = None
+    exponent_bias: int | None = None
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind == "float"
+
+    def describe(self) -> str:
+        if self.is_float:
+            return f"float{self.width}"
+        if self.frac_width is not None:
+            return f"{self.kind}({self.width},{self.frac_width})"
+        if self.exponent_width is not None:
+            return f"{self.kind}({self.width},e{self.exponent_width})"
+        return f"{self.kind}({self.width})"
+
+
+FLOAT32 = Precision()
+_EMPTY: Mapping[str, Precision] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class NodeMeta:
+    """What netcarve knows of one fx node: its op kind, tensor shapes and per-operand precision."""
+
+    name: str
+    op: str
+    kind: str
+    target: str
+    inputs: tuple[TensorMeta, ...] = ()
+    output: TensorMeta | None = None
+    precision: Mapping[str, Precision] = field(default_factory=lambda: _EMPTY)
+
+    def operand_precision(self, operand: str) -> Precision:
+        """Precision of ``data_in``/``weight``/``bias``/``data_out``; float32 when not quantized."""
+        return self.precision.get(operand, FLOAT32)

@@ -1,0 +1,150 @@
+"""Checkpoints: the base model spec, the applied transforms (plain dicts) and the state dict.
+
+Never pickled code: files are written with ``torch.save`` of tensors and plain containers and read with
+``torch.load(weights_only=True)``, so a file that would execute code on load is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from netcarve.data.base import DatasetInfo
+from netcarve.errors import CheckpointError, NetcarveError
+from netcarve.ir.graph import Graph, ModelSpec
+
+log = logging.getLogger(__name__)
+FORMAT = "netcarve-checkpoint"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    spec: ModelSpec | None
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    path: str
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "model": spec.model,
+        "dataset": dict(spec.dataset),
+        "transforms": [[n, c] for n, c in spec.transforms],
+    }
+
+
+def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
+    transforms = tuple((str(n), dict(c)) for n, c in data.get("transforms", []))
+    return ModelSpec(str(data["model"]), dict(data["dataset"]), transforms)
+
+
+def save_checkpoint(
+    path: str | Path, graph: Graph, meta: dict[str, Any] | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write ``graph``'s weights and spec to ``path`` atomically; an existing file is kept unless ``overwrite``."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise CheckpointError(f"checkpoint {str(p)!r} already exists; choose another path (nothing was overwritten)")
+    if graph.spec is None:
+        raise CheckpointError("cannot save a graph without a model spec (build it with netcarve.train.build_graph)")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": spec_to_dict(graph.spec),
+        "state_dict": {k: v.detach().cpu() for k, v in graph.module.state_dict().items()},
+        "meta": meta or {},
+    }
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(p)
+    return p
+
+
+def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint with ``weights_only=True``: netcarve's format, a bare state dict or a Lightning ckpt."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        unsafe = [line.strip() for line in text.splitlines() if "Unsupported global" in line or "GLOBAL" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"refused to load {str(p)!r}: loading it could execute code, and netcarve loads weights only "
+                f"({unsafe[0][:120]})"
+            ) from None
+        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {str(p)!r} holds a {type(data).__name__}, not a state dict")
+    if data.get("format") == FORMAT:
+        return Checkpoint(spec_from_dict(data["spec"]), data["state_dict"], dict(data.get("meta", {})), str(p))
+    state = data.get("state_dict", data)  # Lightning keeps it under "state_dict" with a "model." prefix
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {str(p)!r} has no state dict of tensors")
+    return Checkpoint(None, _strip_prefix(state, "model."), {}, str(p))
+
+
+def build_graph(model: str, info: DatasetInfo, transforms: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Graph:
+    """The base model as a Graph with its spec, with ``transforms`` re-applied in order."""
+    from netcarve.models import create_model
+
+    module = create_model(model, info)
+    graph = Graph.from_module(module, (info.in_features,), ModelSpec(model, info.to_dict()))
+    if transforms:
+        from netcarve.transforms.replay import apply_transforms
+
+        graph = apply_transforms(graph, transforms)
+    return graph
+
+
+def load_graph(path: str | Path, model: str | None, info: DatasetInfo) -> Graph:
+    """Rebuild the checkpoint's graph (base model + transforms) and load its weights.
+
+    ``model`` must match the checkpoint's model when the checkpoint records one.
+    """
+    ckpt = load_checkpoint(path)
+    if ckpt.spec is not None:
+        if model is not None and ckpt.spec.model != model:
+            raise CheckpointError(f"checkpoint {ckpt.path!r} was made for model {ckpt.spec.model!r}, not {model!r}")
+        saved_info = DatasetInfo.from_dict(ckpt.spec.dataset)
+        if (saved_info.in_features, saved_info.num_classes) != (info.in_features, info.num_classes):
+            raise CheckpointError(
+                f"checkpoint {ckpt.path!r} was made for {saved_info.in_features} features / "
+                f"{saved_info.num_classes} classes ({saved_info.name}), the dataset has "
+                f"{info.in_features} / {info.num_classes} ({info.name})"
+            )
+        name, transforms = ckpt.spec.model, ckpt.spec.transforms
+    else:
+        if model is None:
+            raise CheckpointError(f"checkpoint {ckpt.path!r} records no model: name the model")
+        name, transforms = model, ()
+    try:
+        graph = build_graph(name, info, transforms)
+    except NetcarveError as exc:
+        raise CheckpointError(f"cannot rebuild the model of {ckpt.path!r}: {exc}") from None
+    try:
+        graph.module.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit model {name!r}: {detail[:300]}") from None
+    graph.module.eval()
+    return graph

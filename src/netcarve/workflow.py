@@ -1,0 +1,72 @@
+"""Steps shared by the commands: resolve model and dataset from a config, build the graph, train settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from netcarve.config.run import RunConfig, effective_dict
+from netcarve.data import TensorSplits, load_dataset
+from netcarve.device import resolve_device
+from netcarve.errors import ConfigError
+from netcarve.ir.graph import Graph
+from netcarve.runs import create_run_dir, write_run_files
+from netcarve.train.checkpoint import build_graph, load_graph
+from netcarve.train.loop import TrainConfig
+
+
+def require_model_and_dataset(config: RunConfig) -> tuple[str, str]:
+    if not config.model:
+        raise ConfigError("no model given: pass MODEL on the command line or set 'model' in the config")
+    if not config.dataset:
+        raise ConfigError("no dataset given: pass DATASET on the command line or set 'dataset' in the config")
+    return config.model, config.dataset
+
+
+def project_name(config: RunConfig) -> str:
+    if config.project:
+        return config.project
+    model, dataset = require_model_and_dataset(config)
+    raw = f"{Path(model.split(':')[0]).stem if ':' in model else model}_{Path(dataset).stem}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
+
+
+def load_splits(config: RunConfig) -> TensorSplits:
+    _, dataset = require_model_and_dataset(config)
+    return load_dataset(dataset).to(resolve_device(config.accelerator))
+
+
+def initial_graph(config: RunConfig, splits: TensorSplits, load: str | None = None) -> Graph:
+    """The model to work on: a checkpoint's (``load`` or ``load_name``) or a fresh, seeded one."""
+    model, _ = require_model_and_dataset(config)
+    path = load or config.load_name
+    torch.manual_seed(config.seed)
+    graph = load_graph(path, model, splits.info) if path else build_graph(model, splits.info)
+    device = splits.train.x.device
+    if device.type != "cpu":
+        graph.module.to(device)
+    return graph
+
+
+def train_config(config: RunConfig) -> TrainConfig:
+    return TrainConfig(
+        max_epochs=config.max_epochs,
+        max_steps=config.max_steps,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        optimizer=config.training_optimizer,
+        lr_scheduler=config.lr_scheduler,
+        num_warmup_steps=config.num_warmup_steps,
+        seed=config.seed,
+    )
+
+
+def start_run(config: RunConfig, command: str, splits: TensorSplits | None = None) -> Path:
+    """Create the run dir and write ``config.toml`` and ``manifest.json``."""
+    run_dir = create_run_dir(config.project_dir, project_name(config))
+    extra = {"dataset_source": splits.source if splits is not None else None}
+    write_run_files(run_dir, effective_dict(config), command, config.seed, extra)
+    return run_dir

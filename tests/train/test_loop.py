@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from netcarve.data.base import Split, TensorSplits
+from netcarve.errors import TrainingError
+from netcarve.models import create_model
+from netcarve.train import TrainConfig, evaluate, fit
+from netcarve.train.optim import lr_multiplier
+
+
+def train_once(splits: TensorSplits, seed: int) -> tuple[float, dict[str, torch.Tensor]]:
+    torch.manual_seed(seed)
+    model = create_model("jsc-toy", splits.info)
+    result = fit(model, splits, TrainConfig(max_epochs=2, batch_size=64, seed=seed, learning_rate=3e-3))
+    return result.final.train_loss, model.state_dict()
+
+
+def test_same_seed_same_loss_to_the_last_digit(synthetic_small: TensorSplits) -> None:
+    loss_a, state_a = train_once(synthetic_small, 7)
+    loss_b, state_b = train_once(synthetic_small, 7)
+    assert loss_a == loss_b  # exact, not approximate
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key])
+    loss_c, _ = train_once(synthetic_small, 8)
+    assert loss_c != loss_a
+
+
+def test_training_learns(synthetic_small: TensorSplits) -> None:
+    torch.manual_seed(0)
+    model = create_model("jsc-toy", synthetic_small.info)
+    before = evaluate(model, synthetic_small.val).loss
+    result = fit(model, synthetic_small, TrainConfig(max_epochs=3, batch_size=64, learning_rate=5e-3))
+    assert result.final.val_loss < before
+    assert [r.epoch for r in result.history] == [0, 1, 2]
+    assert result.history[0].steps == math.ceil(len(synthetic_small.train) / 64)
+
+
+def test_max_steps_and_num_samples(synthetic_small: TensorSplits) -> None:
+    model = create_model("jsc-tiny", synthetic_small.info)
+    result = fit(model, synthetic_small, TrainConfig(max_epochs=50, max_steps=5, batch_size=32))
+    assert result.steps == 5
+    result = fit(model, synthetic_small, TrainConfig(max_epochs=1, batch_size=10, num_samples=95))
+    assert result.steps == 10  # ceil(95 / 10)
+
+
+def test_lr_schedules_by_hand() -> None:
+    """Warm-up 10 steps (step s → (s+1)/10), then over 90 steps: linear 1 - p, cosine (1 + cos(pi p)) / 2."""
+    assert lr_multiplier(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_multiplier(9, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_multiplier(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_multiplier(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_multiplier(55, 100, 10, "linear") == pytest.approx(0.5)
+    assert lr_multiplier(100, 100, 10, "linear") == pytest.approx(0.0)
+    assert lr_multiplier(42, 100, 0, "constant") == 1.0
+
+
+def test_nan_loss_raises(synthetic_small: TensorSplits) -> None:
+    bad_x = synthetic_small.train.x.clone()
+    bad_x[0, 0] = float("nan")
+    splits = TensorSplits(
+        synthetic_small.info, Split(bad_x, synthetic_small.train.y), synthetic_small.val, synthetic_small.test
+    )
+    model = create_model("jsc-three-linear-layers", splits.info)
+    with pytest.raises(TrainingError, match="diverged"):
+        fit(model, splits, TrainConfig(max_epochs=1, batch_size=len(splits.train)))
+
+
+class Fixed(nn.Module):
+    """Predicts class 0 for inputs with x[0] < 0, else class 1 (logits +-10)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = (x[:, 0] >= 0).float()
+        return torch.stack([10 * (1 - pos) - 10 * pos, 10 * pos - 10 * (1 - pos), -10 * torch.ones_like(pos)], 1)
+
+
+def test_evaluate_accuracy_and_per_class_by_hand() -> None:
+    """Labels 0,0,1,1,2 and predictions 0,1,1,1,1 → accuracy 3/5; per class 1/2, 2/2, 0/1."""
+    x = torch.tensor([[-1.0], [1.0], [1.0], [2.0], [3.0]])
+    y = torch.tensor([0, 0, 1, 1, 2])
+    result = evaluate(Fixed(), Split(x, y), batch_size=2)
+    assert result.accuracy == pytest.approx(0.6)
+    assert result.per_class_accuracy == pytest.approx((0.5, 1.0, 0.0))
+    logp = torch.log_softmax(Fixed()(x), 1)
+    assert result.loss == pytest.approx(float(-logp[range(5), y].mean()), rel=1e-6)
