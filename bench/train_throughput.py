@@ -56,7 +56,7 @@ def lightning_epoch(splits: TensorSplits, seed: int) -> tuple[float, int]:
             self.steps = 0
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.model(x)  # type: ignore[no-any-return]
+            return self.model(x)
 
         def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], idx: int) -> torch.Tensor:
             x, y = batch
@@ -118,7 +118,8 @@ def main() -> None:
     ours, our_steps = netcarve_epoch(splits, 0)
     print(f"netcarve                        : {ours:8.2f} s  ({our_steps} optimizer steps + validation)")
     base_default, base_steps = lightning_epoch(splits, 0)
-    print(f"lightning, {default_threads} threads (MASE default) : {base_default:8.2f} s  ({base_steps} steps + validation)")
+    line = f"lightning, {default_threads} threads (MASE default)"
+    print(f"{line}: {base_default:8.2f} s  ({base_steps} steps + validation)")
     torch.set_num_threads(1)
     base, base_steps = lightning_epoch(splits, 0)
     torch.set_num_threads(default_threads)
