@@ -1,0 +1,1 @@
+"""Graph transforms (quantize, width): each returns a new Graph and never mutates its input."""

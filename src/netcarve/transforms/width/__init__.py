@@ -1,0 +1,260 @@
+"""The ``width`` transform (DESIGN §7): change the channel width of Linear/Conv layers, consistently.
+
+``width_transform_pass(graph, config)`` (registered as "width", alias "channel_multiplier") and
+``change_width(model_or_graph, config)`` take MASE's Lab 4 config (``by``, ``default``, per-node ``name`` =
+input_only|output_only|both with ``channel_multiplier``), explicit ``in_multiplier``/``out_multiplier`` or a
+target ``out_features``/``out_channels`` (see :mod:`.plan`).
+
+The pass keeps the network consistent by itself (see :mod:`.channels`): a layer's new output width is
+carried to every BatchNorm and elementwise op after it and to every consumer's inputs, through residual adds
+too (whose producers must then agree). Inputs always follow their producer; an input multiplier in the
+config is only checked. The model's input and output widths never change. A ``default`` or by-type entry
+that would change a layer whose width is fixed (the output layer, typically) leaves that layer's outputs
+alone — logged and listed in ``WidthInfo.protected``; an entry naming the layer is an error instead.
+
+Initialisation (``init``) and the shrink criterion are described in :mod:`.resize`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch.fx as fx
+from torch import nn
+
+from netcarve.config.passes import WidthPassConfig
+from netcarve.errors import ConfigError, PassError
+from netcarve.ir.graph import Graph
+from netcarve.ir.ops import WIDTH_KINDS, module_kind
+from netcarve.ir.passes import PassResult, register_pass
+from netcarve.transforms.width.channels import NORM_KINDS, OUTPUT_REASON, ChannelGroups, Group
+from netcarve.transforms.width.plan import (
+    LayerPlan,
+    config_to_dict,
+    layer_widths,
+    parse_config,
+    plan_layers,
+    width_nodes,
+)
+from netcarve.transforms.width.resize import ChannelMap, attr, choose_map, reinitialise, resize_layer, resize_norm
+
+__all__ = ["LayerWidth", "WidthInfo", "change_width", "config_to_dict", "parse_config", "width_transform_pass"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerWidth:
+    """One Linear/Conv layer's widths before and after the transform."""
+
+    name: str
+    kind: str
+    in_before: int
+    out_before: int
+    in_after: int
+    out_after: int
+
+    @property
+    def changed(self) -> bool:
+        return (self.in_before, self.out_before) != (self.in_after, self.out_after)
+
+
+@dataclass(frozen=True)
+class WidthInfo:
+    """What the width pass did: every width-capable layer, and the layers whose outputs it protected."""
+
+    layers: tuple[LayerWidth, ...]
+    protected: tuple[str, ...]
+    init: str
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers if layer.changed)
+
+
+@register_pass("width", kind="transform", aliases=("channel_multiplier",))
+def width_transform_pass(
+    graph: Graph, config: WidthPassConfig | Mapping[str, Any] | None = None
+) -> PassResult[WidthInfo]:
+    """Change the channel width of Linear/Conv layers; consumers and BatchNorms follow (net2net init)."""
+    cfg = parse_config(config)
+    plans = plan_layers(graph, cfg)
+    groups = ChannelGroups(graph)
+    new_widths, protected = _group_widths(graph, groups, plans)
+    _check_inputs(graph, groups, plans, new_widths)
+    maps = _channel_maps(graph, groups, new_widths)
+    gm = copy.deepcopy(graph.module)
+    _resize(graph, gm, groups, maps, cfg)
+    spec = graph.spec.with_transform("width", config_to_dict(cfg)) if graph.spec is not None else None
+    new = graph.derive(gm, spec)
+    return PassResult(new, _info(graph, new, tuple(protected), cfg.init))
+
+
+def change_width(
+    model_or_graph: Graph | nn.Module,
+    config: WidthPassConfig | Mapping[str, Any] | None = None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+) -> Graph:
+    """The width transform on a Graph or an nn.Module (traced; ``input_shape`` = one sample's shape,
+    inferred from a first Linear/BatchNorm1d when not given). Returns a new Graph."""
+    if isinstance(model_or_graph, Graph):
+        graph = model_or_graph
+    else:
+        shape = input_shape if input_shape is not None else _infer_input_shape(model_or_graph)
+        graph = Graph.from_module(copy.deepcopy(model_or_graph), shape)
+    return width_transform_pass(graph, config).graph
+
+
+# --- decisions ------------------------------------------------------------------------------------------------
+def _old_out(graph: Graph, name: str) -> int:
+    return layer_widths(graph, graph.node(name))[1]
+
+
+def _reasons(group: Group) -> str:
+    return "; ".join(dict.fromkeys(group.fixed))
+
+
+def _group_widths(
+    graph: Graph, groups: ChannelGroups, plans: Mapping[str, LayerPlan]
+) -> tuple[dict[int, int], list[str]]:
+    """The new width of every group with producers; the producers must agree, fixed groups keep theirs."""
+    widths: dict[int, int] = {}
+    protected: list[str] = []
+    for root, group in groups.groups.items():
+        wanted: dict[str, int] = {}
+        for name in group.producers:
+            plan, old = plans[name], _old_out(graph, name)
+            new = plan.new_out if plan.new_out is not None else old
+            if new != old and group.is_fixed:
+                if plan.explicit:
+                    raise ConfigError(
+                        f"{name!r}: {plan.out_reason} would change its outputs {old} → {new}, but their width "
+                        f"is fixed: {_reasons(group)}"
+                        + (" (the number of classes)" if OUTPUT_REASON in group.fixed else "")
+                    )
+                log.info("width: %r keeps its %d outputs (%s); %s", name, old, plan.out_reason, _reasons(group))
+                protected.append(name)
+                new = old
+            wanted[name] = new
+        if len(set(wanted.values())) > 1:
+            a, b = _disagreeing(wanted)
+            raise ConfigError(
+                f"layers {a!r} ({_describe(plans[a], wanted[a])}) and {b!r} ({_describe(plans[b], wanted[b])}) "
+                f"feed the same channels (joined at {', '.join(repr(j) for j in group.joins)}): "
+                "their output widths must agree"
+            )
+        if wanted:
+            widths[root] = next(iter(wanted.values()))
+    return widths, protected
+
+
+def _disagreeing(wanted: Mapping[str, int]) -> tuple[str, str]:
+    names = list(wanted)
+    first = names[0]
+    other = next(n for n in names if wanted[n] != wanted[first])
+    return first, other
+
+
+def _describe(plan: LayerPlan, width: int) -> str:
+    return f"{width} outputs, {plan.out_reason}" if plan.out_reason else f"{width} outputs, unchanged"
+
+
+def _input_node(node: fx.Node) -> fx.Node:
+    arg = node.args[0] if node.args else None
+    if not isinstance(arg, fx.Node):
+        raise PassError(f"{node.name!r}: its input is not a graph value; cannot resize it")
+    return arg
+
+
+def _check_inputs(
+    graph: Graph, groups: ChannelGroups, plans: Mapping[str, LayerPlan], widths: Mapping[int, int]
+) -> None:
+    """An input multiplier must match what the producer outputs (inputs follow their producer)."""
+    for name, plan in plans.items():
+        if plan.expected_in is None:
+            continue
+        root = groups.root(_input_node(graph.node(name)))
+        group = groups.groups[root] if root is not None else Group()
+        actual = widths.get(root, layer_widths(graph, graph.node(name))[0]) if root is not None else None
+        if actual == plan.expected_in:
+            continue
+        advice = f"inputs follow their producer, so drop the input multiplier of {name!r}"
+        if group.producers:
+            source = ", ".join(repr(p) for p in group.producers)
+            raise ConfigError(
+                f"{name!r}: {plan.in_reason} asks for {plan.expected_in} inputs, but its producer {source} "
+                f"outputs {actual}; {advice} or change the outputs of {source}"
+            )
+        source = repr(group.members[0]) if group.members else "its input"
+        raise ConfigError(
+            f"{name!r}: {plan.in_reason} asks for {plan.expected_in} inputs, but its input comes from {source}, "
+            f"whose width ({actual}) is fixed; {advice}"
+        )
+
+
+def _channel_maps(graph: Graph, groups: ChannelGroups, widths: Mapping[int, int]) -> dict[int, ChannelMap]:
+    maps: dict[int, ChannelMap] = {}
+    for root, new in widths.items():
+        producers = groups.groups[root].producers
+        old = _old_out(graph, producers[0])
+        cmap = choose_map(old, new, [graph.submodule(graph.node(p)) for p in producers])
+        if cmap is not None:
+            maps[root] = cmap
+    return maps
+
+
+# --- rebuilding ----------------------------------------------------------------------------------------------
+def _resize(
+    graph: Graph, gm: fx.GraphModule, groups: ChannelGroups, maps: Mapping[int, ChannelMap], cfg: WidthPassConfig
+) -> None:
+    """Resize, on ``gm`` (a copy of graph.module), every module a changed group touches."""
+    done: dict[str, tuple[int | None, ...]] = {}
+    for index, node in enumerate(graph.nodes):
+        kind = graph.meta(node).kind
+        if node.op != "call_module" or kind not in WIDTH_KINDS | NORM_KINDS:
+            continue
+        in_root = groups.root(_input_node(node)) if kind in WIDTH_KINDS else None
+        out_root = groups.root(node)
+        in_map = maps.get(in_root) if in_root is not None else None
+        out_map = maps.get(out_root) if out_root is not None else None
+        if in_map is None and out_map is None:
+            continue
+        target = str(node.target)
+        if target in done:
+            if done[target] != (in_root, out_root):
+                raise PassError(f"module {target!r} is called by several nodes with different widths")
+            continue
+        done[target] = (in_root, out_root)
+        module = gm.get_submodule(target)
+        if kind in WIDTH_KINDS:
+            resize_layer(module, kind, node.name, in_map, out_map, split=cfg.init == "net2net")
+        elif out_map is not None:
+            resize_norm(module, out_map)
+        if cfg.init == "random":
+            reinitialise(module, cfg.seed + index)
+
+
+def _info(before: Graph, after: Graph, protected: tuple[str, ...], init: str) -> WidthInfo:
+    layers = []
+    for node in width_nodes(before):
+        old, new = layer_widths(before, node), layer_widths(after, after.node(node.name))
+        layers.append(LayerWidth(node.name, before.meta(node).kind, old[0], old[1], new[0], new[1]))
+    return WidthInfo(tuple(layers), protected, init)
+
+
+def _infer_input_shape(module: nn.Module) -> tuple[int, ...]:
+    """One sample's shape from the first Linear or BatchNorm1d module (an MLP's input layer)."""
+    for sub in module.modules():
+        kind = module_kind(sub)
+        if kind == "linear":
+            return (int(attr(sub, "in_features")),)
+        if kind == "batch_norm1d":
+            return (int(attr(sub, "num_features")),)
+        if kind in ("conv1d", "conv2d"):
+            break
+    raise ConfigError(f"cannot infer the input shape of {type(module).__name__}: pass input_shape=(…)")
