@@ -1,0 +1,108 @@
+"""Turn per-node counts, storage and output shapes into a :class:`Report` (DESIGN §5 definitions)."""
+
+from __future__ import annotations
+
+import math
+
+from netcarve.analysis.counter import GraphCounts
+from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted
+from netcarve.analysis.memory import output_bytes, peak_live_bytes
+from netcarve.analysis.report import LayerRecord, Report, TotalRecord
+from netcarve.analysis.storage import EMPTY, NodeStorage, node_storage
+from netcarve.ir.graph import Graph
+from netcarve.ir.meta import NodeMeta, TensorMeta
+
+_SUMMED = (
+    "params",
+    "buffers",
+    "size_bits",
+    "buffer_bits",
+    "macs",
+    "flops",
+    "bitops",
+    "backward_dgrad_macs",
+    "backward_wgrad_macs",
+    "backward_flops",
+    "output_bytes",
+)
+
+
+def _precision_text(meta: NodeMeta) -> str:
+    quantized = [f"{op}={p.describe()}" for op, p in meta.precision.items() if not p.is_float or p.width != 32]
+    return " ".join(quantized) if quantized else "float32"
+
+
+def _layer(
+    meta: NodeMeta,
+    counts: OpCounts,
+    held: NodeStorage,
+    tensors: tuple[TensorMeta, ...],
+    nbytes: int,
+    convention: Convention,
+) -> LayerRecord:
+    derived = derive(counts, meta, convention)
+    return LayerRecord(
+        name=meta.name,
+        kind=meta.kind,
+        target=meta.target,
+        output_shape=tensors[0].shape if tensors else (),
+        precision=_precision_text(meta),
+        params=held.params,
+        buffers=held.buffers,
+        size_bits=held.size_bits,
+        buffer_bits=held.buffer_bits,
+        macs=counts.macs,
+        flops=derived.flops,
+        bitops=derived.bitops,
+        backward_dgrad_macs=counts.dgrad_macs,
+        backward_wgrad_macs=counts.wgrad_macs,
+        backward_flops=derived.backward_flops,
+        output_bytes=nbytes,
+        uncounted=dict(counts.uncounted),
+    )
+
+
+def _total(layers: list[LayerRecord], peak: int, compare_to: int) -> TotalRecord:
+    sums = {key: sum(getattr(r, key) for r in layers) for key in _SUMMED}
+    average = sums["size_bits"] / sums["params"] if sums["params"] else 0.0
+    return TotalRecord(
+        params=sums["params"],
+        buffers=sums["buffers"],
+        size_bits=sums["size_bits"],
+        buffer_bits=sums["buffer_bits"],
+        model_size=math.ceil(sums["size_bits"] / 8),
+        macs=sums["macs"],
+        flops=sums["flops"],
+        bitops=sums["bitops"],
+        backward_dgrad_macs=sums["backward_dgrad_macs"],
+        backward_wgrad_macs=sums["backward_wgrad_macs"],
+        backward_flops=sums["backward_flops"],
+        activation_bytes=sums["output_bytes"],
+        peak_activation_bytes=peak,
+        average_bitwidth=average,
+        memory_density=compare_to / average if average else 0.0,
+    )
+
+
+def build_report(graph: Graph, counted: GraphCounts, convention: Convention, compare_to: int = 32) -> Report:
+    """One LayerRecord per node (placeholders and the output excepted) and the totals.
+
+    ``average_bitwidth`` is size_bits / params (0.0 for a model without parameters, whose
+    ``memory_density`` is then 0.0 too); ``activation_bytes`` is the sum of the layers' output bytes.
+    """
+    storage = node_storage(graph)
+    nbytes: dict[str, int] = {}
+    layers: list[LayerRecord] = []
+    for node in graph.module.graph.nodes:
+        if node.op == "output":
+            continue
+        meta = graph.meta(node)
+        tensors = counted.outputs.get(node.name, ()) if node.op != "get_attr" else ()
+        nbytes[node.name] = output_bytes(meta, tensors)
+        if node.op != "placeholder":
+            counts = counted.counts.get(node.name) or OpCounts()
+            held = storage.get(node.name, EMPTY)
+            layers.append(_layer(meta, counts, held, tensors, nbytes[node.name], convention))
+    total = _total(layers, peak_live_bytes(graph.module.graph, nbytes), compare_to)
+    uncounted = merge_uncounted(counted.counts)
+    return Report(counted.batch_size, convention, counted.method, tuple(layers), total, uncounted)

@@ -1,0 +1,143 @@
+"""The analysis report: typed per-layer and total records, with dict and CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+#: per-layer integer metrics, in table order (DESIGN §5)
+LAYER_METRICS = (
+    "params",
+    "buffers",
+    "size_bits",
+    "buffer_bits",
+    "macs",
+    "flops",
+    "bitops",
+    "backward_dgrad_macs",
+    "backward_wgrad_macs",
+    "backward_flops",
+    "output_bytes",
+)
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One fx node: what it holds, what it computes at the report's batch size, and its output bytes."""
+
+    name: str
+    kind: str
+    target: str
+    output_shape: tuple[int, ...]
+    precision: str
+    params: int
+    buffers: int
+    size_bits: int
+    buffer_bits: int
+    macs: int
+    flops: int
+    bitops: int
+    backward_dgrad_macs: int
+    backward_wgrad_macs: int
+    backward_flops: int
+    output_bytes: int
+    uncounted: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TotalRecord:
+    """Whole-model totals. ``model_size`` = ceil(size_bits / 8) bytes; the two ratios are floats."""
+
+    params: int
+    buffers: int
+    size_bits: int
+    buffer_bits: int
+    model_size: int
+    macs: int
+    flops: int
+    bitops: int
+    backward_dgrad_macs: int
+    backward_wgrad_macs: int
+    backward_flops: int
+    activation_bytes: int
+    peak_activation_bytes: int
+    average_bitwidth: float
+    memory_density: float
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Measured forward wall time (seconds) at ``batch_size`` after ``warmup`` runs, over ``runs`` runs."""
+
+    batch_size: int
+    median_s: float
+    p90_s: float
+    runs: int
+    warmup: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``netcarve.analyze`` returns: ``layers`` in graph order, ``total``, and ``uncounted`` ops."""
+
+    batch_size: int
+    convention: str
+    method: str
+    layers: tuple[LayerRecord, ...]
+    total: TotalRecord
+    uncounted: Mapping[str, int]
+    latency: Latency | None = None
+
+    def layer(self, name: str) -> LayerRecord:
+        for record in self.layers:
+            if record.name == name:
+                return record
+        raise KeyError(f"no layer {name!r} in the report (layers: {', '.join(r.name for r in self.layers)})")
+
+    def with_latency(self, latency: Latency) -> Report:
+        return replace(self, latency=latency)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: plain dicts, lists and numbers."""
+        layers = []
+        for record in self.layers:
+            item = asdict(record)
+            item["output_shape"] = list(record.output_shape)
+            item["uncounted"] = dict(record.uncounted)
+            layers.append(item)
+        return {
+            "batch_size": self.batch_size,
+            "convention": self.convention,
+            "method": self.method,
+            "total": asdict(self.total),
+            "layers": layers,
+            "uncounted": dict(self.uncounted),
+            "latency": asdict(self.latency) if self.latency is not None else None,
+        }
+
+    def to_csv(self) -> str:
+        """One row per layer and a last row ``total`` (layer-only columns empty there)."""
+        columns = ["name", "kind", "target", "output_shape", "precision", *LAYER_METRICS, "uncounted"]
+        total_only = [f.name for f in fields(TotalRecord) if f.name not in LAYER_METRICS]
+        if self.latency is not None:
+            total_only += ["latency_median_s", "latency_p90_s", "latency_runs"]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=[*columns, *total_only], lineterminator="\n")
+        writer.writeheader()
+        for record in self.layers:
+            row: dict[str, Any] = {c: getattr(record, c) for c in columns}
+            row["output_shape"] = "x".join(str(s) for s in record.output_shape)
+            row["uncounted"] = ";".join(f"{op}={n}" for op, n in record.uncounted.items())
+            writer.writerow(row)
+        total: dict[str, Any] = asdict(self.total)
+        if self.latency is not None:
+            total.update(
+                latency_median_s=self.latency.median_s, latency_p90_s=self.latency.p90_s, latency_runs=self.latency.runs
+            )
+        total["uncounted"] = ";".join(f"{op}={n}" for op, n in self.uncounted.items())
+        writer.writerow({"name": "total", **total})
+        return buffer.getvalue()

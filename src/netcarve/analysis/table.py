@@ -1,0 +1,62 @@
+"""Rich rendering of a :class:`Report`: one row per layer plus a total, units in the headers."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from netcarve.analysis.report import Report
+
+#: (header with unit, LayerRecord/TotalRecord attribute)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("params", "params"),
+    ("size (bits)", "size_bits"),
+    ("MACs", "macs"),
+    ("FLOPs", "flops"),
+    ("BitOPs", "bitops"),
+    ("bwd dgrad MACs", "backward_dgrad_macs"),
+    ("bwd wgrad MACs", "backward_wgrad_macs"),
+    ("bwd FLOPs", "backward_flops"),
+    ("output (bytes)", "output_bytes"),
+)
+
+
+def report_table(report: Report, title: str = "") -> Table:
+    """The precision column appears only when some layer is not float32."""
+    quantized = any(r.precision != "float32" for r in report.layers)
+    table = Table(title=title or None)
+    for header in ("layer", "kind", "output shape", *(["precision"] if quantized else [])):
+        table.add_column(header)
+    for header, _ in COLUMNS:
+        table.add_column(header, justify="right")
+    for r in report.layers:
+        shape = "×".join(str(s) for s in r.output_shape)
+        first = [r.name, r.kind, shape, *([r.precision] if quantized else [])]
+        table.add_row(*first, *(f"{getattr(r, attr):,}" for _, attr in COLUMNS))
+    t = report.total
+    totals = {**vars(t), "output_bytes": t.activation_bytes}
+    table.add_section()
+    blanks = [""] * (3 if quantized else 2)
+    table.add_row("total", *blanks, *(f"{totals[attr]:,}" for _, attr in COLUMNS), style="bold")
+    return table
+
+
+def summary_lines(report: Report) -> list[str]:
+    """Whole-model metrics that have no per-layer column, one per line."""
+    t = report.total
+    lines = [
+        f"batch size {report.batch_size}, convention {report.convention} (counted by {report.method})",
+        f"model_size: {t.model_size:,} bytes ({t.size_bits:,} bits); buffers: {t.buffers:,} "
+        f"elements ({t.buffer_bits:,} bits, not in model_size)",
+        f"activations: {t.activation_bytes:,} bytes in total, peak live {t.peak_activation_bytes:,} bytes",
+        f"average_bitwidth: {t.average_bitwidth:.4g} bits; memory_density: {t.memory_density:.4g}",
+    ]
+    if report.uncounted:
+        ops = ", ".join(f"{op} ×{n}" for op, n in report.uncounted.items())
+        lines.append(f"uncounted (no formula): {ops}")
+    if report.latency is not None:
+        lat = report.latency
+        lines.append(
+            f"latency at batch {lat.batch_size}: median {lat.median_s * 1e6:,.1f} µs, p90 {lat.p90_s * 1e6:,.1f} µs "
+            f"over {lat.runs} runs ({lat.warmup} warm-up, {lat.threads} thread(s))"
+        )
+    return lines

@@ -1,0 +1,123 @@
+"""``netcarve analyze MODEL DATASET``: per-layer params, size, MACs/FLOPs/BitOPs, memory and latency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from netcarve.cli.common import console, fail, handle_errors
+
+if TYPE_CHECKING:
+    from netcarve.analysis.report import Report
+    from netcarve.data.base import DatasetInfo
+    from netcarve.ir.graph import Graph
+
+FORMATS = ("table", "json", "csv")
+CONVENTIONS = ("netcarve", "mase")
+#: datasets whose shape is known without loading them (analysis needs only the shape)
+_SCHEMA_ONLY = ("jsc", "synthetic-jsc")
+#: width of the table when it is written to a file or a pipe
+TABLE_WIDTH = 200
+
+
+def _dataset_info(spec: str) -> DatasetInfo:
+    from netcarve.data import load_dataset, parse_dataset_spec
+    from netcarve.data.jsc_schema import jsc_info
+
+    name, _ = parse_dataset_spec(spec)
+    return jsc_info(name) if name in _SCHEMA_ONLY else load_dataset(spec).info
+
+
+def _graph(model: str, info: DatasetInfo, load: Path | None) -> Graph:
+    if load is not None:
+        from netcarve.train.checkpoint import load_graph
+
+        return load_graph(load, model, info)
+    from netcarve.ir.graph import Graph, ModelSpec
+    from netcarve.models import create_model
+
+    return Graph.from_module(create_model(model, info), (info.in_features,), ModelSpec(model, info.to_dict()))
+
+
+def _render(report: Report, fmt: str, title: str) -> str | None:
+    """The text to write for json/csv; None for the table (printed by rich)."""
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2) + "\n"
+    if fmt == "csv":
+        return report.to_csv()
+    return None
+
+
+def _write_table(report: Report, title: str, output: Path | None) -> None:
+    """To the terminal at its width; to a pipe or ``output`` at TABLE_WIDTH (never cut to 80 columns)."""
+    from rich.console import Console
+
+    from netcarve.analysis.table import report_table, summary_lines
+
+    def emit(target: Console) -> None:
+        target.print(report_table(report, title))
+        for line in summary_lines(report):
+            target.print(line, highlight=False, soft_wrap=True)
+
+    if output is not None:
+        with output.open("w", encoding="utf-8") as handle:
+            emit(Console(file=handle, width=TABLE_WIDTH, no_color=True))
+    else:
+        emit(console if console.is_terminal else Console(width=TABLE_WIDTH))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("analyze")
+    @handle_errors
+    def analyze_command(
+        model: Annotated[str | None, typer.Argument(metavar="MODEL", help="Model name (or from --config).")] = None,
+        dataset: Annotated[
+            str | None, typer.Argument(metavar="DATASET", help="Dataset spec (or from --config).")
+        ] = None,
+        load: Annotated[Path | None, typer.Option("--load", help="Checkpoint whose graph to analyze.")] = None,
+        config: Annotated[Path | None, typer.Option("--config", help="TOML config (model, dataset).")] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size B of the counts.")] = 1,
+        latency: Annotated[bool, typer.Option("--latency", help="Also measure forward latency at B.")] = False,
+        fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+        output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
+        convention: Annotated[str, typer.Option("--convention", help="netcarve or mase (seed report).")] = "netcarve",
+    ) -> None:
+        """Per-layer params, size, MACs/FLOPs/BitOPs (forward and backward), memory and latency."""
+        if fmt not in FORMATS:
+            fail(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+        if convention not in CONVENTIONS:
+            fail(f"--convention must be one of {', '.join(CONVENTIONS)} (got {convention!r})")
+        if batch_size < 1:
+            fail(f"--batch-size must be at least 1 (got {batch_size})")
+        if output is not None and output.exists() and not force:
+            fail(f"{output} exists; pass --force to overwrite it")
+
+        from netcarve.analysis.api import analyze
+        from netcarve.config import build_config
+
+        cfg = build_config(config, overrides={"model": model, "dataset": dataset})
+        if cfg.model is None or cfg.dataset is None:
+            fail("give MODEL and DATASET as arguments or in --config")
+        assert cfg.model is not None and cfg.dataset is not None
+        info = _dataset_info(cfg.dataset)
+        graph = _graph(cfg.model, info, load)
+        report = analyze(
+            graph,
+            (batch_size, *graph.input_shape),
+            convention=convention,  # type: ignore[arg-type]
+            latency=latency,
+        )
+        title = f"{cfg.model} on {cfg.dataset}"
+        text = _render(report, fmt, title)
+        if text is None:
+            _write_table(report, title, output)
+        elif output is None:
+            typer.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+        if output is not None:
+            console.print(f"wrote {output}", highlight=False)
