@@ -1,0 +1,202 @@
+"""Which node gets which quantization: entry classification, resolution (default < type < name), signedness.
+
+Rules (DESIGN §6):
+- Entry keys are node names or op kinds. ``by`` decides only a key that is both (a functional ``relu``
+  call is a node named ``relu``); a key that is neither is a ConfigError listing the graph's nodes and
+  kinds; a known kind absent from the graph is a warning. (MASE ignored entries that did not match
+  ``by``; netcarve applies them, so no entry is dropped silently.)
+- :func:`resolve_layer` is the one resolution: the ``name`` entry of a node, else the ``type`` entry of its
+  kind, else ``default``. The most specific entry wins as a whole; fields are not merged across entries.
+- A quantizer ``name`` of None ("NA") leaves the node as it is. An operand whose ``<operand>_width`` is
+  None stays float (e.g. weight-only quantization).
+- Quantizable kinds and their operands: linear, conv1d, conv2d, batch_norm1d, batch_norm2d (data_in,
+  weight, bias, data_out) and relu (data_in, data_out), as ``nn`` module calls. The ``default`` entry
+  applies to linear, conv1d, conv2d and relu (MASE's set); batch norms are quantized only when named by
+  type or name. Naming any other node (or a functional call) with a quantizer is a ConfigError.
+- Unsigned operands (values known to be ≥ 0): a ReLU's data_in and data_out, and the data_in of a node
+  whose first input is produced by a ReLU. Everything else is signed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch.fx as fx
+
+from netcarve.config.passes import OPERANDS, QuantizePassConfig, QuantLayerConfig
+from netcarve.errors import ConfigError, UnknownNameError
+from netcarve.ir.graph import Graph
+from netcarve.ir.ops import FUNCTION_KINDS, METHOD_KINDS, MODULE_KINDS
+from netcarve.transforms.quantize.modules import can_quantize
+from netcarve.transforms.quantize.quantizers import QUANTIZERS, QuantSpec
+
+log = logging.getLogger(__name__)
+
+#: op kind → the operands its quantized module quantizes
+QUANT_OPERANDS: dict[str, tuple[str, ...]] = {
+    "linear": OPERANDS,
+    "conv1d": OPERANDS,
+    "conv2d": OPERANDS,
+    "batch_norm1d": OPERANDS,
+    "batch_norm2d": OPERANDS,
+    "relu": ("data_in", "data_out"),
+}
+#: kinds the ``default`` entry applies to
+DEFAULT_KINDS = frozenset({"linear", "conv1d", "conv2d", "relu"})
+
+
+@dataclass(frozen=True)
+class Entries:
+    default: QuantLayerConfig
+    by_type: Mapping[str, QuantLayerConfig]
+    by_name: Mapping[str, QuantLayerConfig]
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """The quantization of one node: its quantizer and the spec of each quantized operand."""
+
+    node: str
+    kind: str
+    target: str
+    quantizer: str
+    operands: Mapping[str, QuantSpec]
+
+
+def _closest(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def known_kinds() -> set[str]:
+    """Every op kind of the op table (``ir/ops.py``)."""
+    return {*MODULE_KINDS.values(), *FUNCTION_KINDS.values(), *METHOD_KINDS.values()}
+
+
+def classify_entries(config: QuantizePassConfig, graph: Graph) -> Entries:
+    """Sort the config's entries into node-name and op-type entries.
+
+    A key that is neither a node nor an op kind is a ConfigError listing the valid ones; a known op kind
+    absent from this graph (``conv2d`` on an MLP) matches nothing and is logged as a warning.
+    """
+    names = [n.name for n in graph.compute_nodes()]
+    kinds = sorted({graph.meta(n).kind for n in graph.compute_nodes()})
+    by_type: dict[str, QuantLayerConfig] = {}
+    by_name: dict[str, QuantLayerConfig] = {}
+    for key, entry in config.entries.items():
+        is_name, is_type = key in names, key in kinds or key in known_kinds()
+        if is_name and (config.by == "name" or not is_type):
+            by_name[key] = entry.config
+        elif is_type:
+            by_type[key] = entry.config
+            if key not in kinds:
+                log.warning("quantize config entry %r matches no node: the graph has no %s op", key, key)
+        else:
+            raise ConfigError(
+                f"quantize config entry {key!r} is neither a node nor an op type of this graph"
+                f"{_closest(key, names + kinds)} (nodes: {', '.join(names)}; types: {', '.join(kinds)})"
+            )
+    return Entries(config.default.config, by_type, by_name)
+
+
+def resolve_layer(entries: Entries, name: str, kind: str) -> tuple[QuantLayerConfig, bool]:
+    """The config of node ``name`` (op ``kind``): default < type < name. Also: was it named explicitly?"""
+    if name in entries.by_name:
+        return entries.by_name[name], True
+    if kind in entries.by_type:
+        return entries.by_type[kind], True
+    return entries.default, False
+
+
+def is_unsigned(graph: Graph, node: fx.Node, operand: str) -> bool:
+    """A ReLU's data_in/data_out, and the data_in of a node fed by a ReLU, are unsigned."""
+    if graph.meta(node).kind == "relu":
+        return operand in ("data_in", "data_out")
+    if operand != "data_in" or not node.args:
+        return False
+    producer = node.args[0]
+    return isinstance(producer, fx.Node) and graph.meta(producer).kind == "relu"
+
+
+def _quantizable_error(graph: Graph, node: fx.Node, kind: str) -> str | None:
+    if kind not in QUANT_OPERANDS:
+        return (
+            f"node {node.name!r} is a {kind!r} op, which cannot be quantized "
+            f'(quantizable: {", ".join(QUANT_OPERANDS)}); set its entry\'s name to "NA"'
+        )
+    if node.op != "call_module":
+        return f"node {node.name!r} is a functional {kind} call; only nn module calls can be quantized"
+    module = graph.submodule(node)
+    if not can_quantize(module):
+        return f"node {node.name!r}: module class {type(module).__name__} has no quantized version"
+    return None
+
+
+def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict[str, QuantSpec]:
+    kind = graph.meta(node).kind
+    module = graph.submodule(node)
+    try:
+        quantizer = QUANTIZERS.get(str(layer.name))
+    except UnknownNameError as exc:
+        raise ConfigError(f"node {node.name!r}: {exc}") from None
+    specs: dict[str, QuantSpec] = {}
+    for operand in QUANT_OPERANDS[kind]:
+        s = layer.operand(operand)
+        if s["width"] is None or (operand in ("weight", "bias") and getattr(module, operand, None) is None):
+            continue
+        try:
+            specs[operand] = quantizer.make_spec(
+                s["width"], s["frac_width"], s["exponent_width"], s["exponent_bias"],
+                signed=not is_unsigned(graph, node, operand),
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(f"node {node.name!r}, {operand}: {exc}") from None
+    return specs
+
+
+def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[LayerPlan, ...]:
+    """The quantization of every node the config quantizes, in graph order (nothing is changed)."""
+    entries = classify_entries(config, graph)
+    plans: list[LayerPlan] = []
+    skipped: list[str] = []
+    for node in graph.compute_nodes():
+        kind = graph.meta(node).kind
+        layer, explicit = resolve_layer(entries, node.name, kind)
+        if layer.name is None or not (explicit or kind in DEFAULT_KINDS):
+            continue
+        problem = _quantizable_error(graph, node, kind)
+        if problem is not None:
+            if explicit:
+                raise ConfigError(problem)
+            skipped.append(node.name)
+            continue
+        specs = _operand_specs(graph, node, layer)
+        if not specs:
+            if explicit:
+                widths = ", ".join(f"{op}_width" for op in QUANT_OPERANDS[kind])
+                raise ConfigError(f"node {node.name!r}: quantizer {layer.name!r} is set but none of {widths} is")
+            continue
+        plans.append(LayerPlan(node.name, kind, str(node.target), specs[next(iter(specs))].quantizer, specs))
+    if skipped:
+        log.warning("the default quantization does not apply to functional calls: %s", ", ".join(skipped))
+    _check_shared_modules(graph, plans)
+    return tuple(plans)
+
+
+def _check_shared_modules(graph: Graph, plans: list[LayerPlan]) -> None:
+    """A module called by several nodes is quantized once: all its nodes must resolve alike."""
+    callers: dict[str, list[str]] = {}
+    for node in graph.compute_nodes():
+        if node.op == "call_module":
+            callers.setdefault(str(node.target), []).append(node.name)
+    by_node = {p.node: p.operands for p in plans}
+    for target, nodes in callers.items():
+        seen = {repr(by_node.get(n)) for n in nodes}
+        if len(nodes) > 1 and len(seen) > 1:
+            raise ConfigError(
+                f"module {target!r} is called by nodes {', '.join(nodes)}, which resolve to different "
+                "quantizations; a shared module is quantized once, so give them the same entry"
+            )

@@ -1,0 +1,250 @@
+"""Quantizers: fake quantization with a clipped straight-through estimator, via the ``QUANTIZERS`` registry.
+
+A quantizer turns one operand's settings (``width``, ``frac_width``, ``exponent_width``, ``exponent_bias``)
+into a validated :class:`QuantSpec`, and maps a float tensor onto that number grid, returning floats.
+
+Gradient (all quantizers): the **clipped straight-through estimator**. The gradient of the quantizer is 1
+wherever the input lies inside the representable range ``[lo, hi]`` of the spec, bounds included, and 0
+strictly outside it (where the forward saturates). Rounding itself is treated as the identity.
+
+- ``integer`` (alias ``fixed``): fixed point, value = k / 2^frac with integer k; ``k = round(x · 2^frac)``,
+  round half to even, then saturated to [−2^(w−1), 2^(w−1)−1] (signed) or [0, 2^w−1] (unsigned).
+  ``frac_width`` None ⇒ ``width // 2``; a negative ``frac_width`` gives steps coarser than 1.
+- ``minifloat_ieee``: sign bit, ``exponent_width`` e bits, m = width − 1 − e mantissa bits,
+  ``exponent_bias`` b (None ⇒ 2^(e−1) − 1). IEEE-like with subnormals, but no inf/NaN codes: every
+  exponent code 1 … 2^e − 1 is a normal binade, code 0 holds the subnormals (spacing 2^(1−b−m)).
+  Round half to even, saturate at ± the max normal (2 − 2^−m) · 2^(2^e − 1 − b). Unsigned operands are
+  not special-cased (the sign bit is kept).
+- ``binary``: 1 bit, unscaled. Signed operands map x ≥ 0 → +1 and x < 0 → −1 (zero → +1), gradient on
+  [−1, 1] (the usual hardtanh STE). Unsigned operands (ReLU inputs) use the 1-bit unsigned integer grid
+  {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1].
+
+Which operands are unsigned is decided by the quantize pass (see ``netcarve.transforms.quantize.plan``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from netcarve.errors import ConfigError
+from netcarve.ir.meta import Precision
+from netcarve.registry import Registry
+
+_IN_FAKE_QUANT: contextvars.ContextVar[bool] = contextvars.ContextVar("netcarve_fake_quant", default=False)
+
+
+def in_fake_quant() -> bool:
+    """True while a quantizer computes: counting tools can skip the ops of fake quantization."""
+    return _IN_FAKE_QUANT.get()
+
+
+@contextmanager
+def _fake_quant_scope() -> Iterator[None]:
+    token = _IN_FAKE_QUANT.set(True)
+    try:
+        yield
+    finally:
+        _IN_FAKE_QUANT.reset(token)
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """One operand's validated quantization: the quantizer's registered name and its parameters."""
+
+    quantizer: str
+    width: int
+    frac_width: int | None = None
+    exponent_width: int | None = None
+    exponent_bias: int | None = None
+    signed: bool = True
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return QUANTIZERS.get(self.quantizer).quantize(x, self)
+
+    def bounds(self) -> tuple[float, float]:
+        """The representable range [lo, hi]; the STE passes gradient only inside it."""
+        return QUANTIZERS.get(self.quantizer).bounds(self)
+
+    def precision(self) -> Precision:
+        return Precision(self.quantizer, self.width, self.frac_width, self.exponent_width, self.exponent_bias)
+
+    def describe(self) -> str:
+        """E.g. ``integer(8,4)``; unsigned operands get a ``u`` prefix (``uinteger(8,4)``)."""
+        return ("" if self.signed else "u") + self.precision().describe()
+
+
+class Quantizer(Protocol):
+    name: str
+
+    def make_spec(
+        self,
+        width: int,
+        frac_width: int | None = None,
+        exponent_width: int | None = None,
+        exponent_bias: int | None = None,
+        signed: bool = True,
+    ) -> QuantSpec:
+        """Validate the settings and fill defaults; raises ConfigError."""
+        ...
+
+    def bounds(self, spec: QuantSpec) -> tuple[float, float]: ...
+
+    def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor: ...
+
+
+QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
+
+
+class _ClippedSTE(torch.autograd.Function):
+    """Forward ``fn(x)``; backward: the incoming gradient where lo ≤ x ≤ hi, zero elsewhere."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], lo: float, hi: float) -> Any:
+        ctx.save_for_backward((x >= lo) & (x <= hi))
+        with torch.no_grad():
+            return fn(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None
+
+
+def fake_quantize(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], lo: float, hi: float) -> torch.Tensor:
+    """``fn(x)`` forward, clipped straight-through gradient on [lo, hi]."""
+    with _fake_quant_scope():
+        return _ClippedSTE.apply(x, fn, lo, hi)
+
+
+class IntegerQuantizer:
+    """Fixed point k / 2^frac: round half to even, saturate (signed or unsigned range)."""
+
+    name = "integer"
+
+    def make_spec(
+        self,
+        width: int,
+        frac_width: int | None = None,
+        exponent_width: int | None = None,
+        exponent_bias: int | None = None,
+        signed: bool = True,
+    ) -> QuantSpec:
+        if width < 1:
+            raise ConfigError(f"integer quantizer: width must be ≥ 1, got {width}")
+        frac = width // 2 if frac_width is None else frac_width
+        return QuantSpec(self.name, width, frac, signed=signed)
+
+    @staticmethod
+    def int_range(spec: QuantSpec) -> tuple[int, int]:
+        if spec.signed:
+            return -(2 ** (spec.width - 1)), 2 ** (spec.width - 1) - 1
+        return 0, 2**spec.width - 1
+
+    def bounds(self, spec: QuantSpec) -> tuple[float, float]:
+        lo, hi = self.int_range(spec)
+        scale = 2.0 ** (spec.frac_width or 0)
+        return lo / scale, hi / scale
+
+    def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+        k_lo, k_hi = self.int_range(spec)
+        scale = 2.0 ** (spec.frac_width or 0)
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            return torch.clamp(torch.round(t * scale), k_lo, k_hi) / scale
+
+        lo, hi = self.bounds(spec)
+        return fake_quantize(x, fn, lo, hi)
+
+
+class MinifloatIEEEQuantizer:
+    """IEEE-like minifloat with subnormals, no inf/NaN codes, saturating at the max normal."""
+
+    name = "minifloat_ieee"
+
+    def make_spec(
+        self,
+        width: int,
+        frac_width: int | None = None,
+        exponent_width: int | None = None,
+        exponent_bias: int | None = None,
+        signed: bool = True,
+    ) -> QuantSpec:
+        if exponent_width is None:
+            raise ConfigError("minifloat_ieee quantizer needs an exponent_width")
+        if not 1 <= exponent_width <= 11:
+            raise ConfigError(f"minifloat_ieee: exponent_width must be in 1..11, got {exponent_width}")
+        if width < exponent_width + 1:
+            raise ConfigError(
+                f"minifloat_ieee: width {width} has no room for a sign and {exponent_width} exponent bits"
+            )
+        bias = 2 ** (exponent_width - 1) - 1 if exponent_bias is None else exponent_bias
+        return QuantSpec(self.name, width, None, exponent_width, bias, signed)
+
+    @staticmethod
+    def _layout(spec: QuantSpec) -> tuple[int, int, int]:
+        """(mantissa bits m, min exponent 1 − b, max exponent 2^e − 1 − b)."""
+        e, b = int(spec.exponent_width or 0), int(spec.exponent_bias or 0)
+        return spec.width - 1 - e, 1 - b, 2**e - 1 - b
+
+    def max_value(self, spec: QuantSpec) -> float:
+        m, _, e_max = self._layout(spec)
+        return float((2.0 - 2.0**-m) * 2.0**e_max)
+
+    def bounds(self, spec: QuantSpec) -> tuple[float, float]:
+        top = self.max_value(spec)
+        return -top, top
+
+    def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+        m, e_min, _ = self._layout(spec)
+        top = self.max_value(spec)
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            mag = t.abs().double()  # float64: exact for every step of formats up to 11 exponent bits
+            _, exp = torch.frexp(mag)  # mag = f · 2^exp with f in [0.5, 1)
+            step = torch.ldexp(torch.ones_like(mag), (exp - 1).clamp(min=e_min) - m)
+            q = torch.clamp(torch.round(mag / step) * step, max=top)
+            return torch.copysign(q, t.double()).to(t.dtype)
+
+        return fake_quantize(x, fn, -top, top)
+
+
+class BinaryQuantizer:
+    """1 bit, unscaled: ±1 by sign (zero → +1); unsigned operands {0, 1} by rounding."""
+
+    name = "binary"
+
+    def make_spec(
+        self,
+        width: int,
+        frac_width: int | None = None,
+        exponent_width: int | None = None,
+        exponent_bias: int | None = None,
+        signed: bool = True,
+    ) -> QuantSpec:
+        if width != 1:
+            raise ConfigError(f"binary quantizer stores 1 bit: set the operand's width to 1 (got {width})")
+        return QuantSpec(self.name, 1, signed=signed)
+
+    def bounds(self, spec: QuantSpec) -> tuple[float, float]:
+        return (-1.0, 1.0) if spec.signed else (0.0, 1.0)
+
+    def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+        def bipolar(t: torch.Tensor) -> torch.Tensor:
+            return torch.where(t >= 0, 1.0, -1.0).to(t.dtype)
+
+        def unipolar(t: torch.Tensor) -> torch.Tensor:
+            return torch.clamp(torch.round(t), 0, 1)
+
+        lo, hi = self.bounds(spec)
+        return fake_quantize(x, bipolar if spec.signed else unipolar, lo, hi)
+
+
+QUANTIZERS.add("integer", IntegerQuantizer(), aliases=("fixed",), description=IntegerQuantizer.__doc__ or "")
+QUANTIZERS.add("minifloat_ieee", MinifloatIEEEQuantizer(), description=MinifloatIEEEQuantizer.__doc__ or "")
+QUANTIZERS.add("binary", BinaryQuantizer(), description=BinaryQuantizer.__doc__ or "")

@@ -1,0 +1,58 @@
+"""Re-apply a ModelSpec's transform list, so a transformed checkpoint rebuilds its graph from plain dicts."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from netcarve.config.loader import na_to_none
+from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS, pass_config_error
+from netcarve.errors import ConfigError, PassError
+from netcarve.ir.graph import Graph
+from netcarve.ir.passes import PASSES
+
+#: modules whose import registers netcarve's own transform passes
+BUILTIN_PASS_MODULES = ("netcarve.transforms.quantize", "netcarve.transforms.width")
+
+
+def load_builtin_passes() -> None:
+    """Import the built-in pass modules (each registers its passes in ``PASSES``)."""
+    for name in BUILTIN_PASS_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a pass module that is not part of this build
+            if exc.name != name:
+                raise
+
+
+def pass_config(name: str, config: Mapping[str, Any] | BaseModel | None) -> Any:
+    """Validate ``config`` with the config model of pass ``name`` (a dict passes through if it has none)."""
+    model = PASS_CONFIGS.get(name)
+    if model is None or config is None or isinstance(config, model):
+        return config
+    if isinstance(config, BaseModel):
+        raise ConfigError(f"pass {name!r} takes a {model.__name__}, got a {type(config).__name__}")
+    try:
+        return model.model_validate(na_to_none(dict(config)))
+    except ValidationError as exc:
+        raise pass_config_error(exc, model, f"passes.{name}") from None
+
+
+def apply_transforms(graph: Graph, transforms: Iterable[tuple[str, Mapping[str, Any] | BaseModel | None]]) -> Graph:
+    """Run each ``(pass name, config)`` through the ``PASSES`` registry, in order; returns the new graph.
+
+    Configs may be plain (MASE-layout) dicts, as stored in a checkpoint's spec, or validated config
+    models. Each pass appends itself to the graph's spec, so replaying a spec's transforms on the bare
+    base model reproduces that spec.
+    """
+    load_builtin_passes()
+    for name, config in transforms:
+        canonical = PASSES.canonical(PASS_ALIASES.get(name, name))
+        entry = PASSES.get(canonical)
+        if entry.kind != "transform":
+            raise PassError(f"pass {name!r} is an {entry.kind} pass, not a transform")
+        graph = entry.fn(graph, pass_config(canonical, config)).graph
+    return graph
