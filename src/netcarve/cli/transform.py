@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ) -> None:
-        """Apply the config's [passes.*] tables in file order; write the transformed checkpoint.
+        """Apply the config's \\[passes.*] tables in file order; write the transformed checkpoint.
 
         Prints each layer's precision before and after, and model size, BitOPs and accuracy before and
         after. Training the written checkpoint (netcarve train --load) is quantization-aware training.
