@@ -118,6 +118,43 @@ def evaluate(module: nn.Module, split: Split, batch_size: int = 8192) -> EvalRes
     return EvalResult(float(loss_sum) / n, float(correct.float().mean()), tuple(per_class), n)
 
 
+@dataclass(frozen=True)
+class _EpochRun:
+    """One pass over a permuted copy of the train split. Per step it adds only two cheap ops to the
+    optimizer step: the batch loss is accumulated in place and the predictions are written into a buffer,
+    so the epoch's accuracy is one comparison at the end."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR | None
+    batch_size: int
+    on_step: StepCallback | None
+    report_every: int
+    total_steps: int
+
+    def run(self, xs: torch.Tensor, ys: torch.Tensor, steps: int, step: int) -> tuple[float, int, int]:
+        """Train ``steps`` batches; return (summed loss, correct predictions, samples seen)."""
+        seen = min(len(ys), steps * self.batch_size)
+        preds = torch.empty(seen, dtype=torch.int64)
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        for i in range(steps):
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, seen)
+            out = self.module(xs[lo:hi])
+            loss = F.cross_entropy(out, ys[lo:hi])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            loss_sum.add_(loss.detach(), alpha=hi - lo)
+            torch.argmax(out.detach(), dim=1, out=preds[lo:hi])
+            done = step + i + 1
+            if self.on_step is not None and (done % self.report_every == 0 or done == self.total_steps):
+                running = int((preds[:hi] == ys[:hi]).sum())
+                self.on_step(done, self.total_steps, float(loss_sum) / hi, running / hi)
+        return float(loss_sum), int((preds == ys[:seen]).sum()), seen
+
+
 def _steps_plan(n: int, cfg: TrainConfig) -> tuple[int, int]:
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.max_epochs
@@ -172,34 +209,15 @@ def _fit(
     result = FitResult()
     best_acc = -1.0
     step = 0
+    epoch_run = _EpochRun(module, optimizer, scheduler, cfg.batch_size, on_step, report_every, total_steps)
     module.train()
     for epoch in range(cfg.max_epochs):
         if step >= total_steps:
             break
         perm = torch.randperm(n, generator=generator)
-        xs, ys = train.x[perm], train.y[perm]
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
-        seen = 0
-        for i in range(steps_per_epoch):
-            if step >= total_steps:
-                break
-            xb = xs[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            yb = ys[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            out = module(xb)
-            loss = F.cross_entropy(out, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            step += 1
-            with torch.no_grad():
-                loss_sum += loss.detach().double() * yb.shape[0]
-                correct += (out.argmax(dim=1) == yb).sum()
-            seen += int(yb.shape[0])
-            if on_step is not None and (step % report_every == 0 or step == total_steps):
-                on_step(step, total_steps, float(loss_sum) / seen, float(correct) / seen)
+        steps = min(steps_per_epoch, total_steps - step)
+        loss_sum, correct, seen = epoch_run.run(train.x[perm], train.y[perm], steps, step)
+        step += steps
         train_loss = float(loss_sum) / max(seen, 1)
         if not math.isfinite(train_loss):
             raise TrainingError(f"training diverged: loss is {train_loss} in epoch {epoch}")
@@ -209,7 +227,7 @@ def _fit(
             epoch,
             step,
             train_loss,
-            float(correct) / max(seen, 1),
+            correct / max(seen, 1),
             val.loss,
             val.accuracy,
             float(optimizer.param_groups[0]["lr"]),
