@@ -1,0 +1,225 @@
+"""``netcarve search`` (MASE's ``ch search``) and ``netcarve worker`` (join a running study)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from netcarve.cli.common import console, err_console, handle_errors, setup_logging
+from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+    from netcarve.search.session import Prepared, Session
+
+StorageOpt = Annotated[
+    str | None, typer.Option(help="Optuna storage URL (postgresql://…, sqlite:///…) or a journal file path.")
+]
+StudyOpt = Annotated[str | None, typer.Option(help="Study name (default: <project>/<run dir name>).")]
+
+
+def _quiet_optuna() -> None:
+    """Optuna logs every trial at INFO on its own handler; netcarve shows a progress bar instead."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _round(values: dict[str, Any] | None) -> str:
+    return repr({k: round(v, 3) if isinstance(v, float) else v for k, v in (values or {}).items()})
+
+
+def best_table(best: list[FrozenTrial]) -> Table:
+    """MASE's "Best trial(s)" table: number, software_metrics, hardware_metrics, scaled_metrics."""
+    table = Table(title="Best trial(s)")
+    for column in ("number", "software_metrics", "hardware_metrics", "scaled_metrics"):
+        table.add_column(column, justify="right" if column == "number" else "left")
+    for t in best:
+        attrs = t.user_attrs
+        table.add_row(
+            str(t.number), *(_round(attrs.get(k)) for k in ("software_metrics", "hardware_metrics", "scaled_metrics"))
+        )
+    return table
+
+
+def _base_text(prepared: Prepared) -> str:
+    from netcarve.search.api import trains_base_first
+
+    cfg = prepared.config
+    if cfg.load_name:
+        return f"checkpoint {cfg.load_name}"
+    if trains_base_first(prepared):
+        return f"trained first for {cfg.max_epochs} epoch(s) (eval_mode without a checkpoint), saved as base.pt"
+    return f"fresh {cfg.model} (seed {cfg.seed})"
+
+
+def _bound_text(metric: str, low: float | None, high: float | None) -> str:
+    return f"{metric} ∈ [{'-∞' if low is None else f'{low:g}'}, {'∞' if high is None else f'{high:g}'}]"
+
+
+def plan_table(prepared: Prepared, storage: str | None) -> Table:
+    from netcarve.search.storage import redacted
+
+    plan, space = prepared.plan, prepared.space
+    table = Table(title=f"search plan: {space.name}", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for leaf, choices in space.describe():
+        table.add_row(leaf, choices)
+    objective = "maximise Σ sign·scale·metric" if plan.sum_scaled else "Pareto front (multi-objective)"
+    metrics = ", ".join(f"{m.name} ({m.direction}, scale {m.scale:g})" for m in plan.metrics)
+    constraints = ", ".join(_bound_text(c.metric, c.min, c.max) for c in plan.constraints)
+    t = plan.train
+    mode = (
+        f"retrain each candidate: {t.max_epochs} epoch(s), {t.optimizer}, lr {t.learning_rate:g}, batch {t.batch_size}"
+        if prepared.retrain
+        else "evaluate each candidate (post-training quantization), no training"
+    )
+    rows = [
+        ("space size", f"{space.size:,} configurations, {len(space.params)} searched parameters"),
+        ("sampler", f"{plan.sampler} (seed {plan.seed})"),
+        ("objective", f"{objective}: {metrics}"),
+        ("constraints", constraints or "none"),
+        ("trials", "until timeout" if prepared.target is None else str(prepared.target)),
+        ("processes", str(plan.n_jobs)),
+        ("candidates", mode),
+        ("evaluation", f"{plan.eval_split}" + (f", first {plan.eval_samples} samples" if plan.eval_samples else "")),
+        ("base model", _base_text(prepared)),
+        ("storage", redacted(storage) if storage else "study.journal in the run dir"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@contextmanager
+def search_progress(session: Session) -> Iterator[Callable[[], None]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from netcarve.search.results import best_text
+    from netcarve.search.runner import count_trials
+
+    progress = Progress(
+        TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+    )  # fmt: skip
+    task = progress.add_task("search", total=session.target, best="best: -")
+
+    def update() -> None:
+        counts = count_trials(session.study)
+        text = best_text(session.study, session.prepared.plan)
+        progress.update(task, completed=counts.done, best=f"{text}  failed {counts.failed}")
+
+    with progress:
+        yield update
+
+
+def _overrides(**kw: Any) -> dict[str, Any]:
+    setup = {k: kw.pop(k) for k in ("n_trials", "sampler", "n_jobs") if kw.get(k) is not None}
+    if kw.get("seed") is not None:
+        setup["seed"] = kw["seed"]
+    out = {k: v for k, v in kw.items() if v is not None}
+    if setup:
+        out["search"] = {"strategy": {"setup": setup}}
+    return out
+
+
+def _run(session: Session) -> None:
+    from netcarve.search.api import finish
+    from netcarve.search.runner import count_trials, run_study
+
+    plan = session.prepared.plan
+    console.print(f"run dir: {session.run_dir}   study: {session.study.study_name}", highlight=False)
+    start = time.perf_counter()
+    with search_progress(session) as update:
+        run_study(session, plan.n_jobs, plan.timeout, update)
+    best = finish(session)
+    c = count_trials(session.study)
+    console.print(
+        f"{c.done + c.failed} trials in {time.perf_counter() - start:.1f} s: {c.complete} complete, "
+        f"{c.pruned} pruned, {c.failed} failed; results in {session.run_dir}",
+        highlight=False,
+    )
+    console.print(best_table(best) if best else "no feasible completed trial")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    @handle_errors
+    def search_cmd(
+        model: ModelArg = None,
+        dataset: DatasetArg = None,
+        config: ConfigOpt = None,
+        load: Annotated[Path | None, typer.Option(help="Base checkpoint (eval_mode quantizes it).")] = None,
+        storage: StorageOpt = None,
+        study_name: StudyOpt = None,
+        n_trials: Annotated[int | None, typer.Option(help="Trials to complete (brute force: configurations).")] = None,
+        sampler: Annotated[str | None, typer.Option(help="random, tpe, nsgaii, nsgaiii, qmc, gp, brute_force.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Seed of the sampler, the model and training.")] = None,
+        n_jobs: Annotated[int | None, typer.Option(help="Worker processes on this host.")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")] = False,
+        resume: Annotated[Path | None, typer.Option(help="Continue the interrupted search of this run dir.")] = None,
+        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        set_: SetOpt = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Search a space of quantized / resized models (MASE's ch search); writes runs/<project>/<time>/."""
+        setup_logging(verbose)
+        _quiet_optuna()
+        from netcarve.config import build_config
+        from netcarve.errors import ConfigError
+        from netcarve.search import api
+        from netcarve.search.storage import open_storage
+
+        if resume is not None:
+            if any(v is not None for v in (model, dataset, config, load, sampler, seed, project, study_name)) or set_:
+                raise ConfigError("--resume continues a stored study: only --n-trials, --n-jobs and --storage apply")
+            _run(api.resume_search(resume, storage, n_trials, n_jobs))
+            return
+        overrides = _overrides(model=model, dataset=dataset, seed=seed, project=project, n_trials=n_trials,
+                               sampler=sampler, n_jobs=n_jobs)  # fmt: skip
+        cfg = build_config(config, overrides, set_ or [])
+        load_path = str(load) if load else None
+        opened = open_storage(storage) if storage else None  # unreachable: an error before anything else
+        if dry_run:
+            console.print(plan_table(api.dry_run_prepare(cfg, load_path), storage))
+            console.print("dry run: nothing was trained or written", highlight=False)
+            return
+        prepared = api.prepare_search(cfg, load_path)
+        console.print(plan_table(prepared, storage))
+        _run(api.start_search(prepared, storage, study_name, opened))
+
+    @app.command("worker")
+    @handle_errors
+    def worker_cmd(
+        storage: Annotated[str, typer.Option(help="The study's storage URL or journal file.")],
+        study_name: Annotated[str, typer.Option(help="The study to join.")],
+        config: ConfigOpt = None,
+        worker_index: Annotated[int, typer.Option(help="Seeds the sampler with seed + index.")] = 0,
+        timeout: Annotated[float | None, typer.Option(help="Stop asking for trials after this many seconds.")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Join a running study and run its trials until it is done (config read from the study)."""
+        setup_logging(verbose)
+        _quiet_optuna()
+        from netcarve.search.api import join_worker
+        from netcarve.search.runner import work
+
+        session = join_worker(storage, study_name, str(config) if config else None, worker_index)
+        deadline = time.time() + timeout if timeout is not None else None
+        ran = work(session, deadline)
+        err_console.print(f"worker {worker_index}: ran {ran} trial(s) of {study_name}", highlight=False)

@@ -1,0 +1,214 @@
+"""Start, resume or join a search, and finish it (results and best.pt). No printing: the CLI renders.
+
+``eval_mode = true`` without a checkpoint (no ``--load``/``load_name``): the base model is first trained
+with the top-level settings (max_epochs, …), saved as ``base.pt`` in the run dir, and every trial
+quantizes that trained model. This makes an eval-mode search run on a fresh dataset without a separate
+``netcarve train``; the effective config stored in the study points at ``base.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netcarve.config.loader import validate_config
+from netcarve.config.run import RunConfig, effective_dict
+from netcarve.errors import SearchError
+from netcarve.ir.graph import Graph
+from netcarve.search import storage as st
+from netcarve.search.brute_force import enqueue_missing
+from netcarve.search.candidate import build_candidate
+from netcarve.search.objective import trial_checkpoint
+from netcarve.search.plan import make_plan
+from netcarve.search.recovery import recover_stale
+from netcarve.search.results import write_results
+from netcarve.search.session import Prepared, Session, join, prepare, sampler_for, stored_attrs
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    storage: str
+    name: str
+
+
+def trains_base_first(prepared: Prepared) -> bool:
+    return prepared.plan.eval_mode and not prepared.retrain and not prepared.config.load_name
+
+
+def prepare_search(config: RunConfig, load: str | None = None) -> Prepared:
+    """Validate the config, load the data and the base model, build the space (nothing is trained)."""
+    from netcarve.workflow import initial_graph, load_splits
+
+    make_plan(config)  # fail on a bad strategy before loading any data
+    if load:
+        config = config.model_copy(update={"load_name": load})
+    splits = load_splits(config)
+    return prepare(config, splits, initial_graph(config, splits))
+
+
+def dry_run_prepare(config: RunConfig, load: str | None = None) -> Prepared:
+    """As :func:`prepare_search`, but the real JSC set is not loaded (its schema gives the model's shapes)."""
+    from netcarve.data import load_dataset, parse_dataset_spec
+    from netcarve.data.jsc_schema import jsc_info
+    from netcarve.train.checkpoint import build_graph, load_graph
+    from netcarve.workflow import require_model_and_dataset
+
+    make_plan(config)
+    model, dataset = require_model_and_dataset(config)
+    if load:
+        config = config.model_copy(update={"load_name": load})
+    splits = None if parse_dataset_spec(dataset)[0] == "jsc" else load_dataset(dataset)
+    info = splits.info if splits is not None else jsc_info()
+    base = load_graph(config.load_name, model, info) if config.load_name else build_graph(model, info)
+    return prepare(config, splits, base)
+
+
+def _train_base(prepared: Prepared, run_dir: Path) -> Prepared:
+    from netcarve.train.checkpoint import save_checkpoint
+    from netcarve.train.loop import fit
+    from netcarve.workflow import train_config
+
+    cfg = prepared.config
+    assert prepared.splits is not None
+    log.info("eval_mode without a checkpoint: training the base %s for %d epoch(s) first", cfg.model, cfg.max_epochs)
+    result = fit(prepared.base.module, prepared.splits, train_config(cfg))
+    prepared.base.module.eval()
+    path = save_checkpoint(run_dir / "base.pt", prepared.base, {"steps": result.steps, "purpose": "search base"})
+    return replace(prepared, config=cfg.model_copy(update={"load_name": str(path.resolve())}))
+
+
+def _new_run_dir(prepared: Prepared, storage_url: str | None, study_name: str | None) -> tuple[Path, StudyRef]:
+    """A new run dir with config.toml and a manifest naming the study (storage URL without password)."""
+    from netcarve.runs import create_run_dir, write_run_files
+    from netcarve.workflow import project_name
+
+    cfg = prepared.config
+    run_dir = create_run_dir(cfg.project_dir, project_name(cfg))
+    url = storage_url or st.default_storage_url(run_dir)
+    ref = StudyRef(url, study_name or f"{run_dir.parent.name}/{run_dir.name}")
+    shown = url if st.journal_path(url) else st.redacted(url)
+    source = prepared.splits.source if prepared.splits is not None else None
+    extra = {"dataset_source": source, "study": {"storage": shown, "name": ref.name}}
+    write_run_files(run_dir, effective_dict(cfg), "search", cfg.seed, extra)
+    return run_dir, ref
+
+
+def start_search(
+    prepared: Prepared, storage_url: str | None, study_name: str | None, storage: BaseStorage | None = None
+) -> Session:
+    """Create the run dir and the study (storing the effective config); brute force enqueues its grid."""
+    if storage is None and storage_url:
+        storage = st.open_storage(storage_url)  # unreachable → StorageError, and no run dir is made
+    if storage is not None and study_name and st.study_exists(storage, study_name):
+        raise st.duplicated(str(storage_url), study_name)
+    run_dir, ref = _new_run_dir(prepared, storage_url, study_name)
+    if trains_base_first(prepared):
+        prepared = _train_base(prepared, run_dir)
+    storage = storage or st.open_storage(ref.storage)
+    if ref.storage.startswith("sqlite") and prepared.plan.n_jobs > 1:
+        log.warning("SQLite is for one process; with n_jobs > 1 use the default journal file or PostgreSQL")
+    study = st.create_study(storage, ref.storage, ref.name, prepared.plan.directions, sampler_for(prepared.plan))
+    for key, value in stored_attrs(prepared, run_dir).items():
+        study.set_user_attr(key, value)
+    if prepared.plan.enumerates and prepared.target is not None:
+        enqueue_missing(study, prepared.space, prepared.target)
+    return Session(prepared, study, storage, ref.storage, run_dir)
+
+
+def read_study_ref(run_dir: Path, storage_url: str | None) -> StudyRef:
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        raise SearchError(f"{str(run_dir)!r} is not a run dir (no manifest.json)")
+    ref = json.loads(path.read_text()).get("study")
+    if not isinstance(ref, dict):
+        raise SearchError(f"{str(run_dir)!r} is not a search run dir (its manifest names no study)")
+    url = storage_url or str(ref["storage"])
+    if "***" in url:
+        raise SearchError("the run's storage URL was stored without its password: pass it again with --storage")
+    return StudyRef(url, str(ref["name"]))
+
+
+def load_stored(ref: StudyRef, overrides: dict[str, object] | None = None) -> tuple[RunConfig, BaseStorage]:
+    """The effective config stored in the study (with ``overrides`` of strategy.setup keys)."""
+    storage = st.open_storage(ref.storage)
+    study = st.load_study(storage, ref.storage, ref.name)
+    data = st.stored_config(study)
+    setup = data.setdefault("search", {}).setdefault("strategy", {}).setdefault("setup", {})
+    setup.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return validate_config(data, f"study {ref.name!r}"), storage
+
+
+def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, n_jobs: int | None) -> Session:
+    """Continue an interrupted study in its run dir: stale trials are redone, then up to n_trials done."""
+    from netcarve.workflow import initial_graph, load_splits
+
+    ref = read_study_ref(run_dir, storage_url)
+    config, storage = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs})
+    splits = load_splits(config)
+    prepared = prepare(config, splits, initial_graph(config, splits))
+    session = join(prepared, storage, ref.storage, ref.name, run_dir, 0)
+    recover_stale(session.study, session.storage, prepared.plan.enumerates)
+    session.study.set_user_attr(st.TARGET_ATTR, prepared.target)
+    if prepared.plan.enumerates and prepared.target is not None:
+        enqueue_missing(session.study, prepared.space, prepared.target)
+    return session
+
+
+def join_worker(storage_url: str, study_name: str, config_path: str | None, index: int) -> Session:
+    """A worker on a running study: its config comes from the study (or ``config_path``, same space)."""
+    from netcarve.config.loader import build_config
+    from netcarve.workflow import initial_graph, load_splits
+
+    config, storage = load_stored(StudyRef(storage_url, study_name))
+    if config_path is not None:
+        own = build_config(config_path)
+        if own.search is None or config.search is None or own.search.search_space != config.search.search_space:
+            raise SearchError(f"{config_path}: its [search.search_space] differs from the study's")
+        config = own
+    splits = load_splits(config)
+    prepared = prepare(config, splits, initial_graph(config, splits))
+    session = join(prepared, storage, storage_url, study_name, None, index)
+    stored_dir = session.study.user_attrs.get(st.RUN_DIR_ATTR)
+    if stored_dir and Path(stored_dir).is_dir():
+        session.run_dir = Path(stored_dir)
+    return session
+
+
+def _best_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Path | None]:
+    """The best candidate: its saved checkpoint when it was retrained, else rebuilt from the base."""
+    if session.run_dir is not None:
+        saved = trial_checkpoint(session.run_dir / "trials", trial.number)
+        if saved.is_file():
+            return None, saved
+    transforms = tuple((str(n), dict(c)) for n, c in trial.user_attrs.get("transforms", []))
+    if session.prepared.retrain:
+        return session.runner().evaluator.evaluate(transforms).graph, None
+    return build_candidate(session.prepared.base, transforms), None
+
+
+def finish(session: Session) -> list[FrozenTrial]:
+    """Write trials.csv, log.json, best.json and best.pt (the first best trial) into the run dir."""
+    from netcarve.train.checkpoint import save_checkpoint
+
+    if session.run_dir is None:
+        return []
+    best = write_results(session.run_dir, session.study, session.prepared.plan)
+    if best:
+        graph, saved = _best_graph(session, best[0])
+        target = session.run_dir / "best.pt"
+        if saved is not None:
+            shutil.copyfile(saved, target)
+        elif graph is not None:
+            meta = {"trial": best[0].number, "metrics": best[0].user_attrs.get("metrics", {})}
+            save_checkpoint(target, graph, meta, overwrite=True)
+    return best

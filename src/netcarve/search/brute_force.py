@@ -1,0 +1,63 @@
+"""Brute force: every configuration once, in canonical order, also across processes and machines.
+
+The configurations are enqueued in the study (WAITING trials with user attribute ``grid_id`` = their index in
+canonical order) before any worker starts. A worker claims one by switching it WAITING → RUNNING, which
+the storage does atomically (the journal rejects a second claim when it replays the log; a database
+checks the state in the same transaction), so each configuration is handed out exactly once; when no
+WAITING trial is left the worker stops. On resume, configurations whose trial died (stale) or that were
+never enqueued are enqueued again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from netcarve.search.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+log = logging.getLogger(__name__)
+
+GRID_ATTR = "grid_id"
+STALE_ATTR = "stale"
+
+
+def covered_grid_ids(study: optuna.Study) -> set[int]:
+    """Grid ids held by a trial that is waiting, running or finished (stale failures excluded)."""
+    covered: set[int] = set()
+    for trial in study.get_trials(deepcopy=False):
+        grid_id = trial.user_attrs.get(GRID_ATTR)
+        if grid_id is not None and not trial.user_attrs.get(STALE_ATTR):
+            covered.add(int(grid_id))
+    return covered
+
+
+def enqueue_missing(study: optuna.Study, space: SearchSpace, target: int) -> int:
+    """Enqueue every configuration in ``range(target)`` no trial holds; returns how many were enqueued."""
+    covered = covered_grid_ids(study)
+    missing = [i for i in range(target) if i not in covered]
+    for index in missing:
+        study.enqueue_trial(space.point(index), user_attrs={GRID_ATTR: index})
+    if missing:
+        log.info("brute force: %d of %d configurations queued", len(missing), target)
+    return len(missing)
+
+
+def claim_waiting(study: optuna.Study, storage: BaseStorage) -> optuna.Trial | None:
+    """Claim the first WAITING trial (atomically through the storage); None when none is left."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, trial_id)
+        except UpdateFinishedTrialError:
+            continue
+    return None

@@ -1,0 +1,98 @@
+"""Build and measure one candidate: base graph → transforms → (retrain) → metrics, fresh every time.
+
+Nothing is shared between candidates but the read-only base graph and data: every candidate starts from a
+copy of the base graph, training is seeded, and metrics are computed from the candidate alone, so the same
+configuration always gives the same metrics (latency, which is measured, aside).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from netcarve.data.base import Split, TensorSplits
+from netcarve.errors import TrainingError
+from netcarve.ir.graph import Graph
+from netcarve.search.metrics import architecture_metrics
+from netcarve.search.plan import SearchPlan
+from netcarve.search.spaces import Transforms
+
+log = logging.getLogger(__name__)
+
+#: latency measurement in a search: single forward passes at batch size 1
+LATENCY_RUNS, LATENCY_WARMUP = 30, 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one candidate measured; ``pruned`` holds the violated architecture constraint, if any."""
+
+    metrics: dict[str, float]
+    train_steps: int = 0
+    pruned: str | None = None
+    graph: Graph | None = None
+
+
+def build_candidate(base: Graph, transforms: Transforms) -> Graph:
+    """Apply ``transforms`` to ``base``: transform passes return a new graph and never mutate their input;
+    a result that still shares the base's module (no transform) is copied, so training never touches it."""
+    from netcarve.transforms.replay import apply_transforms
+
+    graph = apply_transforms(base, transforms)
+    return graph.copy() if graph.module is base.module else graph
+
+
+class CandidateEvaluator:
+    """Evaluates candidates of one search in this process (base graph and splits are read-only)."""
+
+    def __init__(self, base: Graph, splits: TensorSplits, plan: SearchPlan, retrain: bool) -> None:
+        self.base = base
+        self.plan = plan
+        self.retrain = retrain
+        self.eval_split: Split = splits.split(plan.eval_split).head(plan.eval_samples)
+        self.train_splits = replace(splits, train=splits.split(plan.train_split))
+
+    def evaluate(self, transforms: Transforms) -> Outcome:
+        graph = build_candidate(self.base, transforms)
+        metrics = self.architecture(graph)
+        for constraint in self.plan.constraints:
+            if constraint.architecture and constraint.violation(metrics[constraint.metric]) > 0:
+                return Outcome(metrics, pruned=constraint.reason(metrics[constraint.metric]))
+        steps = self.train(graph) if self.retrain else 0
+        metrics.update(self.software(graph))
+        if self.plan.needs_latency:
+            metrics["latency"] = self.latency(graph)
+        return Outcome(metrics, steps, None, graph)
+
+    def architecture(self, graph: Graph) -> dict[str, float]:
+        from netcarve.analysis import analyze
+
+        report = analyze(graph, (1, *graph.input_shape))
+        return architecture_metrics(report.total, self.plan.compare_to)
+
+    def train(self, graph: Graph) -> int:
+        from netcarve.train.loop import fit
+
+        torch.manual_seed(self.plan.train.seed)
+        result = fit(graph.module, self.train_splits, self.plan.train, validate=False)
+        graph.module.eval()
+        return result.steps
+
+    def software(self, graph: Graph) -> dict[str, float]:
+        from netcarve.train.loop import evaluate
+
+        result = evaluate(graph.module, self.eval_split)
+        if not math.isfinite(result.loss):
+            raise TrainingError(f"the candidate's evaluation loss is {result.loss}")
+        return {"accuracy": result.accuracy, "loss": result.loss}
+
+    def latency(self, graph: Graph) -> float:
+        from netcarve.analysis import measure_latency
+
+        device = self.eval_split.x.device
+        example = torch.zeros((1, *graph.input_shape), device=device)
+        measured = measure_latency(graph.module, example, runs=LATENCY_RUNS, warmup=LATENCY_WARMUP)
+        return measured.median_s * 1e3

@@ -1,0 +1,215 @@
+"""The validated search settings (``[search.strategy]``, ``[search.constraints]``) — all checked up front.
+
+Objective (DESIGN §8): with ``sum_scaled_metrics = true`` the study maximises Σ sign·scale·metric, sign = +1
+for a metric whose direction is "maximize" and −1 for "minimize"; ``setup.direction`` may then only be
+"maximize". Otherwise each metric is its own objective with its own direction, in config order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from netcarve.config.run import RunConfig
+from netcarve.config.search import SearchConfig, SearchSpaceConfig
+from netcarve.errors import ConfigError, UnknownNameError
+from netcarve.search.metrics import METRICS
+from netcarve.search.samplers import SAMPLERS
+from netcarve.search.spaces import SearchSpace
+from netcarve.train.loop import TrainConfig
+
+log = logging.getLogger(__name__)
+
+Direction = Literal["maximize", "minimize"]
+DIRECTIONS: tuple[Direction, ...] = ("maximize", "minimize")
+#: a brute-force search over more configurations needs an explicit n_trials
+MAX_ENUMERATED = 100_000
+STRATEGY = "search.strategy"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    scale: float
+    direction: Direction
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction == "maximize" else -1
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    """``[search.constraints] <metric> = {min, max}``; violation ≤ 0 means feasible (Optuna's convention)."""
+
+    metric: str
+    min: float | None
+    max: float | None
+    architecture: bool
+
+    def violation(self, value: float) -> float:
+        parts = [self.min - value if self.min is not None else float("-inf")]
+        parts.append(value - self.max if self.max is not None else float("-inf"))
+        return max(parts)
+
+    def reason(self, value: float) -> str:
+        if self.max is not None and value > self.max:
+            return f"{self.metric} = {value:g} > max {self.max:g}"
+        return f"{self.metric} = {value:g} < min {self.min:g}"
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    space: SearchSpaceConfig
+    sampler: str
+    metrics: tuple[MetricSpec, ...]
+    sum_scaled: bool
+    constraints: tuple[ConstraintSpec, ...]
+    eval_mode: bool
+    train: TrainConfig
+    train_split: str
+    eval_split: str
+    eval_samples: int | None
+    n_trials: int | None
+    n_trials_given: bool
+    n_jobs: int
+    timeout: float | None
+    seed: int
+    compare_to: float
+
+    @property
+    def directions(self) -> list[Direction]:
+        return ["maximize"] if self.sum_scaled else [m.direction for m in self.metrics]
+
+    @property
+    def enumerates(self) -> bool:
+        return SAMPLERS.get(self.sampler).enumerates
+
+    @property
+    def needs_latency(self) -> bool:
+        return any(m.name == "latency" for m in self.metrics) or any(c.metric == "latency" for c in self.constraints)
+
+    def retrains(self, space: SearchSpace) -> bool:
+        """Candidates are retrained unless eval_mode; width candidates always are (DESIGN §7)."""
+        return not self.eval_mode or space.changes_width
+
+
+def _direction(value: str, key: str) -> Direction:
+    text = value.strip().lower()
+    for direction in DIRECTIONS:
+        if text == direction:
+            return direction
+    close = difflib.get_close_matches(text, DIRECTIONS, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{key} must be 'maximize' or 'minimize', got {value!r}{hint}")
+
+
+def _metric_name(name: str, key: str) -> str:
+    try:
+        return METRICS.canonical(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _metrics(search: SearchConfig) -> tuple[MetricSpec, ...]:
+    table = search.strategy.metrics
+    if not table:
+        log.info("no [%s.metrics]: optimising accuracy (maximize)", STRATEGY)
+        return (MetricSpec("accuracy", 1.0, "maximize"),)
+    out = []
+    for name, m in table.items():
+        key = f"{STRATEGY}.metrics.{name}"
+        out.append(MetricSpec(_metric_name(name, key), m.scale, _direction(m.direction, f"{key}.direction")))
+    return tuple(out)
+
+
+def _constraints(search: SearchConfig) -> tuple[ConstraintSpec, ...]:
+    out = []
+    for name, bound in search.constraints.items():
+        key = f"search.constraints.{name}"
+        metric = _metric_name(name, key)
+        if bound.min is None and bound.max is None:
+            raise ConfigError(f"{key} sets neither min nor max")
+        if bound.min is not None and bound.max is not None and bound.min > bound.max:
+            raise ConfigError(f"{key}: min {bound.min:g} > max {bound.max:g}: no candidate can be feasible")
+        out.append(ConstraintSpec(metric, bound.min, bound.max, METRICS.get(metric).architecture_only))
+    return tuple(out)
+
+
+def _sum_direction(search: SearchConfig) -> None:
+    setup = search.strategy.setup
+    direction = _direction(setup.direction, f"{STRATEGY}.setup.direction")
+    if setup.sum_scaled_metrics and direction != "maximize":
+        raise ConfigError(
+            f"{STRATEGY}.setup.direction = {setup.direction!r} with sum_scaled_metrics = true: the study maximises "
+            "Σ sign·scale·metric, where each metric's own direction sets its sign (minimize ⇒ −1); "
+            "set the direction on the metrics and leave setup.direction = 'maximize'"
+        )
+    if not setup.sum_scaled_metrics and direction != "maximize":
+        log.warning(
+            "%s.setup.direction has no effect with sum_scaled_metrics = false (each metric has its own)", STRATEGY
+        )
+
+
+def _sampler(name: str) -> str:
+    try:
+        return SAMPLERS.canonical(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{STRATEGY}.setup.sampler: {exc}") from None
+
+
+def _train_config(config: RunConfig, search: SearchConfig) -> tuple[TrainConfig, str]:
+    from netcarve.workflow import train_config
+
+    basic = search.strategy.sw_runner.basic_train
+    if basic is None:
+        return train_config(config), "train"
+    cfg = TrainConfig(
+        max_epochs=basic.max_epochs, batch_size=basic.batch_size, learning_rate=basic.learning_rate,
+        weight_decay=basic.weight_decay, optimizer=basic.optimizer, lr_scheduler=basic.lr_scheduler,
+        num_warmup_steps=basic.num_warmup_steps, seed=basic.seed if basic.seed is not None else config.seed,
+        num_samples=basic.num_samples,
+    )  # fmt: skip
+    return cfg, basic.data_loader
+
+
+def make_plan(config: RunConfig) -> SearchPlan:
+    """Validate ``[search]`` of ``config`` (names, directions, constraints); nothing is built or run."""
+    search = config.search
+    if search is None or search.search_space is None:
+        raise ConfigError("no [search.search_space] in the config: a search needs a space (DESIGN §8)")
+    strategy, setup = search.strategy, search.strategy.setup
+    _sum_direction(search)
+    train, train_split = _train_config(config, search)
+    evaluation = strategy.sw_runner.basic_evaluation
+    hw = strategy.hw_runner.average_bitwidth
+    return SearchPlan(
+        space=search.search_space, sampler=_sampler(setup.sampler), metrics=_metrics(search),
+        sum_scaled=setup.sum_scaled_metrics, constraints=_constraints(search), eval_mode=strategy.eval_mode,
+        train=train, train_split=train_split,
+        eval_split=evaluation.data_loader if evaluation else "val_dataloader",
+        eval_samples=evaluation.num_samples if evaluation else None,
+        n_trials=setup.n_trials, n_trials_given="n_trials" in setup.model_fields_set, n_jobs=setup.n_jobs,
+        timeout=setup.timeout, seed=setup.seed if setup.seed is not None else config.seed,
+        compare_to=hw.compare_to if hw else 32.0,
+    )  # fmt: skip
+
+
+def target_trials(plan: SearchPlan, space: SearchSpace) -> int | None:
+    """How many trials the study runs: brute force covers the space (or the first n_trials of it)."""
+    if not plan.enumerates:
+        if plan.n_trials is None and plan.timeout is None:
+            raise ConfigError(f"{STRATEGY}.setup: n_trials = 'NA' needs a timeout, or the search never ends")
+        return plan.n_trials
+    if plan.n_trials_given and plan.n_trials is not None:
+        if plan.n_trials < space.size:
+            log.warning("brute force covers the first %d of %d configurations (n_trials)", plan.n_trials, space.size)
+        return min(plan.n_trials, space.size)
+    if space.size > MAX_ENUMERATED:
+        raise ConfigError(
+            f"brute force over {space.size:,} configurations (more than {MAX_ENUMERATED:,}): "
+            f"set {STRATEGY}.setup.n_trials to cover part of the space, or use another sampler"
+        )
+    return space.size

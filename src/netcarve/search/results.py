@@ -1,0 +1,124 @@
+"""Results of a study: the best trial(s) and the run-dir files trials.csv, log.json, best.json, best.pt.
+
+Best trials are COMPLETE, feasible (every constraint satisfied) and not reused copies: in sum mode the
+trial(s) with the highest objective; otherwise the Pareto front, each metric in its own direction. The
+files are regenerated from the study at the end of every session (also after --resume).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netcarve.search.metrics import METRICS
+from netcarve.search.objective import is_feasible
+from netcarve.search.plan import SearchPlan
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+log = logging.getLogger(__name__)
+
+
+def _better_or_equal(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    return all((x >= y) if d == "maximize" else (x <= y) for x, y, d in zip(a, b, directions, strict=True))
+
+
+def _dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    return _better_or_equal(a, b, directions) and list(a) != list(b)
+
+
+def candidates(study: optuna.Study) -> list[FrozenTrial]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [t for t in trials if is_feasible(t) and "reused_from" not in t.user_attrs]
+
+
+def best_trials(study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:
+    """The best feasible trials (ties and Pareto-optimal trials all included), by trial number."""
+    trials = candidates(study)
+    directions = plan.directions
+    if not trials:
+        return []
+    if len(directions) == 1:
+        sign = 1 if directions[0] == "maximize" else -1
+        top = max(sign * t.values[0] for t in trials)
+        return [t for t in trials if sign * t.values[0] == top]
+    return [t for t in trials if not any(_dominates(o.values, t.values, directions) for o in trials)]
+
+
+def best_text(study: optuna.Study, plan: SearchPlan) -> str:
+    best = best_trials(study, plan)
+    if not best:
+        return "best: -"
+    if plan.sum_scaled:
+        return f"best: {best[0].values[0]:.4g} (trial {best[0].number})"
+    return f"Pareto front: {len(best)} trial(s)"
+
+
+def _metric_order(trials: Sequence[FrozenTrial]) -> list[str]:
+    seen = {k for t in trials for k in t.user_attrs.get("metrics", {})}
+    return [name for name in METRICS.names() if name in seen]
+
+
+def trial_row(trial: FrozenTrial, plan: SearchPlan, metrics: Sequence[str]) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    values = trial.values or []
+    names = ["objective"] if plan.sum_scaled else [f"objective_{m.name}" for m in plan.metrics]
+    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
+    row.update({n: values[i] if i < len(values) else "" for i, n in enumerate(names)})
+    row.update({f"param:{k}": v for k, v in trial.params.items()})
+    row.update({m: attrs.get("metrics", {}).get(m, "") for m in metrics})
+    for key in ("train_steps", "duration_s", "reused_from", "pruned", "error", "grid_id", "worker"):
+        row[key] = attrs.get(key, "")
+    return row
+
+
+def write_trials_csv(path: Path, study: optuna.Study, plan: SearchPlan) -> None:
+    trials = study.get_trials(deepcopy=False)
+    metrics = _metric_order(trials)
+    rows = [trial_row(t, plan, metrics) for t in trials]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def trial_record(trial: FrozenTrial) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "values": trial.values,
+        "params": trial.params,
+        "user_attrs": trial.user_attrs,
+        "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
+        "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:
+    """trials.csv, log.json and best.json in ``run_dir``; returns the best trials."""
+    write_trials_csv(run_dir / "trials.csv", study, plan)
+    write_json(run_dir / "log.json", [trial_record(t) for t in study.get_trials(deepcopy=False)])
+    best = best_trials(study, plan)
+    write_json(run_dir / "best.json", {
+        "directions": plan.directions,
+        "metrics": [{"name": m.name, "scale": m.scale, "direction": m.direction} for m in plan.metrics],
+        "sum_scaled_metrics": plan.sum_scaled,
+        "best": [trial_record(t) for t in best],
+        "checkpoint": "best.pt" if best else None,
+    })  # fmt: skip
+    return best

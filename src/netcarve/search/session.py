@@ -1,0 +1,101 @@
+"""Everything one process needs to run trials of a study: config, plan, base graph, space, evaluator.
+
+The search command, ``--resume`` and ``netcarve worker`` all build a :class:`Session`; workers read the
+effective config from the study (stored there when the study was created).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netcarve.config.run import RunConfig, effective_dict
+from netcarve.data.base import TensorSplits
+from netcarve.errors import SearchError
+from netcarve.ir.graph import Graph
+from netcarve.search.candidate import CandidateEvaluator, build_candidate
+from netcarve.search.objective import TrialRunner
+from netcarve.search.plan import SearchPlan, make_plan, target_trials
+from netcarve.search.samplers import SAMPLERS, make_sampler
+from netcarve.search.spaces import SearchSpace, build_space
+from netcarve.search.storage import CONFIG_ATTR, RUN_DIR_ATTR, TARGET_ATTR, load_study
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.samplers import BaseSampler
+    from optuna.storages import BaseStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated search before any study exists: what --dry-run prints."""
+
+    config: RunConfig
+    plan: SearchPlan
+    splits: TensorSplits | None  # None only in a dry run on the real JSC set (not loaded)
+    base: Graph
+    space: SearchSpace
+    target: int | None
+    retrain: bool
+
+
+@dataclass
+class Session:
+    prepared: Prepared
+    study: optuna.Study
+    storage: BaseStorage
+    url: str
+    run_dir: Path | None
+
+    @property
+    def target(self) -> int | None:
+        value = self.study.user_attrs.get(TARGET_ATTR)
+        return None if value is None else int(value)
+
+    def runner(self) -> TrialRunner:
+        p = self.prepared
+        if p.splits is None:
+            raise SearchError("no data loaded: this search was prepared for a dry run")
+        evaluator = CandidateEvaluator(p.base, p.splits, p.plan, p.retrain)
+        checkpoints = self.run_dir / "trials" if self.run_dir is not None and self.run_dir.is_dir() else None
+        return TrialRunner(self.study, p.plan, p.space, evaluator, checkpoints)
+
+
+def prepare(config: RunConfig, splits: TensorSplits | None, base: Graph) -> Prepared:
+    """Validate the whole search against the base graph; the first configuration is built as a check."""
+    plan = make_plan(config)
+    space = build_space(plan.space, base)
+    target = target_trials(plan, space)
+    build_candidate(base, space.transforms(space.point(0)))
+    retrain = plan.retrains(space)
+    if plan.constraints and not SAMPLERS.get(plan.sampler).takes_constraints:
+        log.info("sampler %s does not steer by constraints; infeasible trials are still never best", plan.sampler)
+    if plan.eval_mode and retrain:
+        log.warning("eval_mode = true, but the space changes widths: every candidate is retrained (basic_train)")
+    return Prepared(config, plan, splits, base, space, target, retrain)
+
+
+def sampler_for(plan: SearchPlan, worker_index: int = 0) -> BaseSampler:
+    """Worker i's sampler is seeded with seed + i (one process: exactly the config's seed)."""
+    return make_sampler(plan.sampler, plan.seed + worker_index)
+
+
+def stored_attrs(prepared: Prepared, run_dir: Path | None) -> dict[str, Any]:
+    """Study user attributes: the effective config (n_trials resolved, checkpoint path absolute)."""
+    data = copy.deepcopy(effective_dict(prepared.config))
+    setup = data.setdefault("search", {}).setdefault("strategy", {}).setdefault("setup", {})
+    if prepared.target is not None:
+        setup["n_trials"] = prepared.target
+    if prepared.config.load_name:
+        data["load_name"] = str(Path(prepared.config.load_name).resolve())
+    return {CONFIG_ATTR: data, RUN_DIR_ATTR: str(run_dir.resolve()) if run_dir else None, TARGET_ATTR: prepared.target}
+
+
+def join(prepared: Prepared, storage: BaseStorage, url: str, name: str, run_dir: Path | None, index: int) -> Session:
+    study = load_study(storage, url, name, sampler_for(prepared.plan, index))
+    return Session(prepared, study, storage, url, run_dir)

@@ -1,0 +1,72 @@
+"""``graph/quantize/mixed_precision_ptq``: per-node (by name) or per-op-type (by type) quantization choices.
+
+As in MASE, every quantizable target gets its own choices: its seed, or else the ``default`` seed. The
+``default`` seed covers the kinds the quantize pass's own default applies to (linear, conv, relu); batch
+norms are searched only when a seed names them. A ``default`` seed without choices is passed as the pass's
+``default`` entry as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from netcarve.config.passes import QuantLayerConfig
+from netcarve.config.search import SeedEntry
+from netcarve.errors import ConfigError
+from netcarve.ir.graph import Graph
+from netcarve.search.spaces.base import EntrySpace, PassSpace
+from netcarve.search.spaces.seeds import Targets, check_leaves, entry_space, is_fixed, used_seeds
+
+
+def quantize_targets(graph: Graph) -> tuple[Targets, tuple[str, ...]]:
+    """The quantizable nodes and kinds of ``graph``, and the targets the ``default`` seed applies to."""
+    from netcarve.transforms.quantize.modules import can_quantize
+    from netcarve.transforms.quantize.plan import DEFAULT_KINDS, QUANT_OPERANDS
+
+    nodes: list[str] = []
+    kinds: list[str] = []
+    for node in graph.compute_nodes():
+        kind = graph.meta(node).kind
+        if node.op == "call_module" and kind in QUANT_OPERANDS and can_quantize(graph.submodule(node)):
+            nodes.append(node.name)
+            if kind not in kinds:
+                kinds.append(kind)
+    targets = Targets(tuple(nodes), tuple(kinds), "quantizable")
+    return targets, tuple(DEFAULT_KINDS)
+
+
+def _clean(config: dict[str, Any]) -> dict[str, Any]:
+    """A layer left float ("NA") needs no widths: equal candidates get equal configs."""
+    return {"name": None} if config.get("name") is None else config
+
+
+def _check_quantizers(seed: Mapping[str, SeedEntry], table: str) -> None:
+    from netcarve.transforms.quantize.quantizers import QUANTIZERS
+
+    for key, entry in seed.items():
+        for choice in entry.config.get("name", []):
+            if choice is not None and choice not in QUANTIZERS:
+                raise ConfigError(f"{table}.seed.{key}.config.name: {QUANTIZERS.unknown_message(str(choice))}")
+
+
+def quantize_pass_space(by: str, seed: Mapping[str, SeedEntry], graph: Graph, prefix: str, table: str) -> PassSpace:
+    targets, default_kinds = quantize_targets(graph)
+    for key, entry in seed.items():
+        check_leaves(entry, QuantLayerConfig, table, key)
+    _check_quantizers(seed, table)
+    used = used_seeds(seed, by, graph, targets, table)
+    default_leaves: dict[str, list[Any]] = dict(seed["default"].config) if "default" in seed else {"name": [None]}
+    leaves = {key: dict(seed[key].config) for key in used}
+    if is_fixed(default_leaves):
+        default = entry_space("default", default_leaves, prefix)
+    else:
+        default = EntrySpace("default", {"name": None})
+        kind_of = {n: graph.meta(n).kind for n in targets.nodes}
+        for target in targets.nodes if by == "name" else targets.kinds:
+            kind = kind_of[target] if by == "name" else target
+            if target not in leaves and kind in default_kinds:
+                leaves[target] = default_leaves
+    order = targets.nodes if by == "name" else targets.kinds
+    entries = tuple(entry_space(t, leaves[t], prefix) for t in order if t in leaves)
+    return PassSpace("quantize", by, default, entries, clean=_clean)

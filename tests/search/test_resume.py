@@ -1,0 +1,84 @@
+"""kill -9 in the middle of a study, then --resume: exactly n_trials done, completed trials never redone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from netcarve.cli.app import app
+from netcarve.config.writer import dumps_toml
+from tests.search.helpers import search_dict
+
+N_TRIALS = 8
+
+
+def all_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    """The trials in the run dir's journal (none before the study exists)."""
+    journal, manifest = run_dir / "study.journal", run_dir / "manifest.json"
+    if not journal.exists() or not manifest.exists():
+        return []
+    name = json.loads(manifest.read_text())["study"]["name"]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    except KeyError:  # the study is not created yet
+        return []
+
+
+def completed(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in all_trials(run_dir) if t.state.name == "COMPLETE"]
+
+
+def start_and_kill(tmp_path: Path, sampler: str, after: int) -> Path:
+    seed = {
+        "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2, 3, 4]}},
+        "seq_blocks_4": {"config": {"name": ["both"], "channel_multiplier": [1, 2, 3, 4]}},
+    }
+    data = search_dict(tmp_path, seed=seed, sampler=sampler, n_trials=N_TRIALS, dataset="synthetic-jsc:20000")
+    path = tmp_path / "search.toml"
+    path.write_text(dumps_toml(data))
+    cmd = [sys.executable, "-m", "netcarve.cli.app", "search", "--config", str(path)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "runs").glob("t/2*")) if (tmp_path / "runs").exists() else []
+        run_dir = found[0] if found else None
+        if run_dir is not None and len(completed(run_dir)) >= after:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the search ended before it could be killed"
+    assert run_dir is not None
+    return run_dir
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "brute_force"])
+def test_kill_9_then_resume_completes_exactly_n_trials(tmp_path: Path, sampler: str) -> None:
+    run_dir = start_and_kill(tmp_path, sampler, after=3)
+    before = {t.number: t.values for t in completed(run_dir)}
+    assert 3 <= len(before) < N_TRIALS
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    trials = all_trials(run_dir)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(done) == N_TRIALS
+    assert {t.number: t.values for t in done if t.number in before} == before  # kept, not redone
+    evaluated = [tuple(sorted(t.params.items())) for t in done if "reused_from" not in t.user_attrs]
+    assert len(evaluated) == len(set(evaluated))  # no configuration evaluated twice
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert all(t.user_attrs.get("stale") for t in failed) and len(failed) <= 1
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    if sampler == "brute_force":
+        assert sorted(t.user_attrs["grid_id"] for t in done) == list(range(N_TRIALS))
+    assert (run_dir / "best.pt").is_file() and (run_dir / "trials.csv").is_file()

@@ -1,0 +1,152 @@
+"""Studies end to end in this process: fresh metrics per trial, independent trials, reuse, failures, brute force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from netcarve.search.api import prepare_search
+from netcarve.search.candidate import CandidateEvaluator
+from netcarve.search.session import Prepared
+from tests.search.helpers import config, run_search, search_dict, trials
+
+QUANT = "graph/quantize/mixed_precision_ptq"
+
+
+@pytest.fixture
+def ptq(tmp_path: Path) -> Prepared:
+    data = search_dict(tmp_path, space=QUANT, model="jsc-toy", sampler="random", n_trials=6, eval_mode=True)
+    data["search"]["strategy"]["metrics"] = {"accuracy": {"direction": "maximize"}, "loss": {"direction": "minimize"}}
+    return prepare_search(config(data))
+
+
+def test_metrics_are_fresh_per_candidate_and_reproducible(ptq: Prepared) -> None:
+    """A configuration gives the same metrics alone, after others, and twice (retraining included)."""
+    space, plan = ptq.space, ptq.plan
+    target = space.transforms(space.point(3))
+    others = [space.transforms(space.point(i)) for i in (0, 7, 11)]
+    for retrain in (False, True):
+        alone = CandidateEvaluator(ptq.base, ptq.splits, plan, retrain).evaluate(target).metrics  # type: ignore[arg-type]
+        evaluator = CandidateEvaluator(ptq.base, ptq.splits, plan, retrain)  # type: ignore[arg-type]
+        for t in others:
+            evaluator.evaluate(t)
+        assert evaluator.evaluate(target).metrics == alone
+        assert evaluator.evaluate(target).metrics == alone
+
+
+def test_trials_do_not_touch_the_base_graph(tmp_path: Path) -> None:
+    cfg = config(search_dict(tmp_path, space=QUANT, model="jsc-toy", sampler="random", n_trials=4))
+    prepared = prepare_search(cfg)
+    before = {k: v.clone() for k, v in prepared.base.module.state_dict().items()}
+    from netcarve.search.api import start_search
+    from netcarve.search.runner import run_study
+
+    session = start_search(prepared, None, None)
+    run_study(session, 1, None, lambda: None)
+    after = session.prepared.base.module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert sum(t.user_attrs["train_steps"] > 0 for t in trials(session, "COMPLETE")) >= 1
+
+
+def test_repeated_configuration_is_reused_not_reevaluated(tmp_path: Path) -> None:
+    seed = {
+        "default": {"config": {"name": [None]}},
+        "seq_blocks_2": {"config": {"name": ["integer"], "weight_width": [4, 8]}},
+    }
+    data = search_dict(tmp_path, space=QUANT, seed=seed, model="jsc-toy", sampler="random", n_trials=6, eval_mode=True)
+    session = run_search(config(data))
+    done = trials(session, "COMPLETE")
+    assert len(done) == 6
+    reused = [t for t in done if "reused_from" in t.user_attrs]
+    assert len(reused) == 4  # only two distinct configurations exist
+    by_number = {t.number: t for t in done}
+    for t in reused:
+        source = by_number[t.user_attrs["reused_from"]]
+        assert t.params == source.params and t.values == source.values
+        assert t.user_attrs["metrics"] == source.user_attrs["metrics"]
+
+
+def test_sum_mode_value_is_hand_computable_from_the_trials_metrics(tmp_path: Path) -> None:
+    metrics = {
+        "accuracy": {"scale": 1.0, "direction": "maximize"},
+        "model_size": {"scale": 0.001, "direction": "minimize"},
+    }
+    data = search_dict(
+        tmp_path, space=QUANT, model="jsc-toy", sampler="tpe", n_trials=3, eval_mode=True, metrics=metrics
+    )
+    session = run_search(config(data))
+    for t in trials(session, "COMPLETE"):
+        m = t.user_attrs["metrics"]
+        assert t.value == pytest.approx(m["accuracy"] - 0.001 * m["model_size"])
+        assert t.user_attrs["scaled_metrics"] == pytest.approx(
+            {"accuracy": m["accuracy"], "model_size": 0.001 * m["model_size"]}
+        )
+
+
+def test_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path) -> None:
+    seed = {"default": {"config": {"name": [None]}},
+            "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 0.01, 2]}}}  # fmt: skip
+    session = run_search(config(search_dict(tmp_path, seed=seed, n_trials=None)))
+    failed = trials(session, "FAIL")
+    assert len(failed) == 1 and failed[0].params == {"seq_blocks_2/channel_multiplier": 0.01}
+    assert "ConfigError" in failed[0].user_attrs["error"] and "at least 1 needed" in failed[0].user_attrs["error"]
+    assert [t.number for t in trials(session, "COMPLETE")] == [0, 2]
+    csv_text = (session.run_dir / "trials.csv").read_text()  # type: ignore[operator]
+    assert "FAIL" in csv_text and "at least 1 needed" in csv_text
+
+
+def test_nan_training_fails_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netcarve.errors import TrainingError
+    from netcarve.search import candidate
+
+    real = candidate.CandidateEvaluator.train
+
+    def diverge(self: CandidateEvaluator, graph):  # type: ignore[no-untyped-def]
+        if graph.module.get_submodule("seq_blocks.2").out_features == 32:
+            raise TrainingError("training diverged: loss is nan in epoch 0")
+        return real(self, graph)
+
+    monkeypatch.setattr(candidate.CandidateEvaluator, "train", diverge)
+    session = run_search(config(search_dict(tmp_path)))
+    assert len(trials(session, "FAIL")) == 2 and len(trials(session, "COMPLETE")) == 2
+    assert all("loss is nan" in t.user_attrs["error"] for t in trials(session, "FAIL"))
+
+
+def test_architecture_constraint_prunes_before_training(tmp_path: Path) -> None:
+    data = search_dict(tmp_path)
+    data["search"]["constraints"] = {"params": {"max": 700}}
+    session = run_search(config(data))
+    pruned = trials(session, "PRUNED")  # 661 params at multipliers (1, 1); every wider candidate has more
+    assert [t.params for t in trials(session, "COMPLETE")] == [
+        {"seq_blocks_2/channel_multiplier": 1, "seq_blocks_4/channel_multiplier": 1}
+    ]
+    assert len(pruned) == 3
+    assert all(t.user_attrs["train_steps"] == 0 and "params = " in t.user_attrs["pruned"] for t in pruned)
+    best = __import__("json").loads((session.run_dir / "best.json").read_text())  # type: ignore[operator]
+    assert [b["number"] for b in best["best"]] and all(b["state"] == "COMPLETE" for b in best["best"])
+
+
+def test_infeasible_trials_are_never_best(tmp_path: Path) -> None:
+    """accuracy ≤ 0.05 can never hold: no trial is feasible, so none is reported as best."""
+    data = search_dict(tmp_path, space=QUANT, model="jsc-toy", sampler="tpe", n_trials=3, eval_mode=True)
+    data["search"]["constraints"] = {"accuracy": {"max": 0.05}}
+    session = run_search(config(data))
+    assert len(trials(session, "COMPLETE")) == 3
+    assert all(t.constraints["accuracy"] > 0 for t in trials(session, "COMPLETE"))
+    assert not (session.run_dir / "best.pt").exists()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_brute_force_visits_each_configuration_once(tmp_path: Path, n_jobs: int) -> None:
+    session = run_search(config(search_dict(tmp_path, n_jobs=n_jobs)), n_jobs=n_jobs)
+    everything = trials(session)
+    assert len(everything) == 4 and all(t.state.name == "COMPLETE" for t in everything)
+    assert sorted(t.user_attrs["grid_id"] for t in everything) == [0, 1, 2, 3]
+    assert len({tuple(sorted(t.params.items())) for t in everything}) == 4
+    assert all(t.user_attrs["train_steps"] > 0 for t in everything)
+    if n_jobs == 2:
+        assert len({t.user_attrs["worker"] for t in everything}) >= 1
+        assert (session.run_dir / "worker-1.log").exists()  # type: ignore[operator]
+    assert (session.run_dir / "best.pt").is_file()  # type: ignore[operator]
