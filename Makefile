@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# train + test a registered model, then a short joint (width + quantization) search, all on digits
 demo: $(STAMP)
 	$(BIN)/netcarve train hls4ml-jet digits --project demo --config configs/digits_train.toml
-	$(BIN)/netcarve test hls4ml-jet digits --load runs/demo/latest/best.pt --split test
+	$(BIN)/netcarve test hls4ml-jet digits --load runs/demo/latest/best.pt --split test --project demo
+	$(BIN)/netcarve search --config configs/search_joint_digits.toml --project demo-search \
+		--set search.strategy.setup.n_trials=40 --set search.strategy.sw_runner.basic_train.max_epochs=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -34,6 +37,8 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/analysis_bench.py
+	$(BIN)/python bench/search_bench.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
