@@ -41,7 +41,7 @@ class PerSampleDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.x[i], self.y[i]
 
 
-def lightning_epoch(splits: TensorSplits, seed: int) -> tuple[float, int]:
+def lightning_epoch(splits: TensorSplits, seed: int, limit: int | None = None) -> tuple[float, int]:
     import lightning as L
     import torchmetrics
 
@@ -90,17 +90,20 @@ def lightning_epoch(splits: TensorSplits, seed: int) -> tuple[float, int]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        limit_train_batches=limit,
+        limit_val_batches=limit,
     )
     start = time.perf_counter()
     trainer.fit(module, train, val)
     return time.perf_counter() - start, module.steps
 
 
-def netcarve_epoch(splits: TensorSplits, seed: int) -> tuple[float, int]:
+def netcarve_epoch(splits: TensorSplits, seed: int, limit: int | None = None) -> tuple[float, int]:
     torch.manual_seed(seed)
     model = create_model("jsc-three-linear-layers", splits.info)
     start = time.perf_counter()
-    result = fit(model, splits, TrainConfig(max_epochs=1, batch_size=BATCH, learning_rate=LR, seed=seed))
+    cfg = TrainConfig(max_epochs=1, max_steps=limit, batch_size=BATCH, learning_rate=LR, seed=seed)
+    result = fit(model, splits, cfg)
     return time.perf_counter() - start, result.steps
 
 
@@ -115,6 +118,9 @@ def main() -> None:
     print(f"train rows {len(splits.train)}, batch {BATCH}, steps {math.ceil(len(splits.train) / BATCH)}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     default_threads = torch.get_num_threads()
+    # untimed warm-up of both paths: one-time imports and kernel set-up are not what is compared
+    netcarve_epoch(splits, 0, limit=5)
+    lightning_epoch(splits, 0, limit=5)
     ours, our_steps = netcarve_epoch(splits, 0)
     print(f"netcarve                        : {ours:8.2f} s  ({our_steps} optimizer steps + validation)")
     base_default, base_steps = lightning_epoch(splits, 0)
