@@ -30,11 +30,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from mase_baseline import PerSampleDataset
 from netcarve.config.loader import validate_config
 from netcarve.data import load_dataset
-from netcarve.data.base import Split, TensorSplits
+from netcarve.data.base import TensorSplits
 from netcarve.ir.graph import Graph
 from netcarve.search.api import finish, prepare_search, start_search
 from netcarve.search.runner import run_study
@@ -45,19 +46,6 @@ ROWS = 630_000
 BATCH = 256
 EVAL_TRIALS, RETRAIN_TRIALS = 20, 10
 QUANT_LEAVES = {"name": ["integer"], "data_in_width": [4, 8], "weight_width": [2, 4, 8], "bias_width": [2, 4, 8]}
-
-
-class PerSampleDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """MASE's JSC dataset: one (x, y) pair per __getitem__."""
-
-    def __init__(self, split: Split) -> None:
-        self.x, self.y = split.x, split.y
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[i], self.y[i]
 
 
 def search_config(tmp: Path, kind: str, load: str | None, rows: int) -> dict[str, Any]:

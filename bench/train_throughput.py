@@ -17,28 +17,16 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from mase_baseline import PerSampleDataset
 from netcarve.data import load_dataset
-from netcarve.data.base import Split, TensorSplits
+from netcarve.data.base import TensorSplits
 from netcarve.models import create_model
 from netcarve.train import TrainConfig, fit
 
 BATCH = 256
 LR = 1e-3
-
-
-class PerSampleDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """MASE's JSC dataset: one (x, y) pair per __getitem__."""
-
-    def __init__(self, split: Split) -> None:
-        self.x, self.y = split.x, split.y
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[i], self.y[i]
 
 
 def lightning_epoch(splits: TensorSplits, seed: int, limit: int | None = None) -> tuple[float, int]:

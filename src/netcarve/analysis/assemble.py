@@ -7,24 +7,10 @@ import math
 from netcarve.analysis.counter import GraphCounts
 from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted
 from netcarve.analysis.memory import output_bytes, peak_live_bytes
-from netcarve.analysis.report import LayerRecord, Report, TotalRecord
+from netcarve.analysis.report import LAYER_METRICS, LayerRecord, Report, TotalRecord
 from netcarve.analysis.storage import EMPTY, NodeStorage, node_storage
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import NodeMeta, TensorMeta
-
-_SUMMED = (
-    "params",
-    "buffers",
-    "size_bits",
-    "buffer_bits",
-    "macs",
-    "flops",
-    "bitops",
-    "backward_dgrad_macs",
-    "backward_wgrad_macs",
-    "backward_flops",
-    "output_bytes",
-)
 
 
 def _precision_text(meta: NodeMeta) -> str:
@@ -63,7 +49,7 @@ def _layer(
 
 
 def _total(layers: list[LayerRecord], peak: int, compare_to: int) -> TotalRecord:
-    sums = {key: sum(getattr(r, key) for r in layers) for key in _SUMMED}
+    sums = {key: sum(getattr(r, key) for r in layers) for key in LAYER_METRICS}
     average = sums["size_bits"] / sums["params"] if sums["params"] else 0.0
     return TotalRecord(
         params=sums["params"],
