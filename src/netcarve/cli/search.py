@@ -151,7 +151,7 @@ def _run(session: Session) -> None:
     c = count_trials(session.study)
     console.print(
         f"{c.done + c.failed} trials in {time.perf_counter() - start:.1f} s: {c.complete} complete, "
-        f"{c.pruned} pruned, {c.failed} failed; results in {session.run_dir}",
+        f"{c.pruned} pruned, {c.failed} failed; results and report.html in {session.run_dir}",
         highlight=False,
     )
     console.print(best_table(best) if best else "no feasible completed trial")

@@ -87,13 +87,19 @@ def _train_base(prepared: Prepared, run_dir: Path) -> Prepared:
     return replace(prepared, config=cfg.model_copy(update={"load_name": str(path.resolve())}))
 
 
-def _new_run_dir(prepared: Prepared, storage_url: str | None, study_name: str | None) -> tuple[Path, StudyRef]:
-    """A new run dir with config.toml and a manifest naming the study (storage URL without password)."""
+def _new_run_dir(
+    prepared: Prepared, storage_url: str | None, study_name: str | None, run_dir: Path | None = None
+) -> tuple[Path, StudyRef]:
+    """A new run dir (``run_dir``, which must not exist, or runs/<project>/<time>) with config.toml and a
+    manifest naming the study (storage URL without password)."""
     from netcarve.runs import create_run_dir, write_run_files
     from netcarve.workflow import project_name
 
     cfg = prepared.config
-    run_dir = create_run_dir(cfg.project_dir, project_name(cfg))
+    if run_dir is None:
+        run_dir = create_run_dir(cfg.project_dir, project_name(cfg))
+    else:
+        run_dir.mkdir(parents=True)
     url = storage_url or st.default_storage_url(run_dir)
     ref = StudyRef(url, study_name or f"{run_dir.parent.name}/{run_dir.name}")
     shown = url if st.journal_path(url) else st.redacted(url)
@@ -104,14 +110,21 @@ def _new_run_dir(prepared: Prepared, storage_url: str | None, study_name: str | 
 
 
 def start_search(
-    prepared: Prepared, storage_url: str | None, study_name: str | None, storage: BaseStorage | None = None
+    prepared: Prepared,
+    storage_url: str | None,
+    study_name: str | None,
+    storage: BaseStorage | None = None,
+    run_dir: Path | None = None,
 ) -> Session:
-    """Create the run dir and the study (storing the effective config); brute force enqueues its grid."""
+    """Create the run dir and the study (storing the effective config); brute force enqueues its grid.
+
+    ``run_dir``: use this new directory instead of runs/<project>/<time> (``netcarve compare`` nests runs).
+    """
     if storage is None and storage_url:
         storage = st.open_storage(storage_url)  # unreachable → StorageError, and no run dir is made
     if storage is not None and study_name and st.study_exists(storage, study_name):
         raise st.duplicated(str(storage_url), study_name)
-    run_dir, ref = _new_run_dir(prepared, storage_url, study_name)
+    run_dir, ref = _new_run_dir(prepared, storage_url, study_name, run_dir)
     if trains_base_first(prepared):
         prepared = _train_base(prepared, run_dir)
     storage = storage or st.open_storage(ref.storage)
@@ -196,8 +209,19 @@ def _best_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Pat
     return build_candidate(session.prepared.base, transforms), None
 
 
+def write_report_safely(run_dir: Path) -> Path | None:
+    """report.html of the run dir, regenerated with the results; a failing report never fails the search."""
+    try:
+        from netcarve.report import write_report
+
+        return write_report(run_dir, force=True)
+    except Exception as exc:
+        log.warning("could not write report.html: %s: %s", type(exc).__name__, exc)
+        return None
+
+
 def finish(session: Session) -> list[FrozenTrial]:
-    """Write trials.csv, log.json, best.json and best.pt (the first best trial) into the run dir."""
+    """Write trials.csv, log.json, best.json, best.pt (the first best trial) and report.html into the run dir."""
     from netcarve.train.checkpoint import save_checkpoint
 
     if session.run_dir is None:
@@ -211,4 +235,5 @@ def finish(session: Session) -> list[FrozenTrial]:
         elif graph is not None:
             meta = {"trial": best[0].number, "metrics": best[0].user_attrs.get("metrics", {})}
             save_checkpoint(target, graph, meta, overwrite=True)
+    write_report_safely(session.run_dir)
     return best

@@ -1,0 +1,267 @@
+"""Read a search run dir (trials.csv, best.json; config.toml, manifest.json and log.json when present).
+
+Nothing is imported from torch or Optuna: a report is made from the files alone. A trial is *feasible*
+when every ``[search.constraints]`` bound of the stored config holds for its metrics (a metric the trial
+did not measure counts as satisfied, as in the search itself).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import shlex
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netcarve.errors import NetcarveError
+from netcarve.search.metrics import METRICS
+
+REQUIRED = ("trials.csv", "best.json")
+#: trials.csv columns that are neither objectives, params nor metrics
+BOOKKEEPING = ("number", "state", "train_steps", "duration_s", "reused_from", "pruned", "error", "grid_id", "worker")
+
+
+class ReportError(NetcarveError):
+    """A run dir cannot be reported on (not a search run, unreadable files, output exists)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    direction: str
+    scale: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class Constraint:
+    metric: str
+    min: float | None
+    max: float | None
+
+    def holds(self, metrics: Mapping[str, float]) -> bool:
+        value = metrics.get(self.metric)
+        if value is None:
+            return True
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    state: str
+    objectives: tuple[float, ...]  # empty unless COMPLETE
+    params: dict[str, str]
+    metrics: dict[str, float]
+    duration_s: float | None
+    reused_from: int | None
+    note: str  # why it was pruned or failed
+    feasible: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "COMPLETE"
+
+
+@dataclass(frozen=True)
+class BestRow:
+    number: int
+    software: dict[str, Any]
+    hardware: dict[str, Any]
+    scaled: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunData:
+    run_dir: Path
+    model: str
+    dataset: str
+    space: str
+    sampler: str
+    n_trials: int | None
+    command: str
+    started: str
+    config_text: str
+    sum_scaled: bool
+    directions: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    objective_names: tuple[str, ...]  # trials.csv objective columns without the "objective_" prefix
+    constraints: tuple[Constraint, ...]
+    trials: tuple[Trial, ...]
+    best: tuple[BestRow, ...]
+    wall_time_s: float | None
+
+    def count(self, state: str) -> int:
+        return sum(t.state == state for t in self.trials)
+
+    @property
+    def reused(self) -> int:
+        return sum(t.reused_from is not None for t in self.trials)
+
+    @property
+    def metric_columns(self) -> list[str]:
+        seen = {k for t in self.trials for k in t.metrics}
+        return [m for m in METRICS.names() if m in seen] + sorted(seen - set(METRICS.names()))
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(dict.fromkeys(k for t in self.trials for k in t.params))
+
+
+def _float(text: str | None) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+
+
+def canonical_metric(name: str) -> str:
+    return METRICS.canonical(name) if name in METRICS else name
+
+
+def unit_of(name: str) -> str:
+    return METRICS.get(name).unit if name in METRICS else ""
+
+
+def _constraints(config: Mapping[str, Any]) -> tuple[Constraint, ...]:
+    table = (config.get("search") or {}).get("constraints") or {}
+    out = []
+    for name, bound in table.items():
+        if isinstance(bound, Mapping):
+            low, high = (_float(str(bound.get(k, ""))) for k in ("min", "max"))
+            out.append(Constraint(canonical_metric(name), low, high))
+    return tuple(out)
+
+
+def _trial(row: Mapping[str, str], objective_columns: list[str], constraints: tuple[Constraint, ...]) -> Trial:
+    metrics = {}
+    for key, text in row.items():
+        if key is None or key in BOOKKEEPING or key.startswith(("objective", "param:")):
+            continue
+        value = _float(text)
+        if value is not None:
+            metrics[key] = value
+    values = [_float(row.get(c)) for c in objective_columns]
+    state = row.get("state", "")
+    objectives = tuple(v for v in values if v is not None) if state == "COMPLETE" else ()
+    reused = row.get("reused_from") or ""
+    return Trial(
+        number=int(row["number"]),
+        state=state,
+        objectives=objectives if len(objectives) == len(objective_columns) else (),
+        params={k[len("param:") :]: v for k, v in row.items() if k and k.startswith("param:") and v != ""},
+        metrics=metrics,
+        duration_s=_float(row.get("duration_s")),
+        reused_from=int(float(reused)) if reused else None,
+        note=row.get("pruned") or row.get("error") or "",
+        feasible=all(c.holds(metrics) for c in constraints),
+    )
+
+
+def _read_trials(path: Path, constraints: tuple[Constraint, ...]) -> tuple[list[str], tuple[Trial, ...]]:
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            objective_columns = [c for c in header if c == "objective" or c.startswith("objective_")]
+            trials = tuple(_trial(row, objective_columns, constraints) for row in reader)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+    names = [c.removeprefix("objective_") for c in objective_columns]
+    return names, tuple(sorted(trials, key=lambda t: t.number))
+
+
+def _wall_time(run_dir: Path) -> float | None:
+    path = run_dir / "log.json"
+    if not path.is_file():
+        return None
+    records = _json(path)
+    starts = [dt.datetime.fromisoformat(r["datetime_start"]) for r in records if r.get("datetime_start")]
+    ends = [dt.datetime.fromisoformat(r["datetime_complete"]) for r in records if r.get("datetime_complete")]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else None
+
+
+def _best(data: Mapping[str, Any]) -> tuple[BestRow, ...]:
+    out = []
+    for record in data.get("best") or []:
+        attrs = record.get("user_attrs") or {}
+        groups = (dict(attrs.get(k) or {}) for k in ("software_metrics", "hardware_metrics", "scaled_metrics"))
+        out.append(BestRow(int(record["number"]), *groups))
+    return tuple(out)
+
+
+def _metrics(data: Mapping[str, Any]) -> tuple[Metric, ...]:
+    out = []
+    for m in data.get("metrics") or []:
+        name = canonical_metric(str(m["name"]))
+        out.append(Metric(name, str(m.get("direction", "maximize")), float(m.get("scale", 1.0)), unit_of(name)))
+    return tuple(out)
+
+
+def command_line(manifest: Mapping[str, Any]) -> str:
+    """The command line stored in a run's manifest (``netcarve …`` when run through the entry point)."""
+    argv = manifest.get("argv")
+    if isinstance(argv, list) and argv:
+        return shlex.join(["netcarve" if Path(str(argv[0])).name == "netcarve" else str(argv[0]), *map(str, argv[1:])])
+    return str(manifest.get("command", ""))
+
+
+def check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise ReportError(f"{str(run_dir)!r} is not a directory")
+    for name in REQUIRED:
+        if not (run_dir / name).is_file():
+            raise ReportError(f"{str(run_dir)!r} is not a search run dir: {name} is missing")
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Everything the report shows, read from the files of ``run_dir``."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    best = _json(run_dir / "best.json")
+    config_path = run_dir / "config.toml"
+    config_text = config_path.read_text() if config_path.is_file() else ""
+    try:
+        config = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReportError(f"cannot read {config_path}: {exc}") from None
+    manifest = _json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    constraints = _constraints(config)
+    objective_names, trials = _read_trials(run_dir / "trials.csv", constraints)
+    strategy = (config.get("search") or {}).get("strategy") or {}
+    setup = strategy.get("setup") or {}
+    n_trials = setup.get("n_trials")
+    return RunData(
+        run_dir=run_dir,
+        model=str(config.get("model", "?")),
+        dataset=str(config.get("dataset", "?")),
+        space=str(((config.get("search") or {}).get("search_space") or {}).get("name", "?")),
+        sampler=str(setup.get("sampler", "?")),
+        n_trials=int(n_trials) if isinstance(n_trials, int) else None,
+        command=command_line(manifest),
+        started=str(manifest.get("started", "")),
+        config_text=config_text,
+        sum_scaled=bool(best.get("sum_scaled_metrics", False)),
+        directions=tuple(str(d) for d in best.get("directions") or ()),
+        metrics=_metrics(best),
+        objective_names=tuple(objective_names),
+        constraints=constraints,
+        trials=trials,
+        best=_best(best),
+        wall_time_s=_wall_time(run_dir),
+    )
