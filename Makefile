@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/netcarve train hls4ml-jet digits --project demo --config configs/digits_train.toml
 	$(BIN)/netcarve test hls4ml-jet digits --load runs/demo/latest/best.pt --split test --project demo
-	$(BIN)/netcarve search --config configs/search_joint_digits.toml --project demo-search \
-		--set search.strategy.setup.n_trials=40 --set search.strategy.sw_runner.basic_train.max_epochs=10
+	$(BIN)/netcarve search --config configs/demo_search_digits.toml --project demo-search
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

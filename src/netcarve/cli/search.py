@@ -149,8 +149,10 @@ def _run(session: Session) -> None:
         run_study(session, plan.n_jobs, plan.timeout, update)
     best = finish(session)
     c = count_trials(session.study)
+    reused = sum("reused_from" in t.user_attrs for t in session.study.get_trials(deepcopy=False))
     console.print(
-        f"{c.done + c.failed} trials in {time.perf_counter() - start:.1f} s: {c.complete} complete, "
+        f"{c.done + c.failed} trials in {time.perf_counter() - start:.1f} s: {c.complete} complete "
+        f"({reused} of them repeats whose result was reused), "
         f"{c.pruned} pruned, {c.failed} failed; results and report.html in {session.run_dir}",
         highlight=False,
     )

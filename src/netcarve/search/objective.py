@@ -164,7 +164,7 @@ class TrialRunner:
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, source.values)
-        log.info("trial %d: configuration already evaluated by trial %d, result reused", trial.number, origin)
+        log.debug("trial %d: configuration already evaluated by trial %d, result reused", trial.number, origin)
 
     def _fail(self, trial: optuna.Trial, message: str, start: float, stale: bool = False) -> None:
         from optuna.trial import TrialState
