@@ -24,7 +24,7 @@ from netcarve.transforms.quantize import (
 )
 from netcarve.transforms.quantize.modules import QuantizedBatchNorm1d, QuantizedLinear
 from netcarve.transforms.quantize.plan import classify_entries
-from tests.transforms.quant_util import INFO, X, entry, integer, model_graph, outputs
+from tests.transforms.helpers import INFO, X, entry, integer, model_graph, outputs
 
 LINEAR_8_4 = {"by": "type", "default": entry(None), "linear": integer(8, 4)}
 IDENTITY_CONFIGS = [

@@ -15,7 +15,7 @@ from netcarve.ir.graph import Graph, ModelSpec
 from netcarve.models import create_model
 from netcarve.transforms.quantize import QuantizedModule
 from netcarve.transforms.replay import apply_transforms
-from tests.transforms.quant_util import INFO, entry, integer, model_graph, outputs
+from tests.transforms.helpers import INFO, entry, integer, model_graph, outputs
 
 CONFIG = {"by": "type", "default": entry(None), "linear": integer(6, 3), "relu": integer(5, 2, ("data_in",))}
 

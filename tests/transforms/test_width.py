@@ -15,30 +15,13 @@ from netcarve.ir.graph import Graph, ModelSpec
 from netcarve.ir.passes import PASSES
 from netcarve.models import MODELS, create_model
 from netcarve.transforms.width import change_width, config_to_dict, parse_config, width_transform_pass
+from tests.transforms.helpers import Residual, entry, settled
 
 INFO = DatasetInfo("jsc", 16, 5, ("g", "q", "w", "z", "t"))
 
 
-def _entry(name: str | None = None, **kw: object) -> dict[str, object]:
-    return {"config": {"name": name, **kw}}
-
-
-def _settled(module: nn.Module, in_shape: tuple[int, ...], seed: int = 0) -> nn.Module:
-    """Random weights, non-trivial BN affine parameters and running stats (train passes), then eval."""
-    torch.manual_seed(seed)
-    for sub in module.modules():
-        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
-            nn.init.uniform_(sub.weight, 0.5, 1.5)
-            nn.init.uniform_(sub.bias, -0.5, 0.5)
-    module.train()
-    with torch.no_grad():
-        for _ in range(5):
-            module(torch.randn(64, *in_shape) * 2 + 0.5)
-    return module.eval()
-
-
 def _graph(name: str, spec: bool = True) -> Graph:
-    model = _settled(create_model(name, INFO), (16,))
+    model = settled(create_model(name, INFO), in_shape=(16,), passes=5)
     return Graph.from_module(model, (16,), ModelSpec(name, INFO.to_dict()) if spec else None)
 
 
@@ -59,9 +42,9 @@ X = torch.randn(32, 16, generator=torch.Generator().manual_seed(1)) * 2
 IDENTITY_CONFIGS = [
     None,
     {},
-    {"by": "name", "default": _entry(None, channel_multiplier=1)},
-    {"by": "type", "linear": _entry("both", channel_multiplier=1)},
-    {"by": "name", "default": _entry("output_only", out_multiplier=1.0, in_multiplier=1.0)},
+    {"by": "name", "default": entry(None, channel_multiplier=1)},
+    {"by": "type", "linear": entry("both", channel_multiplier=1)},
+    {"by": "name", "default": entry("output_only", out_multiplier=1.0, in_multiplier=1.0)},
 ]
 
 
@@ -85,14 +68,14 @@ def test_identity_config_keeps_outputs_and_input_graph(model: str, config: dict 
 # --- the Lab 4 target ---------------------------------------------------------------------------------------
 LAB4_BOTH = {
     "by": "name",
-    "default": _entry(None, channel_multiplier=1),
-    "seq_blocks_2": _entry("output_only", channel_multiplier=2, parent_block_name="seq_blocks_1"),
-    "seq_blocks_4": _entry("both", channel_multiplier=4, parent_block_name="seq_blocks_2"),
-    "seq_blocks_6": _entry("input_only", channel_multiplier=4, parent_block_name="seq_blocks_4"),
+    "default": entry(None, channel_multiplier=1),
+    "seq_blocks_2": entry("output_only", channel_multiplier=2, parent_block_name="seq_blocks_1"),
+    "seq_blocks_4": entry("both", channel_multiplier=4, parent_block_name="seq_blocks_2"),
+    "seq_blocks_6": entry("input_only", channel_multiplier=4, parent_block_name="seq_blocks_4"),
 }
 LAB4_EXPLICIT = {
-    "seq_blocks_2": _entry(out_multiplier=2),
-    "seq_blocks_4": _entry(in_multiplier=2, out_multiplier=4),
+    "seq_blocks_2": entry(out_multiplier=2),
+    "seq_blocks_4": entry(in_multiplier=2, out_multiplier=4),
 }
 
 
@@ -120,13 +103,13 @@ def test_lab_layout_without_relu_between_linears() -> None:
     from netcarve.models.jsc import SeqBlocks
 
     model = SeqBlocks(nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 5), nn.ReLU())
-    graph = Graph.from_module(_settled(model, (16,)), (16,))
+    graph = Graph.from_module(settled(model, in_shape=(16,), passes=5), (16,))
     config = {
         "by": "name",
-        "default": _entry(None),
-        "seq_blocks_2": _entry("output_only", channel_multiplier=2),
-        "seq_blocks_3": _entry("both", channel_multiplier=2),
-        "seq_blocks_4": _entry("input_only", channel_multiplier=2),
+        "default": entry(None),
+        "seq_blocks_2": entry("output_only", channel_multiplier=2),
+        "seq_blocks_3": entry("both", channel_multiplier=2),
+        "seq_blocks_4": entry("input_only", channel_multiplier=2),
     }
     new = width_transform_pass(graph, config).graph
     shapes = [(m.in_features, m.out_features) for m in new.module.modules() if isinstance(m, nn.Linear)]
@@ -137,7 +120,7 @@ def test_lab_layout_without_relu_between_linears() -> None:
 # --- propagation through BatchNorm, net2net -------------------------------------------------------------------
 def test_jsc_toy_widening_follows_batchnorm_and_consumer() -> None:
     graph = _graph("jsc-toy")
-    new = width_transform_pass(graph, {"seq_blocks_2": _entry("output_only", channel_multiplier=2)}).graph
+    new = width_transform_pass(graph, {"seq_blocks_2": entry("output_only", channel_multiplier=2)}).graph
     mods = dict(new.module.named_modules())
     assert (mods["seq_blocks.2"].in_features, mods["seq_blocks.2"].out_features) == (16, 16)
     bn = mods["seq_blocks.3"]
@@ -164,8 +147,8 @@ def test_net2net_after_training_keeps_outputs() -> None:
         nn.functional.cross_entropy(graph(x), y).backward()
         opt.step()
     config = {
-        "seq_blocks_2": _entry("output_only", channel_multiplier=3),
-        "seq_blocks_5": _entry("both", channel_multiplier=1.5),
+        "seq_blocks_2": entry("output_only", channel_multiplier=3),
+        "seq_blocks_5": entry("both", channel_multiplier=1.5),
     }
     new = width_transform_pass(graph, config).graph
     mods = dict(new.module.named_modules())
@@ -177,7 +160,7 @@ def test_net2net_after_training_keeps_outputs() -> None:
 def test_by_type_protects_the_output_layer() -> None:
     """by = "type", linear both ×2 on jsc-s: hidden widths double, the classifier keeps its 5 outputs."""
     graph = _graph("jsc-s")
-    result = width_transform_pass(graph, {"by": "type", "linear": _entry("both", channel_multiplier=2)})
+    result = width_transform_pass(graph, {"by": "type", "linear": entry("both", channel_multiplier=2)})
     widths = [(m.in_features, m.out_features) for m in result.graph.module.modules() if isinstance(m, nn.Linear)]
     assert widths == [(16, 128), (128, 64), (64, 64), (64, 64), (64, 5)]
     assert result.info.protected == ("seq_blocks_11",)  # L(32,5): nodes BN,ReLU,L,BN,ReLU,(L,ReLU)×3,L
@@ -188,7 +171,7 @@ def test_default_entry_applies_to_unnamed_layers() -> None:
     """default both ×2 on jsc-three-linear-layers: 16→32→32→5, the output layer protected; a named entry
     overrides the default (seq_blocks_4 keeps 16 outputs with name None)."""
     graph = _graph("jsc-three-linear-layers")
-    config = {"default": _entry("both", channel_multiplier=2), "seq_blocks_4": _entry(None)}
+    config = {"default": entry("both", channel_multiplier=2), "seq_blocks_4": entry(None)}
     result = width_transform_pass(graph, config)
     widths = [(m.in_features, m.out_features) for m in result.graph.module.modules() if isinstance(m, nn.Linear)]
     assert widths == [(16, 32), (32, 16), (16, 5)]
@@ -205,7 +188,7 @@ def test_net2net_split_golden() -> None:
         model[0].bias.copy_(torch.tensor([0.5, -0.5]))
         model[2].weight.copy_(torch.tensor([[4.0, 6.0]]))
     graph = Graph.from_module(model, (2,))
-    new = width_transform_pass(graph, {"_0": _entry(out_multiplier=1.5)}).graph
+    new = width_transform_pass(graph, {"_0": entry(out_multiplier=1.5)}).graph
     first, last = new.module.get_submodule("0"), new.module.get_submodule("2")
     assert torch.equal(first.weight, torch.tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]]))
     assert torch.equal(first.bias, torch.tensor([0.5, -0.5, 0.5]))
@@ -224,7 +207,7 @@ def test_shrink_keeps_largest_l1_units() -> None:
         model[0].bias.copy_(torch.tensor([10.0, 11, 12, 13]))
         model[2].weight.copy_(w2)
     graph = Graph.from_module(model, (3,))
-    for config in ({"_0": _entry(out_features=2)}, {"_0": _entry("output_only", channel_multiplier=0.5)}):
+    for config in ({"_0": entry(out_features=2)}, {"_0": entry("output_only", channel_multiplier=0.5)}):
         new = width_transform_pass(graph, config).graph
         first, last = new.module.get_submodule("0"), new.module.get_submodule("2")
         assert torch.equal(first.weight, w1[[1, 2]]) and torch.equal(first.bias, torch.tensor([11.0, 12]))
@@ -232,18 +215,9 @@ def test_shrink_keeps_largest_l1_units() -> None:
 
 
 # --- residual adds ---------------------------------------------------------------------------------------------
-class Residual(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a, self.b, self.c = nn.Linear(4, 6), nn.Linear(4, 6), nn.Linear(6, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c(torch.relu(self.a(x) + self.b(x)))
-
-
 def test_residual_widening_both_producers() -> None:
     graph = Graph.from_module(Residual(), (4,))
-    new = width_transform_pass(graph, {"a": _entry(out_multiplier=2), "b": _entry(out_features=12)}).graph
+    new = width_transform_pass(graph, {"a": entry(out_multiplier=2), "b": entry(out_features=12)}).graph
     assert new.module.a.out_features == new.module.b.out_features == new.module.c.in_features == 12
     torch.testing.assert_close(_out(new, X[:, :4]), _out(graph, X[:, :4]))
 
@@ -256,7 +230,7 @@ def test_residual_shrink_uses_one_choice_for_both_producers() -> None:
         model.a.weight.copy_(torch.tensor([[5.0] * 4, [1] * 4, [0] * 4, [0] * 4, [0] * 4, [0] * 4]))
         model.b.weight.copy_(torch.tensor([[0.0] * 4, [1] * 4, [0] * 4, [0] * 4, [0] * 4, [7] * 4]))
     graph = Graph.from_module(model, (4,))
-    new = width_transform_pass(graph, {"a": _entry(out_features=2), "b": _entry(out_features=2)}).graph
+    new = width_transform_pass(graph, {"a": entry(out_features=2), "b": entry(out_features=2)}).graph
     assert torch.equal(new.module.a.weight, model.a.weight[[0, 5]])
     assert torch.equal(new.module.b.weight, model.b.weight[[0, 5]])
     assert torch.equal(new.module.c.weight, model.c.weight[:, [0, 5]])
@@ -268,8 +242,8 @@ def test_conv_widening_through_batchnorm(dims: int) -> None:
     conv, bn = (nn.Conv1d, nn.BatchNorm1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d)
     shape = (3, 7) if dims == 1 else (3, 5, 5)
     model = nn.Sequential(conv(3, 4, 3, padding=1), bn(4), nn.ReLU(), conv(4, 2, 1))
-    graph = Graph.from_module(_settled(model, shape), shape)
-    new = width_transform_pass(graph, {"_0": _entry("output_only", channel_multiplier=2)}).graph
+    graph = Graph.from_module(settled(model, in_shape=shape, passes=5), shape)
+    new = width_transform_pass(graph, {"_0": entry("output_only", channel_multiplier=2)}).graph
     mods = dict(new.module.named_modules())
     assert mods["0"].out_channels == 8 and mods["1"].num_features == 8 and mods["3"].in_channels == 8
     assert mods["3"].weight.shape[1] == 8
@@ -280,7 +254,7 @@ def test_conv_widening_through_batchnorm(dims: int) -> None:
 # --- init = random, subclasses, API ------------------------------------------------------------------------------
 def test_random_init_reinitialises_changed_layers_only() -> None:
     graph = _graph("jsc-toy")
-    config = {"init": "random", "seed": 7, "seq_blocks_2": _entry("output_only", channel_multiplier=2)}
+    config = {"init": "random", "seed": 7, "seq_blocks_2": entry("output_only", channel_multiplier=2)}
     rng_state = torch.get_rng_state()
     one, two = width_transform_pass(graph, config).graph, width_transform_pass(graph, config).graph
     assert torch.equal(torch.get_rng_state(), rng_state)
@@ -307,7 +281,7 @@ def test_subclass_of_linear_keeps_its_class() -> None:
         tagged = TaggedLinear(old.in_features, old.out_features)
         tagged.load_state_dict(old.state_dict())
         setattr(graph.module, target, tagged)
-    new = width_transform_pass(graph, {"_0": _entry("output_only", channel_multiplier=2)}).graph
+    new = width_transform_pass(graph, {"_0": entry("output_only", channel_multiplier=2)}).graph
     assert type(new.module.get_submodule("0")) is TaggedLinear
     assert new.module.get_submodule("2").in_features == 6
     torch.testing.assert_close(_out(new, X[:, :4]), _out(graph, X[:, :4]))

@@ -15,7 +15,7 @@ INFO = DatasetInfo("jsc", 16, 5, ("g", "q", "w", "z", "t"))
 X = torch.randn(64, 16, generator=torch.Generator().manual_seed(1)) * 1.5
 
 
-def settled(module: nn.Module, seed: int = 0) -> nn.Module:
+def settled(module: nn.Module, seed: int = 0, in_shape: tuple[int, ...] = (16,), passes: int = 3) -> nn.Module:
     """Random BN affine parameters and running statistics (a few train passes), then eval mode."""
     torch.manual_seed(seed)
     for sub in module.modules():
@@ -24,9 +24,20 @@ def settled(module: nn.Module, seed: int = 0) -> nn.Module:
             nn.init.uniform_(sub.bias, -0.5, 0.5)
     module.train()
     with torch.no_grad():
-        for _ in range(3):
-            module(torch.randn(64, 16) * 2 + 0.5)
+        for _ in range(passes):
+            module(torch.randn(64, *in_shape) * 2 + 0.5)
     return module.eval()
+
+
+class Residual(nn.Module):
+    """Two Linears feeding an add, then a Linear: 4 → (6 + 6) → 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 6), nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.relu(self.a(x) + self.b(x)))
 
 
 def model_graph(name: str, seed: int = 0) -> Graph:
