@@ -87,3 +87,42 @@ def test_evaluate_accuracy_and_per_class_by_hand() -> None:
     assert result.per_class_accuracy == pytest.approx((0.5, 1.0, 0.0))
     logp = torch.log_softmax(Fixed()(x), 1)
     assert result.loss == pytest.approx(float(-logp[range(5), y].mean()), rel=1e-6)
+
+
+@pytest.mark.parametrize(("name", "reference"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_fused_adam_is_bit_identical_to_torch_optim(name: str, reference: type[torch.optim.Optimizer]) -> None:
+    """netcarve's direct call of the fused kernel = torch.optim's fused Adam(W), step for step, with weight
+    decay, a changing learning rate and a parameter that gets no gradient (skipped by both)."""
+    from netcarve.train.optim import OPTIMIZERS
+
+    torch.manual_seed(0)
+    ours_model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    ref_model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    ref_model.load_state_dict(ours_model.state_dict())
+    unused = [nn.Parameter(torch.ones(2)), nn.Parameter(torch.ones(2))]
+    ours = OPTIMIZERS.get(name)([*ours_model.parameters(), unused[0]], 0.01, 0.1)
+    ref = reference([*ref_model.parameters(), unused[1]], lr=0.01, weight_decay=0.1, fused=True)
+    for step in range(25):
+        x = torch.randn(8, 6)
+        for model in (ours_model, ref_model):
+            model(x).square().mean().backward()
+        ours.lr = 0.01 / (1 + step)
+        for group in ref.param_groups:
+            group["lr"] = 0.01 / (1 + step)
+        ours.step()
+        ref.step()
+        ours.zero_grad()
+        ref.zero_grad()
+    for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(unused[0], unused[1])
+
+
+def test_schedule_sets_each_steps_rate(synthetic_small: TensorSplits) -> None:
+    """Warm-up 4 steps then cosine over 10: the last epoch record holds the rate of the last step (9):
+    1e-2 · (1 + cos(pi · 5/6)) / 2."""
+    model = create_model("jsc-tiny", synthetic_small.info)
+    cfg = TrainConfig(max_epochs=1, max_steps=10, batch_size=16, learning_rate=1e-2, lr_scheduler="cosine",
+                      num_warmup_steps=4)  # fmt: skip
+    result = fit(model, synthetic_small, cfg)
+    assert result.final.lr == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 5 / 6)))

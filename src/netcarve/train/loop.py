@@ -14,7 +14,7 @@ from torch import nn
 
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
-from netcarve.train.optim import make_optimizer
+from netcarve.train.optim import Schedule, Stepper, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ class _EpochRun:
     so the epoch's accuracy is one comparison at the end."""
 
     module: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR | None
+    optimizer: Stepper
+    schedule: Schedule | None
     batch_size: int
     on_step: StepCallback | None
     report_every: int
@@ -141,11 +141,11 @@ class _EpochRun:
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, seen)
             out = self.module(xs[lo:hi])
             loss = F.cross_entropy(out, ys[lo:hi])
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad()
             loss.backward()
+            if self.schedule is not None:
+                self.optimizer.lr = self.schedule.lr(step + i)
             self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
             loss_sum.add_(loss.detach(), alpha=hi - lo)
             torch.argmax(out.detach(), dim=1, out=preds[lo:hi])
             done = step + i + 1
@@ -196,7 +196,7 @@ def _fit(
     if n == 0:
         raise TrainingError("the training split is empty")
     steps_per_epoch, total_steps = _steps_plan(n, cfg)
-    optimizer, scheduler = make_optimizer(
+    optimizer, schedule = make_optimizer(
         module,
         cfg.optimizer,
         cfg.learning_rate,
@@ -209,7 +209,7 @@ def _fit(
     result = FitResult()
     best_acc = -1.0
     step = 0
-    epoch_run = _EpochRun(module, optimizer, scheduler, cfg.batch_size, on_step, report_every, total_steps)
+    epoch_run = _EpochRun(module, optimizer, schedule, cfg.batch_size, on_step, report_every, total_steps)
     module.train()
     for epoch in range(cfg.max_epochs):
         if step >= total_steps:
@@ -230,7 +230,7 @@ def _fit(
             correct / max(seen, 1),
             val.loss,
             val.accuracy,
-            float(optimizer.param_groups[0]["lr"]),
+            optimizer.lr,
         )
         result.history.append(record)
         is_best = validate and val.accuracy > best_acc

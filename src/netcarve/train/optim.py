@@ -3,34 +3,123 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from netcarve.registry import Registry
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter], float, float], torch.optim.Optimizer]
+
+class Stepper(Protocol):
+    """What the training loop needs of an optimizer: a settable learning rate, step and zero_grad."""
+
+    lr: float
+
+    def step(self) -> None: ...
+
+    def zero_grad(self) -> None: ...
+
+
+class FusedAdam:
+    """Adam / AdamW as one call of torch's fused kernel per step.
+
+    Same arithmetic as ``torch.optim.Adam(fused=True)`` / ``AdamW(fused=True)`` (bit-identical, tested), but
+    without torch.optim's per-step bookkeeping (hooks, profiler ranges, regrouping tensors): on a JSC MLP
+    that bookkeeping costs about 140 µs of a 1.2 ms step.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float,
+        weight_decay: float,
+        decoupled: bool,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
+        self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+        self._exp_avg = [torch.zeros_like(p) for p in self.params]
+        self._exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        keep: Sequence[int] = range(len(grads))
+        if any(g is None for g in grads):  # parameters without a gradient are skipped, as torch.optim does
+            keep = [i for i, g in enumerate(grads) if g is not None]
+        params: list[torch.Tensor] = [self.params[i] for i in keep]
+        steps = [self._steps[i] for i in keep]
+        torch._foreach_add_(steps, 1)
+        self._kernel(
+            params,
+            [grads[i] for i in keep],  # type: ignore[misc]
+            [self._exp_avg[i] for i in keep],
+            [self._exp_avg_sq[i] for i in keep],
+            [],
+            steps,
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+            amsgrad=False,
+            maximize=False,
+        )
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+class TorchStepper:
+    """A torch.optim optimizer behind the :class:`Stepper` interface."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter], float, float], Stepper]
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
 SCHEDULES: Registry[Callable[[float], float]] = Registry("lr scheduler")
 
 
 @OPTIMIZERS.register("adam")
-def _adam(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """Adam (fused kernel: one call updates every parameter)."""
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+def _adam(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
+    """Adam (torch's fused kernel, called directly)."""
+    return FusedAdam(params, lr, weight_decay, decoupled=False)
 
 
 @OPTIMIZERS.register("adamw")
-def _adamw(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay)."""
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+def _adamw(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
+    """AdamW (decoupled weight decay; torch's fused kernel, called directly)."""
+    return FusedAdam(params, lr, weight_decay, decoupled=True)
 
 
 @OPTIMIZERS.register("sgd")
-def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
     """SGD with momentum 0.9."""
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True)
+    return TorchStepper(torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True))
 
 
 # a schedule maps training progress p ∈ [0, 1] (after warm-up) to a multiplier of the learning rate
@@ -47,6 +136,19 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int, schedule: str)
     return SCHEDULES.get(schedule)((step - warmup_steps) / span)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """The learning rate of every step: ``base × lr_multiplier(step, …)``."""
+
+    base_lr: float
+    total_steps: int
+    warmup_steps: int
+    name: str
+
+    def lr(self, step: int) -> float:
+        return self.base_lr * lr_multiplier(step, self.total_steps, self.warmup_steps, self.name)
+
+
 def make_optimizer(
     module: nn.Module,
     name: str,
@@ -55,12 +157,9 @@ def make_optimizer(
     total_steps: int,
     warmup_steps: int,
     schedule: str,
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR | None]:
-    """The optimizer and its schedule; no scheduler (no per-step cost) for a constant rate without warm-up."""
-    optimizer = OPTIMIZERS.get(name)([p for p in module.parameters() if p.requires_grad], lr, weight_decay)
+) -> tuple[Stepper, Schedule | None]:
+    """The optimizer and its schedule; no schedule (no per-step cost) for a constant rate without warm-up."""
+    stepper = OPTIMIZERS.get(name)(module.parameters(), lr, weight_decay)
     if SCHEDULES.canonical(schedule) == "constant" and warmup_steps == 0:
-        return optimizer, None
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_multiplier(step, total_steps, warmup_steps, schedule)
-    )
-    return optimizer, scheduler
+        return stepper, None
+    return stepper, Schedule(lr, total_steps, warmup_steps, SCHEDULES.canonical(schedule))
