@@ -8,24 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from netcarve.cli.app import app
 from tests.conftest import FIXTURES
-
-ROOT = Path(__file__).resolve().parents[2]
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
-
-
-@pytest.fixture
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from tests.e2e.cli import ROOT, run
 
 
 def test_hls4ml_jet_on_digits_with_shipped_config(in_tmp: Path) -> None:

@@ -5,35 +5,30 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+from tests.e2e.cli import CONFIGS, run
 
-from netcarve.cli.app import app
-
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "demo_search_digits.toml")
+CONFIG = str(CONFIGS / "demo_search_digits.toml")
 
 
-def test_demo_space_size_in_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_space_size_in_dry_run(in_tmp: Path) -> None:
     """Widths {0.25, 0.5, 1} for two layers × weight widths {3, 4, 6, 8} = 3 · 3 · 4 = 36 configurations."""
-    monkeypatch.chdir(tmp_path)
-    out = CliRunner().invoke(app, ["search", "--config", CONFIG, "--dry-run"])
-    assert out.exit_code == 0, out.output
-    assert "36 configurations" in out.output
+    code, out = run("search", "--config", CONFIG, "--dry-run")
+    assert code == 0, out
+    assert "36 configurations" in out
 
 
-def test_demo_search_runs_and_shrinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_search_runs_and_shrinks(in_tmp: Path) -> None:
     """Four short trials: every candidate's model_size is at most the float model's bytes.
 
     hls4ml-jet on digits in float: (64·64+64) + (64·32+32) + (32·32+32) + (32·10+10) = 7626 params
     → 30 504 bytes; any searched candidate is narrower or equal and stores its Linear weights in ≤ 8 bits.
     """
-    monkeypatch.chdir(tmp_path)
     args = ["search", "--config", CONFIG, "--project", "d", "--n-trials", "4",
             "--set", "search.strategy.sw_runner.basic_train.max_epochs=1"]  # fmt: skip
-    out = CliRunner().invoke(app, args)
-    assert out.exit_code == 0, out.output
-    assert "Best trial(s)" in out.output
-    run_dir = tmp_path / "runs" / "d" / "latest"
+    code, out = run(*args)
+    assert code == 0, out
+    assert "Best trial(s)" in out
+    run_dir = in_tmp / "runs" / "d" / "latest"
     with (run_dir / "trials.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
     assert len(rows) == 4

@@ -12,13 +12,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from netcarve.cli.app import app
+from tests.e2e.cli import CONFIGS, run
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs"
-runner = CliRunner()
 #: the shipped compare config shrunk to 2 × 2 × 1 = 4 configurations (seq_blocks_2, seq_blocks_5 ∈ {2, 8} bits)
 TINY = [
     "--set", "search.search_space.seed.seq_blocks_2.config.weight_width=[2, 8]",
@@ -26,11 +22,6 @@ TINY = [
     "--set", "search.search_space.seed.seq_blocks_8.config.weight_width=[8]",
     "--set", "max_epochs=4",
 ]  # fmt: skip
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")

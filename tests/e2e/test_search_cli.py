@@ -7,25 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from netcarve.cli.app import app
+from tests.e2e.cli import CONFIGS, run
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs"
-runner = CliRunner()
 RUN_FILES = {"config.toml", "manifest.json", "study.journal", "trials.csv", "log.json", "best.json", "best.pt"}
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
-
-
-@pytest.fixture
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def run_dir_of(root: Path, project: str) -> Path:
