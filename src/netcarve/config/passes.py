@@ -6,7 +6,8 @@ A pass table has a few fixed keys (``by``, ``default``, …); every other key is
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -140,6 +141,25 @@ def pass_config_error(exc: ValidationError, model: type[Strict], source: str) ->
     from netcarve.config.loader import describe_validation_error
 
     return ConfigError(describe_validation_error(exc, model, source).replace("'entries.", "'"))
+
+
+M = TypeVar("M", bound=Strict)
+
+
+def coerce_pass_config(model: type[M], config: M | Mapping[str, Any] | None, source: str) -> M:
+    """A validated pass config from a config model, a MASE-layout dict ("NA" allowed) or None (defaults)."""
+    from netcarve.config.loader import na_to_none
+
+    if config is None:
+        return model()
+    if isinstance(config, model):
+        return config
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{source} must be a table (dict) or a {model.__name__}, got {type(config).__name__}")
+    try:
+        return model.model_validate(na_to_none(dict(config)))
+    except ValidationError as exc:
+        raise pass_config_error(exc, model, source) from None
 
 
 PASS_CONFIGS: dict[str, type[Strict]] = {

@@ -6,11 +6,10 @@ import importlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from netcarve.config.loader import na_to_none
-from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS, pass_config_error
-from netcarve.errors import ConfigError, PassError
+from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS, coerce_pass_config
+from netcarve.errors import PassError
 from netcarve.ir.graph import Graph
 from netcarve.ir.passes import PASSES
 
@@ -31,14 +30,9 @@ def load_builtin_passes() -> None:
 def pass_config(name: str, config: Mapping[str, Any] | BaseModel | None) -> Any:
     """Validate ``config`` with the config model of pass ``name`` (a dict passes through if it has none)."""
     model = PASS_CONFIGS.get(name)
-    if model is None or config is None or isinstance(config, model):
+    if model is None:
         return config
-    if isinstance(config, BaseModel):
-        raise ConfigError(f"pass {name!r} takes a {model.__name__}, got a {type(config).__name__}")
-    try:
-        return model.model_validate(na_to_none(dict(config)))
-    except ValidationError as exc:
-        raise pass_config_error(exc, model, f"passes.{name}") from None
+    return coerce_pass_config(model, config, f"passes.{name}")  # type: ignore[arg-type]
 
 
 def apply_transforms(graph: Graph, transforms: Iterable[tuple[str, Mapping[str, Any] | BaseModel | None]]) -> Graph:

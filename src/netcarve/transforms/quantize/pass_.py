@@ -7,11 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from netcarve.config.loader import na_to_none
-from netcarve.config.passes import QuantizePassConfig, pass_config_error
-from netcarve.errors import ConfigError
+from netcarve.config.passes import QuantizePassConfig, coerce_pass_config
 from netcarve.ir.graph import Graph
 from netcarve.ir.passes import PassResult, register_pass
 from netcarve.transforms.quantize.modules import quantize_module
@@ -31,16 +27,7 @@ class QuantizeInfo:
 
 def as_quantize_config(config: QuantizePassConfig | Mapping[str, Any] | None) -> QuantizePassConfig:
     """A validated config from a model, a MASE-layout dict ("NA" allowed) or None (= leave all float)."""
-    if config is None:
-        return QuantizePassConfig()
-    if isinstance(config, QuantizePassConfig):
-        return config
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"quantize config must be a dict or QuantizePassConfig, got {type(config).__name__}")
-    try:
-        return QuantizePassConfig.model_validate(na_to_none(dict(config)))
-    except ValidationError as exc:
-        raise pass_config_error(exc, QuantizePassConfig, "quantize config") from None
+    return coerce_pass_config(QuantizePassConfig, config, "quantize config")
 
 
 @register_pass("quantize", kind="transform")

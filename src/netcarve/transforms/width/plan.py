@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch.fx as fx
-from pydantic import ValidationError
 
-from netcarve.config.loader import describe_validation_error, na_to_none
-from netcarve.config.passes import WidthLayerConfig, WidthPassConfig
+from netcarve.config.passes import WidthLayerConfig, WidthPassConfig, coerce_pass_config
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
 from netcarve.ir.ops import WIDTH_KINDS
@@ -57,16 +55,7 @@ class LayerPlan:
 
 def parse_config(config: WidthPassConfig | Mapping[str, Any] | None) -> WidthPassConfig:
     """A WidthPassConfig from a MASE-format dict (``"NA"`` → None), a WidthPassConfig or None (identity)."""
-    if config is None:
-        return WidthPassConfig()
-    if isinstance(config, WidthPassConfig):
-        return config
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"width config must be a dict or WidthPassConfig, got {type(config).__name__}")
-    try:
-        return WidthPassConfig.model_validate(na_to_none(dict(config)))
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, WidthPassConfig, "passes.width")) from None
+    return coerce_pass_config(WidthPassConfig, config, "passes.width")
 
 
 def config_to_dict(config: WidthPassConfig) -> dict[str, Any]:
