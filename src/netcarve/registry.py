@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 from netcarve.errors import UnknownNameError
 
@@ -27,6 +28,8 @@ class Entry(Generic[T]):
     obj: T
     description: str
     aliases: tuple[str, ...]
+    #: recommended settings that come with this entry (a dataset's training defaults: config key → value)
+    defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class Registry(Generic[T]):
@@ -38,19 +41,34 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self._lookup: dict[str, str] = {}
 
-    def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = (), description: str = "") -> T:
+    def add(
+        self,
+        name: str,
+        obj: T,
+        *,
+        aliases: tuple[str, ...] = (),
+        description: str = "",
+        defaults: Mapping[str, Any] | None = None,
+    ) -> T:
         for key in (name, *aliases):
             norm = self._normalize(key)
             if norm in self._lookup:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
             self._lookup[norm] = name
-        self._entries[name] = Entry(name, obj, description, aliases)
+        self._entries[name] = Entry(name, obj, description, aliases, MappingProxyType(dict(defaults or {})))
         return obj
 
-    def register(self, name: str, *, aliases: tuple[str, ...] = (), description: str = "") -> Callable[[T], T]:
+    def register(
+        self,
+        name: str,
+        *,
+        aliases: tuple[str, ...] = (),
+        description: str = "",
+        defaults: Mapping[str, Any] | None = None,
+    ) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
             doc = description or (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]
-            return self.add(name, obj, aliases=aliases, description=doc)
+            return self.add(name, obj, aliases=aliases, description=doc, defaults=defaults)
 
         return decorator
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from netcarve import __version__
 from netcarve.config.writer import dumps_toml
+from netcarve.redact import redact
 
 
 def _git_state() -> dict[str, Any]:
@@ -69,7 +70,8 @@ def create_run_dir(project_dir: str | Path, project: str) -> Path:
 def write_run_files(
     run_dir: Path, config: Mapping[str, Any], command: str, seed: int, extra: Mapping[str, Any]
 ) -> None:
-    (run_dir / "config.toml").write_text(dumps_toml(config))
+    """config.toml and manifest.json of a new run; URL passwords (command line, config) are masked."""
+    (run_dir / "config.toml").write_text(dumps_toml(redact(config)))
     manifest = {
         "command": command,
         "argv": sys.argv,
@@ -80,4 +82,4 @@ def write_run_files(
         "host": platform.node(),
         **extra,
     }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    (run_dir / "manifest.json").write_text(json.dumps(redact(manifest), indent=2, default=str) + "\n")

@@ -82,3 +82,38 @@ def test_kill_9_then_resume_completes_exactly_n_trials(tmp_path: Path, sampler: 
     if sampler == "brute_force":
         assert sorted(t.user_attrs["grid_id"] for t in done) == list(range(N_TRIALS))
     assert (run_dir / "best.pt").is_file() and (run_dir / "trials.csv").is_file()
+
+
+def test_kill_9_while_the_base_trains_then_resume_completes(tmp_path: Path) -> None:
+    """Eval mode without --load trains base.pt first. The study is created and recorded before that, so a
+    search killed during base training resumes: the base is trained again, then every trial runs."""
+    space = "graph/quantize/mixed_precision_ptq"
+    data = search_dict(
+        tmp_path, space=space, sampler="brute_force", eval_mode=True, model="jsc-toy", dataset="synthetic-jsc:20000"
+    )
+    data["max_epochs"] = 200  # long enough to be killed in the middle
+    path = tmp_path / "search.toml"
+    path.write_text(dumps_toml(data))
+    cmd = [sys.executable, "-m", "netcarve.cli.app", "search", "--config", str(path)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    run_dir = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "runs").glob("t/2*")) if (tmp_path / "runs").exists() else []
+        run_dir = found[0] if found else None
+        if run_dir is not None and all_trials(run_dir):  # the study exists, its grid is queued
+            time.sleep(0.5)
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and run_dir is not None
+    assert not (run_dir / "base.pt").exists()
+    assert not completed(run_dir)
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "base.pt").is_file()
+    trials = all_trials(run_dir)
+    size = len(trials)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(t.user_attrs["grid_id"] for t in done) == list(range(size))

@@ -81,20 +81,32 @@ def test_sum_mode_value_is_hand_computable_from_the_trials_metrics(tmp_path: Pat
         m = t.user_attrs["metrics"]
         assert t.value == pytest.approx(m["accuracy"] - 0.001 * m["model_size"])
         assert t.user_attrs["scaled_metrics"] == pytest.approx(
-            {"accuracy": m["accuracy"], "model_size": 0.001 * m["model_size"]}
-        )
+            {"accuracy": m["accuracy"], "model_size": -0.001 * m["model_size"]}
+        )  # sign·scale·metric: the terms of the sum
+        assert sum(t.user_attrs["scaled_metrics"].values()) == pytest.approx(t.value, rel=1e-12, abs=1e-12)
 
 
-def test_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path) -> None:
+def test_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netcarve.errors import PassError
+    from netcarve.search import candidate
+
+    real = candidate.CandidateEvaluator.train
+
+    def fail_at_two(self: CandidateEvaluator, graph):  # type: ignore[no-untyped-def]
+        if graph.module.get_submodule("seq_blocks.2").out_features == 32:  # multiplier 2
+            raise PassError("cannot train this candidate")
+        return real(self, graph)
+
+    monkeypatch.setattr(candidate.CandidateEvaluator, "train", fail_at_two)
     seed = {"default": {"config": {"name": [None]}},
-            "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 0.01, 2]}}}  # fmt: skip
+            "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2, 3]}}}  # fmt: skip
     session = run_search(config(search_dict(tmp_path, seed=seed, n_trials=None)))
     failed = trials(session, "FAIL")
-    assert len(failed) == 1 and failed[0].params == {"seq_blocks_2/channel_multiplier": 0.01}
-    assert "ConfigError" in failed[0].user_attrs["error"] and "at least 1 needed" in failed[0].user_attrs["error"]
+    assert len(failed) == 1 and failed[0].params == {"seq_blocks_2/channel_multiplier": 2}
+    assert failed[0].user_attrs["error"] == "PassError: cannot train this candidate"
     assert [t.number for t in trials(session, "COMPLETE")] == [0, 2]
     csv_text = (session.run_dir / "trials.csv").read_text()  # type: ignore[operator]
-    assert "FAIL" in csv_text and "at least 1 needed" in csv_text
+    assert "FAIL" in csv_text and "cannot train this candidate" in csv_text
 
 
 def test_nan_training_fails_the_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

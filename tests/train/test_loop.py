@@ -126,3 +126,18 @@ def test_schedule_sets_each_steps_rate(synthetic_small: TensorSplits) -> None:
                       num_warmup_steps=4)  # fmt: skip
     result = fit(model, synthetic_small, cfg)
     assert result.final.lr == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 5 / 6)))
+
+
+def test_a_one_row_last_batch_is_skipped_for_batch_norm(synthetic_small: TensorSplits) -> None:
+    """17 train rows in batches of 8: 8 + 8 + 1. BatchNorm cannot train on one row, so jsc-toy (which has
+    BatchNorm) runs floor(17 / 8) = 2 steps an epoch; a model without BatchNorm runs all ceil(17 / 8) = 3."""
+    splits = TensorSplits(
+        synthetic_small.info, synthetic_small.train.head(17), synthetic_small.val, synthetic_small.test
+    )
+    cfg = TrainConfig(max_epochs=2, batch_size=8, learning_rate=1e-3)
+    torch.manual_seed(0)
+    with_bn = create_model("jsc-toy", splits.info)
+    assert any(isinstance(m, nn.BatchNorm1d) for m in with_bn.modules())
+    assert fit(with_bn, splits, cfg).steps == 2 * 2
+    plain = nn.Sequential(nn.Linear(splits.info.in_features, 8), nn.ReLU(), nn.Linear(8, splits.info.num_classes))
+    assert fit(plain, splits, cfg).steps == 2 * 3

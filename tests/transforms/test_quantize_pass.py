@@ -177,7 +177,7 @@ def test_resolution_order_is_default_then_type_then_name() -> None:
 def test_unsigned_operands_are_relu_inputs_and_inputs_fed_by_a_relu() -> None:
     """integer(4, 0): signed [−8, 7], unsigned [0, 15]. A ReLU's data_in is unsigned, so 10 → 10 (not 7)."""
     graph = model_graph("hls4ml-jet")  # Linear, ReLU, Linear, … : the first Linear is fed by the input
-    new = netcarve.quantize(graph, {"by": "type", "linear": integer(4, 0), "relu": integer(4, 0)})
+    new = netcarve.quantize(graph, {"by": "type", "linear": integer(4, 0), "relu": integer(4, 0, ("data_in",))})
     signed = {n.name: new.submodule(n).quant["data_in"].signed for n in new.compute_nodes()}
     assert signed["seq_blocks_0"] is True  # input of the network
     assert signed["seq_blocks_1"] is False  # a ReLU

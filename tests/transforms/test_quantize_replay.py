@@ -52,7 +52,7 @@ def test_apply_transforms_accepts_config_models_and_aliases_nothing_else() -> No
     assert apply_transforms(graph, []) is graph
     with pytest.raises(UnknownNameError, match="unknown pass 'quantise'; did you mean 'quantize'"):
         apply_transforms(graph, [("quantise", CONFIG)])
-    with pytest.raises(ConfigError, match=r"passes\.quantize: unknown key 'linear\.config\.widht'"):
+    with pytest.raises(ConfigError, match=r"^unknown key 'passes\.quantize\.linear\.config\.widht'"):
         apply_transforms(graph, [("quantize", {"linear": {"config": {"widht": 8}}})])
 
 

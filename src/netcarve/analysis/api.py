@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -26,14 +27,45 @@ Method = Literal["auto", "closed_form", "dispatch"]
 METHODS: tuple[Method, ...] = ("auto", "closed_form", "dispatch")
 
 
+#: what ``analyze`` takes as example inputs: a tensor, a shape with the batch first, or a tuple of one tensor
+ExampleInputs = torch.Tensor | Sequence[int] | Sequence[torch.Tensor]
+
+
+def _example(example_inputs: ExampleInputs) -> torch.Tensor | tuple[int, ...]:
+    """A tensor, or a shape with the batch first; ``(x,)`` (fvcore's and FlopCounterMode's form) is ``x``."""
+    if isinstance(example_inputs, torch.Tensor):
+        return example_inputs
+    items = tuple(example_inputs) if isinstance(example_inputs, Sequence) else (example_inputs,)
+    if items and any(isinstance(item, torch.Tensor) for item in items):
+        if len(items) != 1 or not isinstance(items[0], torch.Tensor):
+            kinds = ", ".join(type(item).__name__ for item in items)
+            raise ModelError(f"analyze takes models of one input: example inputs must be one tensor, got ({kinds})")
+        return items[0]
+    return _example_shape(items)  # type: ignore[arg-type]
+
+
 def _example_shape(example_inputs: torch.Tensor | Sequence[int]) -> tuple[int, ...]:
     shape = tuple(example_inputs.shape) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
-    if len(shape) < 1 or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ModelError(f"example inputs must be a tensor or a shape with the batch first, got {shape!r}")
+    if len(shape) < 1 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+        raise ModelError(
+            f"example inputs must be a tensor, a tuple of one tensor or a shape with the batch first, got {shape!r}"
+        )
     return shape
 
 
-def _as_graph(model_or_graph: nn.Module | Graph, shape: tuple[int, ...]) -> Graph:
+#: shapes are recorded by a real forward pass on zeros at the batch given, but on at most this many input
+#: elements: counting at a huge batch needs no memory for it (the closed form scales the counts)
+ANNOTATION_ELEMENTS = 1 << 20
+
+
+def annotation_batch(shape: Sequence[int]) -> int:
+    """The batch at which a model of input ``shape`` (batch first) is traced: the batch given, capped so
+    that the zeros hold at most ``ANNOTATION_ELEMENTS`` elements (never below 1)."""
+    return max(1, min(shape[0], ANNOTATION_ELEMENTS // max(1, math.prod(shape[1:]))))
+
+
+def _as_graph(model_or_graph: nn.Module | Graph, example: torch.Tensor | tuple[int, ...]) -> Graph:
+    shape = _example_shape(example)
     if isinstance(model_or_graph, Graph):
         if tuple(shape[1:]) != model_or_graph.input_shape:
             raise ModelError(
@@ -41,14 +73,19 @@ def _as_graph(model_or_graph: nn.Module | Graph, shape: tuple[int, ...]) -> Grap
             )
         return model_or_graph
     if isinstance(model_or_graph, nn.Module):
-        return Graph.from_module(model_or_graph, shape[1:])
+        dtype = example.dtype if isinstance(example, torch.Tensor) else None
+        return Graph.from_module(model_or_graph, shape[1:], batch_size=annotation_batch(shape), dtype=dtype)
     raise ModelError(f"analyze takes an nn.Module or a Graph, got {type(model_or_graph).__name__}")
 
 
 def count(graph: Graph, example: torch.Tensor | tuple[int, ...], method: Method = "auto") -> GraphCounts:
-    """Per-node counts: closed form from NodeMeta where it is exact (``auto``), else the dispatch counter."""
+    """Per-node counts: closed form from NodeMeta where it is exact (``auto``), else the dispatch counter.
+
+    A shape is counted in the graph's own dtype (:attr:`Graph.input_dtype`); a tensor of that dtype that
+    needs no gradient takes the closed form as well.
+    """
     shape = _example_shape(example)
-    plain = not isinstance(example, torch.Tensor) or (example.dtype == torch.float32 and not example.requires_grad)
+    plain = not isinstance(example, torch.Tensor) or (example.dtype == graph.input_dtype and not example.requires_grad)
     if method != "dispatch" and plain:
         counted = count_closed_form(graph, shape[0])
         if counted is not None:
@@ -60,7 +97,7 @@ def count(graph: Graph, example: torch.Tensor | tuple[int, ...], method: Method 
 
 def analyze(
     model_or_graph: nn.Module | Graph,
-    example_inputs: torch.Tensor | Sequence[int],
+    example_inputs: ExampleInputs,
     *,
     convention: Convention = "netcarve",
     method: Method = "auto",
@@ -70,22 +107,30 @@ def analyze(
 ) -> Report:
     """Params, size, MACs/FLOPs/BitOPs (forward and backward), memory and optionally latency (DESIGN §5).
 
-    ``example_inputs`` is a tensor or a shape including the batch, e.g. ``(1, 16)``; counts are at that
-    batch size. ``convention="mase"`` reproduces the seed lab report's arithmetic. ``method`` chooses the
-    counting path (``auto``: closed form where exact, else dispatch; both give identical counts).
+    ``example_inputs`` is a tensor, a tuple of one tensor (``(x,)``, as fvcore and torch's
+    ``FlopCounterMode`` take it) or a shape including the batch, e.g. ``(1, 16)``; counts are at that batch
+    size. The model runs in its own dtype (its parameters'; a tensor's dtype when one is given), so a
+    float64 model counts the same MACs as in float32, with 64-bit sizes and bytes.
+
+    ``params`` are the trainable parameter elements (``requires_grad``); frozen ones are ``frozen_params``
+    (both stored: ``size_bits`` covers them all). Parameters of submodules that ``forward`` never calls
+    are counted too, in a record of kind ``unused`` per such module (no compute).
+
+    ``convention="mase"`` reproduces the seed lab report's arithmetic. ``method`` chooses the counting
+    path (``auto``: closed form where exact, else dispatch; both give identical counts).
     """
     if convention not in CONVENTIONS:
         raise ModelError(f"unknown convention {convention!r} (choose {' or '.join(CONVENTIONS)})")
     if method not in METHODS:
         raise ModelError(f"unknown counting method {method!r} (choose {', '.join(METHODS)})")
-    shape = _example_shape(example_inputs)
-    graph = _as_graph(model_or_graph, shape)
-    example = example_inputs if isinstance(example_inputs, torch.Tensor) else shape
+    example = _example(example_inputs)
+    shape = _example_shape(example)
+    graph = _as_graph(model_or_graph, example)
     report = build_report(graph, count(graph, example, method), convention, compare_to)
     if report.uncounted:
         log.info("ops without a formula (not counted): %s", report.uncounted)
     if latency:
-        tensor = example_inputs if isinstance(example_inputs, torch.Tensor) else torch.zeros(shape)
+        tensor = example if isinstance(example, torch.Tensor) else torch.zeros(shape, dtype=graph.input_dtype)
         report = report.with_latency(measure_latency(graph.module, tensor, runs=latency_runs))
     return report
 

@@ -8,14 +8,19 @@ from netcarve.analysis.counter import GraphCounts
 from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted
 from netcarve.analysis.memory import output_bytes, peak_live_bytes
 from netcarve.analysis.report import LAYER_METRICS, LayerRecord, Report, TotalRecord
-from netcarve.analysis.storage import EMPTY, NodeStorage, node_storage
+from netcarve.analysis.storage import EMPTY, NodeStorage, node_storage, unused_storage
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import NodeMeta, TensorMeta
 
 
+def _float_text(dtype: str | None) -> str:
+    """``float64`` for a float64 tensor; ``float32`` for float32 and anything not floating point."""
+    return dtype if dtype is not None and dtype.startswith(("float", "bfloat")) else "float32"
+
+
 def _precision_text(meta: NodeMeta) -> str:
     quantized = [f"{op}={p.describe()}" for op, p in meta.precision.items() if not p.is_float or p.width != 32]
-    return " ".join(quantized) if quantized else "float32"
+    return " ".join(quantized) if quantized else _float_text(meta.output.dtype if meta.output else None)
 
 
 def _layer(
@@ -34,6 +39,7 @@ def _layer(
         output_shape=tensors[0].shape if tensors else (),
         precision=_precision_text(meta),
         params=held.params,
+        frozen_params=held.frozen_params,
         buffers=held.buffers,
         size_bits=held.size_bits,
         buffer_bits=held.buffer_bits,
@@ -48,11 +54,20 @@ def _layer(
     )
 
 
+def _unused(name: str, target: str, held: NodeStorage, dtype: str) -> LayerRecord:
+    """A module (or top-level tensor) that ``forward`` never uses: what it holds, no compute."""
+    zero = {key: 0 for key in LAYER_METRICS}
+    storage = {key: getattr(held, key) for key in ("params", "frozen_params", "buffers", "size_bits", "buffer_bits")}
+    return LayerRecord(name=name, kind="unused", target=target, output_shape=(), precision=dtype, **{**zero, **storage})
+
+
 def _total(layers: list[LayerRecord], peak: int, compare_to: int) -> TotalRecord:
     sums = {key: sum(getattr(r, key) for r in layers) for key in LAYER_METRICS}
-    average = sums["size_bits"] / sums["params"] if sums["params"] else 0.0
+    stored = sums["params"] + sums["frozen_params"]
+    average = sums["size_bits"] / stored if stored else 0.0
     return TotalRecord(
         params=sums["params"],
+        frozen_params=sums["frozen_params"],
         buffers=sums["buffers"],
         size_bits=sums["size_bits"],
         buffer_bits=sums["buffer_bits"],
@@ -71,9 +86,10 @@ def _total(layers: list[LayerRecord], peak: int, compare_to: int) -> TotalRecord
 
 
 def build_report(graph: Graph, counted: GraphCounts, convention: Convention, compare_to: int = 32) -> Report:
-    """One LayerRecord per node (placeholders and the output excepted) and the totals.
+    """One LayerRecord per node (placeholders and the output excepted), one of kind ``unused`` per module
+    whose tensors no node uses, and the totals.
 
-    ``average_bitwidth`` is size_bits / params (0.0 for a model without parameters, whose
+    ``average_bitwidth`` is size_bits / (params + frozen_params) (0.0 for a model without parameters, whose
     ``memory_density`` is then 0.0 too); ``activation_bytes`` is the sum of the layers' output bytes.
     """
     storage = node_storage(graph)
@@ -89,6 +105,8 @@ def build_report(graph: Graph, counted: GraphCounts, convention: Convention, com
             counts = counted.counts.get(node.name) or OpCounts()
             held = storage.get(node.name, EMPTY)
             layers.append(_layer(meta, counts, held, tensors, nbytes[node.name], convention))
+    for name, (target, held, dtype) in unused_storage(graph).items():
+        layers.append(_unused(name, target, held, dtype))
     total = _total(layers, peak_live_bytes(graph.module.graph, nbytes), compare_to)
     uncounted = merge_uncounted(counted.counts)
     return Report(counted.batch_size, convention, counted.method, tuple(layers), total, uncounted)

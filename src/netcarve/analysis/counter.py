@@ -107,14 +107,15 @@ def _fake_quant_flag() -> Callable[[], bool]:
 
 
 def count_by_dispatch(graph: Graph, example: torch.Tensor | tuple[int, ...]) -> GraphCounts:
-    """Count every node of ``graph`` for one forward pass on ``example`` (a tensor or a shape with batch)."""
+    """Count every node of ``graph`` for one forward pass on ``example`` (a tensor, or a shape with the batch
+    first, run in the graph's dtype)."""
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     x: torch.Tensor
     if isinstance(example, torch.Tensor):
         x = fake_mode.from_tensor(example)
     else:
         with fake_mode:
-            x = torch.zeros(example)
+            x = torch.zeros(example, dtype=graph.input_dtype)
     counter = OpCounter(_fake_quant_flag())
     counter.mark_data(x)
     outputs: dict[str, tuple[TensorMeta, ...]] = {}
@@ -126,7 +127,8 @@ def count_by_dispatch(graph: Graph, example: torch.Tensor | tuple[int, ...]) -> 
             _Attributing(gm, counter, outputs).run(x)
     except Exception as exc:
         shape = tuple(x.shape)
-        raise ModelError(f"counting a forward pass on input {shape} failed: {type(exc).__name__}: {exc}") from None
+        first = str(exc).strip().split("\n", 1)[0]  # without torch.fx's "While executing …" lines
+        raise ModelError(f"counting a forward pass on input {shape} failed: {type(exc).__name__}: {first}") from None
     finally:
         gm.train(was_training)
     if OUTSIDE in counter.counts:

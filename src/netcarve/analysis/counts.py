@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
+
 from netcarve.ir.meta import NodeMeta
 
 Convention = Literal["netcarve", "mase"]
@@ -88,9 +90,19 @@ class Derived:
     backward_flops: int
 
 
+def _float_width(dtype: str) -> int:
+    """Bits of a floating-point dtype name (``float64`` → 64); 32 for anything else."""
+    value = getattr(torch, dtype, None)
+    return value.itemsize * 8 if isinstance(value, torch.dtype) and value.is_floating_point else 32
+
+
 def operand_bits(meta: NodeMeta, operand: str) -> int:
-    """Stored bit width of ``operand`` from the node's precision (32 when not quantized)."""
-    return meta.operand_precision(operand).width
+    """Stored bit width of ``operand`` from the node's precision; when not quantized, the width of the
+    node's floating-point dtype (its input's for ``data_in``, its output's otherwise): 32 for float32."""
+    if operand in meta.precision:
+        return meta.precision[operand].width
+    tensor = meta.inputs[0] if operand == "data_in" and meta.inputs else meta.output
+    return _float_width(tensor.dtype) if tensor is not None else 32
 
 
 def derive(counts: OpCounts, meta: NodeMeta, convention: Convention) -> Derived:

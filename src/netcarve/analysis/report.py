@@ -11,6 +11,7 @@ from typing import Any
 #: per-layer integer metrics, in table order (DESIGN §5)
 LAYER_METRICS = (
     "params",
+    "frozen_params",
     "buffers",
     "size_bits",
     "buffer_bits",
@@ -26,7 +27,12 @@ LAYER_METRICS = (
 
 @dataclass(frozen=True)
 class LayerRecord:
-    """One fx node: what it holds, what it computes at the report's batch size, and its output bytes."""
+    """One fx node: what it holds, what it computes at the report's batch size, and its output bytes.
+
+    ``params`` are trainable elements (``requires_grad``), ``frozen_params`` the rest; ``size_bits`` covers
+    both. A submodule that ``forward`` never calls has a record of kind ``unused``: its parameters and
+    buffers, and no compute.
+    """
 
     name: str
     kind: str
@@ -34,6 +40,7 @@ class LayerRecord:
     output_shape: tuple[int, ...]
     precision: str
     params: int
+    frozen_params: int
     buffers: int
     size_bits: int
     buffer_bits: int
@@ -52,6 +59,7 @@ class TotalRecord:
     """Whole-model totals. ``model_size`` = ceil(size_bits / 8) bytes; the two ratios are floats."""
 
     params: int
+    frozen_params: int
     buffers: int
     size_bits: int
     buffer_bits: int

@@ -1,14 +1,19 @@
 """Parameters, buffers and their stored bits, per node (DESIGN §5: params, size_bits, buffer_bits).
 
-A parameter is stored at its operand's precision from the owning node's NodeMeta (``bias`` for a tensor
-named ``bias``, ``weight`` for every other parameter, BatchNorm's affine ones included), otherwise at its
-dtype's width (32 for float32). Buffers (BatchNorm running statistics, ``num_batches_tracked``) are kept
-apart at their dtype's width. A tensor shared by several nodes is counted once, at its first node.
+``params`` counts trainable parameter elements (``requires_grad``), ``frozen_params`` the others; both are
+stored, so ``size_bits`` covers both. A parameter is stored at its operand's precision from the owning
+node's NodeMeta (``bias`` for a tensor named ``bias``, ``weight`` for every other parameter, BatchNorm's
+affine ones included), otherwise at its dtype's width (32 for float32, 64 for float64). Buffers (BatchNorm
+running statistics, ``num_batches_tracked``) are kept apart at their dtype's width. A tensor shared by
+several nodes is counted once, at its first node.
+
+Tensors of the graph's module that no node uses (a submodule ``forward`` never calls, kept by
+:func:`netcarve.ir.graph.keep_unused`) are counted as well, per owning module: :func:`unused_storage`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ class NodeStorage:
     buffers: int = 0
     size_bits: int = 0
     buffer_bits: int = 0
+    frozen_params: int = 0
 
 
 EMPTY = NodeStorage()
@@ -52,33 +58,79 @@ def _tensors(graph: Graph, node: fx.Node) -> Iterator[tuple[str, torch.Tensor, b
             yield str(node.target), value, isinstance(value, nn.Parameter)
 
 
-def _param_bits(meta: NodeMeta, name: str, tensor: torch.Tensor) -> int:
+def _param_bits(meta: NodeMeta | None, name: str, tensor: torch.Tensor) -> int:
     operand = "bias" if name.rsplit(".", 1)[-1] == "bias" else "weight"
-    if operand in meta.precision:
+    if meta is not None and operand in meta.precision:
         return meta.precision[operand].width
     return tensor.element_size() * 8
 
 
-def node_storage(graph: Graph) -> dict[str, NodeStorage]:
-    """Storage of every node that holds tensors (others are absent: they hold nothing)."""
-    seen: set[int] = set()
+def _storage(
+    tensors: Iterable[tuple[str, torch.Tensor, bool]], meta: NodeMeta | None, seen: set[int]
+) -> NodeStorage | None:
+    """What ``tensors`` hold (those not ``seen`` yet, which become seen); None when that is nothing."""
+    params = frozen = buffers = size_bits = buffer_bits = 0
+    for name, tensor, is_param in tensors:
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        numel = tensor.numel()
+        if is_param:
+            if tensor.requires_grad:
+                params += numel
+            else:
+                frozen += numel
+            size_bits += numel * _param_bits(meta, name, tensor)
+        else:
+            buffers += numel
+            buffer_bits += numel * tensor.element_size() * 8
+    if not (params or frozen or buffers):
+        return None
+    return NodeStorage(params, buffers, size_bits, buffer_bits, frozen)
+
+
+def _node_storage(graph: Graph, seen: set[int]) -> dict[str, NodeStorage]:
     out: dict[str, NodeStorage] = {}
     for node in graph.module.graph.nodes:
         if node.op not in ("call_module", "get_attr"):
             continue
-        meta = graph.meta(node)
-        params = buffers = size_bits = buffer_bits = 0
-        for name, tensor, is_param in _tensors(graph, node):
-            if id(tensor) in seen:
-                continue
-            seen.add(id(tensor))
-            numel = tensor.numel()
-            if is_param:
-                params += numel
-                size_bits += numel * _param_bits(meta, name, tensor)
-            else:
-                buffers += numel
-                buffer_bits += numel * tensor.element_size() * 8
-        if params or buffers:
-            out[node.name] = NodeStorage(params, buffers, size_bits, buffer_bits)
+        held = _storage(_tensors(graph, node), graph.meta(node), seen)
+        if held is not None:
+            out[node.name] = held
+    return out
+
+
+def node_storage(graph: Graph) -> dict[str, NodeStorage]:
+    """Storage of every node that holds tensors (others are absent: they hold nothing)."""
+    return _node_storage(graph, set())
+
+
+def _dtype_text(tensors: Iterable[tuple[str, torch.Tensor, bool]]) -> str:
+    dtypes = [t.dtype for _, t, _ in tensors if t.is_floating_point()]
+    return str(dtypes[0]).removeprefix("torch.") if dtypes else "float32"
+
+
+def unused_storage(graph: Graph) -> dict[str, tuple[str, NodeStorage, str]]:
+    """Tensors no node uses, by owning module: dotted module name → (its class name, storage, float dtype).
+
+    A tensor held directly by the top-level module gets its own entry under its own name (class name
+    ``Parameter`` or ``buffer``). Stored at their dtype's width (no node, so no quantized precision).
+    """
+    seen: set[int] = set()
+    _node_storage(graph, seen)
+    out: dict[str, tuple[str, NodeStorage, str]] = {}
+    for path, module in graph.module.named_modules():
+        direct = [
+            *((n, t, True) for n, t in module.named_parameters(recurse=False)),
+            *((n, t, False) for n, t in module.named_buffers(recurse=False)),
+        ]
+        if path:
+            held = _storage(direct, None, seen)
+            if held is not None:
+                out[path] = (type(module).__name__, held, _dtype_text(direct))
+            continue
+        for item in direct:
+            held = _storage([item], None, seen)
+            if held is not None:
+                out[item[0]] = ("Parameter" if item[2] else "buffer", held, _dtype_text([item]))
     return out

@@ -21,22 +21,26 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def report_table(report: Report, title: str = "") -> Table:
-    """The precision column appears only when some layer is not float32."""
+    """The precision column appears only when some layer is not float32, the frozen-params column only
+    when some parameter is frozen."""
     quantized = any(r.precision != "float32" for r in report.layers)
+    columns = COLUMNS
+    if report.total.frozen_params:
+        columns = (COLUMNS[0], ("frozen params", "frozen_params"), *COLUMNS[1:])
     table = Table(title=title or None)
     for header in ("layer", "kind", "output shape", *(["precision"] if quantized else [])):
         table.add_column(header)
-    for header, _ in COLUMNS:
+    for header, _ in columns:
         table.add_column(header, justify="right")
     for r in report.layers:
         shape = "×".join(str(s) for s in r.output_shape)
         first = [r.name, r.kind, shape, *([r.precision] if quantized else [])]
-        table.add_row(*first, *(f"{getattr(r, attr):,}" for _, attr in COLUMNS))
+        table.add_row(*first, *(f"{getattr(r, attr):,}" for _, attr in columns))
     t = report.total
     totals = {**vars(t), "output_bytes": t.activation_bytes}
     table.add_section()
     blanks = [""] * (3 if quantized else 2)
-    table.add_row("total", *blanks, *(f"{totals[attr]:,}" for _, attr in COLUMNS), style="bold")
+    table.add_row("total", *blanks, *(f"{totals[attr]:,}" for _, attr in columns), style="bold")
     return table
 
 
@@ -45,6 +49,7 @@ def summary_lines(report: Report) -> list[str]:
     t = report.total
     lines = [
         f"batch size {report.batch_size}, convention {report.convention} (counted by {report.method})",
+        f"params: {t.params:,} trainable, {t.frozen_params:,} frozen (elements)",
         f"model_size: {t.model_size:,} bytes ({t.size_bits:,} bits); buffers: {t.buffers:,} "
         f"elements ({t.buffer_bits:,} bits, not in model_size)",
         f"activations: {t.activation_bytes:,} bytes in total, peak live {t.peak_activation_bytes:,} bytes",

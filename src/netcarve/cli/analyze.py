@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,15 +33,40 @@ def _dataset_info(spec: str) -> DatasetInfo:
     return jsc_info(name) if name in _SCHEMA_ONLY else load_dataset(spec).info
 
 
-def _graph(model: str, info: DatasetInfo, load: Path | None) -> Graph:
+#: the most elements one sample of --input-shape may have (shapes are recorded on real zeros)
+MAX_SAMPLE_ELEMENTS = 1 << 24
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """``1,8,8``, ``1x8x8`` or ``(1, 8, 8)``: one sample's shape (no batch), positive integers."""
+    body = text.strip().removeprefix("(").removesuffix(")").strip()
+    parts = re.split(r"\s*[,x×]\s*", body) if body else []
+    if not parts or not all(re.fullmatch(r"[0-9]+", p) and int(p) > 0 for p in parts):
+        fail(
+            "--input-shape must be one sample's shape without the batch: positive integers separated by ',' "
+            f"or 'x', e.g. 1,8,8 or 1x8x8 (got {text!r})"
+        )
+    shape = tuple(int(p) for p in parts)
+    if math.prod(shape) > MAX_SAMPLE_ELEMENTS:
+        fail(f"--input-shape {text} has {math.prod(shape):,} elements per sample; at most {MAX_SAMPLE_ELEMENTS:,}")
+    return shape
+
+
+def _graph(
+    model: str, info: DatasetInfo, load: Path | None, input_shape: tuple[int, ...] | None, batch_size: int
+) -> Graph:
     if load is not None:
         from netcarve.train.checkpoint import load_graph
 
         return load_graph(load, model, info)
+    from netcarve.analysis.api import annotation_batch
     from netcarve.ir.graph import Graph, ModelSpec
     from netcarve.models import create_model
 
-    return Graph.from_module(create_model(model, info), (info.in_features,), ModelSpec(model, info.to_dict()))
+    sample = input_shape or (info.in_features,)
+    module = create_model(model, info, input_shape)
+    batch = annotation_batch((batch_size, *sample))
+    return Graph.from_module(module, sample, ModelSpec(model, info.to_dict()), batch_size=batch)
 
 
 def _render(report: Report, fmt: str, title: str) -> str | None:
@@ -85,6 +112,14 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
         force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
         convention: Annotated[str, typer.Option("--convention", help="netcarve or mase (seed report).")] = "netcarve",
+        input_shape: Annotated[
+            str | None,
+            typer.Option(
+                "--input-shape",
+                help="One sample's shape without the batch (e.g. 1,8,8 or 1x8x8), for a model whose input is "
+                "not the dataset's flat feature vector; the batch is --batch-size.",
+            ),
+        ] = None,
     ) -> None:
         """Per-layer params, size, MACs/FLOPs/BitOPs (forward and backward), memory and latency."""
         if fmt not in FORMATS:
@@ -93,18 +128,29 @@ def register(app: typer.Typer) -> None:
             fail(f"--convention must be one of {', '.join(CONVENTIONS)} (got {convention!r})")
         if batch_size < 1:
             fail(f"--batch-size must be at least 1 (got {batch_size})")
+        if output is not None and output.is_dir():
+            fail(f"--output {str(output)!r} is a directory; give the path of a file to write")
         if output is not None and output.exists() and not force:
             fail(f"{output} exists; pass --force to overwrite it")
+        sample = parse_input_shape(input_shape) if input_shape is not None else None
+        if sample is not None and load is not None:
+            fail("--input-shape analyzes a freshly built model; it cannot be combined with --load")
 
         from netcarve.analysis.api import analyze
         from netcarve.config import build_config
+        from netcarve.errors import NetcarveError
 
         cfg = build_config(config, overrides={"model": model, "dataset": dataset})
         if cfg.model is None or cfg.dataset is None:
             fail("give MODEL and DATASET as arguments or in --config")
         assert cfg.model is not None and cfg.dataset is not None
         info = _dataset_info(cfg.dataset)
-        graph = _graph(cfg.model, info, load)
+        try:
+            graph = _graph(cfg.model, info, load, sample, batch_size)
+        except NetcarveError as exc:
+            if sample is None:
+                raise
+            fail(f"--input-shape {input_shape}: {exc}", exc.exit_code)
         report = analyze(
             graph,
             (batch_size, *graph.input_shape),
@@ -113,11 +159,14 @@ def register(app: typer.Typer) -> None:
         )
         title = f"{cfg.model} on {cfg.dataset}"
         text = _render(report, fmt, title)
-        if text is None:
-            _write_table(report, title, output)
-        elif output is None:
-            typer.echo(text, nl=False)
-        else:
-            output.write_text(text, encoding="utf-8")
+        try:
+            if text is None:
+                _write_table(report, title, output)
+            elif output is None:
+                typer.echo(text, nl=False)
+            else:
+                output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write --output {str(output)!r}: {exc.strerror or exc}")
         if output is not None:
             console.print(f"wrote {output}", highlight=False)

@@ -22,8 +22,8 @@ def parse_seeds(text: str) -> list[int]:
 
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds must be integers separated by commas (e.g. 0,1,2), got {text!r}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--seeds must be integers separated by commas (e.g. 0,1,2), got {text!r}") from exc
     if not seeds:
         raise ConfigError("--seeds: give at least one seed (e.g. 0,1,2)")
     return list(dict.fromkeys(seeds))

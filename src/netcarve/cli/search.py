@@ -17,10 +17,20 @@ from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
+    from netcarve.search.runner import Counts
     from netcarve.search.session import Prepared, Session
 
+#: exit code of a search that ended with configurations not run (a worker died too often, trials left stale)
+INCOMPLETE_EXIT = 3
+
 StorageOpt = Annotated[
-    str | None, typer.Option(help="Optuna storage URL (postgresql://…, sqlite:///…) or a journal file path.")
+    str | None,
+    typer.Option(
+        envvar="NETCARVE_STORAGE",
+        show_envvar=True,
+        help="Optuna storage URL (postgresql://…, sqlite:///…) or a journal file path; NETCARVE_STORAGE keeps a "
+        "password off the command line.",
+    ),
 ]
 StudyOpt = Annotated[str | None, typer.Option(help="Study name (default: <project>/<run dir name>).")]
 
@@ -138,25 +148,70 @@ def _overrides(**kw: Any) -> dict[str, Any]:
     return out
 
 
+def resume_command(session: Session) -> str:
+    """The exact command that continues this search (the storage URL shown without its password)."""
+    import shlex
+
+    from netcarve.search.storage import journal_path, redacted
+
+    cmd = f"netcarve search --resume {shlex.quote(str(session.run_dir))}"
+    if journal_path(session.url) is None:
+        cmd += f" --storage {shlex.quote(redacted(session.url))}"
+        if redacted(session.url) != session.url:
+            cmd += "  (with the password in place of ***, or the URL in NETCARVE_STORAGE)"
+    return cmd
+
+
+def summary_text(counts: Counts, seconds: float) -> str:
+    """One line that matches trials.csv row for row: every state is named, stale rows included."""
+    parts = [f"{counts.complete} complete" + (f" ({counts.reused} reused a repeat's result)" if counts.reused else "")]
+    parts += [f"{counts.pruned} pruned", f"{counts.failed} failed"]
+    if counts.stale:
+        parts.append(f"{counts.stale} interrupted or lost with their worker (stale; their configurations run again)")
+    if counts.running or counts.waiting:
+        parts.append(f"{counts.running} still running, {counts.waiting} waiting")
+    return f"{counts.total} trials in {seconds:.1f} s: " + ", ".join(parts)
+
+
 def _run(session: Session) -> None:
-    from netcarve.search.api import finish
+    """Run the study with a progress bar; write results; say whether it is complete (exit 3 if not)."""
+    from netcarve.cli.common import Terminated, stop_on_sigterm
+    from netcarve.search.api import finish, finish_interrupted
     from netcarve.search.runner import count_trials, run_study
 
     plan = session.prepared.plan
     console.print(f"run dir: {session.run_dir}   study: {session.study.study_name}", highlight=False)
     start = time.perf_counter()
-    with search_progress(session) as update:
-        run_study(session, plan.n_jobs, plan.timeout, update)
+    try:
+        with stop_on_sigterm(), search_progress(session) as update:
+            done = run_study(session, plan.n_jobs, plan.timeout, update)
+    except KeyboardInterrupt as exc:
+        finish_interrupted(session)
+        console.print(summary_text(count_trials(session.study), time.perf_counter() - start), highlight=False)
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        err_console.print(f"{what}: trials.csv and report.html are in {session.run_dir}; continue with:\n"
+                          f"  {resume_command(session)}", highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from exc
     best = finish(session)
-    c = count_trials(session.study)
-    reused = sum("reused_from" in t.user_attrs for t in session.study.get_trials(deepcopy=False))
     console.print(
-        f"{c.done + c.failed} trials in {time.perf_counter() - start:.1f} s: {c.complete} complete "
-        f"({reused} of them repeats whose result was reused), "
-        f"{c.pruned} pruned, {c.failed} failed; results and report.html in {session.run_dir}",
+        summary_text(count_trials(session.study), time.perf_counter() - start)
+        + f"; results and report.html in {session.run_dir}",
         highlight=False,
     )
     console.print(best_table(best) if best else "no feasible completed trial")
+    if done.complete:
+        return
+    lost = []
+    if done.missing:
+        unit = "configurations" if plan.enumerates else "trials"
+        lost.append(f"{done.missing} of {done.target} {unit} not run")
+    if done.running:
+        lost.append(f"{done.running} trial(s) still marked running by processes that did not finish")
+    cause = "setup.timeout reached" if done.timed_out else "the search is incomplete"
+    err_console.print(f"{cause}: {'; '.join(lost)}; continue with:\n  {resume_command(session)}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    if not done.timed_out:
+        raise typer.Exit(INCOMPLETE_EXIT)
 
 
 def register(app: typer.Typer) -> None:
@@ -208,7 +263,15 @@ def register(app: typer.Typer) -> None:
     @app.command("worker")
     @handle_errors
     def worker_cmd(
-        storage: Annotated[str, typer.Option(help="The study's storage URL or journal file.")],
+        storage: Annotated[
+            str,
+            typer.Option(
+                envvar="NETCARVE_STORAGE",
+                show_envvar=True,
+                help="The study's storage URL or journal file (or NETCARVE_STORAGE: keeps a password "
+                "off the command line).",
+            ),
+        ],
         study_name: Annotated[str, typer.Option(help="The study to join.")],
         config: ConfigOpt = None,
         worker_index: Annotated[int, typer.Option(help="Seeds the sampler with seed + index.")] = 0,
@@ -218,10 +281,13 @@ def register(app: typer.Typer) -> None:
         """Join a running study and run its trials until it is done (config read from the study)."""
         setup_logging(verbose)
         _quiet_optuna()
+        from netcarve.cli.common import stop_on_sigterm
         from netcarve.search.api import join_worker
-        from netcarve.search.runner import work
+        from netcarve.search.runner import die_with_parent, work
 
+        die_with_parent()
         session = join_worker(storage, study_name, str(config) if config else None, worker_index)
         deadline = time.time() + timeout if timeout is not None else None
-        ran = work(session, deadline)
+        with stop_on_sigterm():
+            ran = work(session, deadline)
         err_console.print(f"worker {worker_index}: ran {ran} trial(s) of {study_name}", highlight=False)

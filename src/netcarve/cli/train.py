@@ -22,6 +22,14 @@ DatasetArg = Annotated[
 ]
 
 
+def check_batch_size(value: int | None) -> None:
+    """``--batch-size`` must be at least 1: a one-line error naming the flag, before anything is loaded."""
+    from netcarve.errors import ConfigError
+
+    if value is not None and value < 1:
+        raise ConfigError(f"--batch-size must be at least 1 (got {value})")
+
+
 def results_table(title: str, rows: dict[str, Any], class_names: tuple[str, ...] = ()) -> Table:
     """One column per split; rows: loss, accuracy, then accuracy per class."""
     table = Table(title=title)
@@ -56,6 +64,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model; writes runs/<project>/<time>/ with best.pt, last.pt, config.toml, metrics.json."""
         setup_logging(verbose)
+        check_batch_size(batch_size)
         from netcarve.cli.progress import training_progress
         from netcarve.config import build_config
         from netcarve.train import evaluate, fit, save_checkpoint
@@ -116,6 +125,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate a checkpoint: loss, accuracy and per-class accuracy on a split."""
         setup_logging(verbose)
+        check_batch_size(batch_size)
         from netcarve.config import build_config
         from netcarve.errors import ConfigError
         from netcarve.train import evaluate

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from netcarve.cli.common import console, handle_errors, setup_logging
-from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt
+from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt, check_batch_size
 
 if TYPE_CHECKING:
     from netcarve.ir.graph import Graph
@@ -99,8 +99,10 @@ def register(app: typer.Typer) -> None:
         after. Training the written checkpoint (netcarve train --load) is quantization-aware training.
         """
         setup_logging(verbose)
+        check_batch_size(batch_size)
         from netcarve.config import build_config
         from netcarve.errors import CheckpointError, ConfigError
+        from netcarve.paths import output_file
         from netcarve.train import save_checkpoint
         from netcarve.transforms.replay import apply_transforms
         from netcarve.workflow import initial_graph, load_splits, start_run
@@ -108,7 +110,7 @@ def register(app: typer.Typer) -> None:
         cfg = build_config(config, {"model": model, "dataset": dataset}, set_ or [])
         if not cfg.passes:
             raise ConfigError("the config has no passes table (e.g. passes.quantize): nothing to transform")
-        if output is not None and output.exists():
+        if output is not None and output_file(output, "--output", CheckpointError).exists():
             raise CheckpointError(f"output {str(output)!r} already exists; choose another path (nothing was written)")
         splits = load_splits(cfg)
         part = splits.split(split)

@@ -58,7 +58,7 @@ def resolve_samplers(names: Sequence[str]) -> list[str]:
         try:
             canonical = SAMPLERS.canonical(name.strip())
         except UnknownNameError as exc:
-            raise ConfigError(f"--samplers: {exc}") from None
+            raise ConfigError(f"--samplers: {exc}") from exc
         if canonical not in out:
             out.append(canonical)
     if not out:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS
 from netcarve.config.run import RunConfig
 from netcarve.errors import ConfigError
+from netcarve.paths import existing_file
 
 
 def na_to_none(value: Any) -> Any:
@@ -27,16 +30,16 @@ def na_to_none(value: Any) -> Any:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file into a dict (with "NA" → None); a clear ConfigError otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+    p = existing_file(path, "config file", ConfigError)
     try:
         with p.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {str(p)!r} is not a text (TOML) file") from None
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not a text (TOML) file") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from exc
     return na_to_none(data)
 
 
@@ -76,43 +79,116 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc[:-1]:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return []
-        current = _inner_model(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+@dataclass(frozen=True)
+class _Table:
+    """A TOML table with free keys (a dict field): each key holds ``value`` (a config model, or None)."""
+
+    value: Any
+    #: the pass table whose layer entries these are (written directly in it, e.g. ``passes.width.fc1``)
+    entries_of: type[BaseModel] | None = None
 
 
-def _inner_model(annotation: Any) -> Any:
-    for arg in (annotation, *getattr(annotation, "__args__", ())):
+#: the walker's state inside ``[passes]``: each key is a pass table
+_PASSES = "passes"
+
+
+def _child(annotation: Any) -> Any:
+    """What a field holds: a config model, a :class:`_Table` of them, or None (a plain value)."""
+    for arg in (annotation, *get_args(annotation)):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
+        if get_origin(arg) is dict:
+            args = get_args(arg)
+            return _Table(_child(args[1]) if len(args) == 2 else None)
+        if get_origin(arg) is list:
+            return _child(get_args(arg)[0]) if get_args(arg) else None
     return None
 
 
-def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
-    """One line naming the dotted key of the first problem, with a suggestion for a mistyped key."""
+@dataclass(frozen=True)
+class UserKey:
+    """Where a validation error is, as the user wrote it in TOML."""
+
+    dotted: str
+    #: the config model of the table holding the last key (None when unknown): its fields are the valid keys
+    table: type[BaseModel] | None
+    #: the pass table (e.g. :class:`WidthPassConfig`) when the last key is one of its layer entries
+    entry_of: type[BaseModel] | None = None
+
+
+def user_key(model: type[BaseModel], loc: tuple[Any, ...], prefix: str = "") -> UserKey:
+    """The dotted TOML key of a pydantic ``loc`` within ``model`` (whose own key is ``prefix``).
+
+    A pass table's layer entries are written directly in it (``passes.quantize.linear``, never the model's
+    internal ``entries``); list positions are written ``[i]``.
+    """
+    parts: list[str] = [prefix] if prefix else []
+    current: Any = model
+    table: type[BaseModel] | None = None
+    entry_of: type[BaseModel] | None = None
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
+            continue
+        key, entry_of, table = str(part), None, None
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            table = current
+            field = current.model_fields.get(key)
+            if field is not None and key == getattr(current, "flattened_field", None):
+                child = _child(field.annotation)
+                current = _Table(child.value if isinstance(child, _Table) else None, entries_of=current)
+                continue
+            if current is RunConfig and key == "passes":
+                current = _PASSES
+            else:
+                current = _child(field.annotation) if field is not None else None
+        elif current == _PASSES:
+            current = PASS_CONFIGS.get(PASS_ALIASES.get(key, key))
+        elif isinstance(current, _Table):
+            entry_of, current = current.entries_of, current.value
+        else:
+            current = None
+        parts.append(key)
+    return UserKey(".".join(parts), table, entry_of)
+
+
+def _close(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str, prefix: str = "") -> str:
+    """One line naming the dotted key of each problem (up to three) as the user wrote it in TOML, with a
+    suggestion for a mistyped key. ``prefix`` is the dotted key of the table ``model`` validates."""
     messages = []
     for err in exc.errors()[:3]:
-        loc = tuple(p for p in err["loc"] if not isinstance(p, int) or True)
-        dotted = ".".join(str(p) for p in loc) or "<top level>"
+        key = user_key(model, tuple(err["loc"]), prefix)
+        dotted = key.dotted or "<top level>"
+        last = dotted.rsplit(".", 1)[-1]
+        got = err.get("input")
         if err["type"] == "extra_forbidden":
-            valid = _valid_keys(model, loc)
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = _close(last, key.table.model_fields if key.table is not None else ())
+            hint = f"; did you mean {close!r}?" if close else ""
             messages.append(f"unknown key {dotted!r}{hint}")
+        elif key.entry_of is not None and err["type"] == "model_type" and not isinstance(got, dict):
+            # a scalar where a layer entry was expected: most likely a mistyped fixed key (``inti = …``)
+            fixed = [f for f in key.entry_of.model_fields if f != getattr(key.entry_of, "flattened_field", None)]
+            close = _close(last, fixed)
+            if close:
+                messages.append(f"unknown key {dotted!r}; did you mean {close!r}?")
+            else:
+                messages.append(
+                    f"{dotted!r} must be a layer entry (a table holding a config table) or one of "
+                    f"{', '.join(fixed)} (got {got!r})"
+                )
         else:
-            got = err.get("input")
+            msg = (
+                "must be a table" if err["type"] in ("model_type", "model_attributes_type", "dict_type") else err["msg"]
+            )
+            msg = msg.removeprefix("Value error, ")
             got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-            messages.append(f"invalid value for {dotted!r}: {err['msg']}{got_text}")
-    return f"{source}: " + "; ".join(messages)
+            messages.append(f"invalid value for {dotted!r}: {msg}{got_text}")
+    return (f"{source}: " if source else "") + "; ".join(messages)
 
 
 def build_config(
@@ -120,7 +196,12 @@ def build_config(
     overrides: Mapping[str, Any] | None = None,
     assignments: Iterable[str] = (),
 ) -> RunConfig:
-    """Defaults < TOML < CLI flags (``overrides``, None values ignored) < ``--set`` assignments."""
+    """Defaults < the dataset's training defaults < TOML < CLI flags (``overrides``, None values ignored) <
+    ``--set`` assignments.
+
+    The dataset's defaults (:func:`netcarve.data.training_defaults`, e.g. digits: SGD, batch 16) fill only
+    the keys that neither the TOML, a flag nor ``--set`` gave (a key given as "NA" counts as given).
+    """
     data: dict[str, Any] = read_toml(toml_path) if toml_path is not None else {}
     source = str(toml_path) if toml_path is not None else "config"
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -128,11 +209,30 @@ def build_config(
     for text in assignments:
         path, value = parse_assignment(text)
         set_dotted(data, path, value)
-    return validate_config(data, source)
+    return validate_config(with_dataset_defaults(data), source)
+
+
+#: keys whose dataset defaults only make sense together: setting one of them drops the others' defaults
+#: (an Adam learning rate given with the dataset's SGD default would train poorly)
+LINKED_DEFAULTS = frozenset({"training_optimizer", "learning_rate"})
+
+
+def with_dataset_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the training defaults of its ``dataset`` added for every key it does not set; the
+    optimizer and learning rate are taken from the dataset together or not at all."""
+    dataset = data.get("dataset")
+    if not isinstance(dataset, str):
+        return dict(data)
+    from netcarve.data import training_defaults
+
+    defaults = dict(training_defaults(dataset))
+    if LINKED_DEFAULTS & data.keys():
+        defaults = {k: v for k, v in defaults.items() if k not in LINKED_DEFAULTS}
+    return {**defaults, **data}
 
 
 def validate_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, RunConfig, source)) from None
+        raise ConfigError(describe_validation_error(exc, RunConfig, source)) from exc

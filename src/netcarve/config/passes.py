@@ -7,9 +7,9 @@ A pass table has a few fixed keys (``by``, ``default``, …); every other key is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from netcarve.config.base import Strict
 from netcarve.errors import ConfigError
@@ -46,6 +46,19 @@ class QuantLayerConfig(Strict):
         if isinstance(data, dict):
             return {k: None if v == "NA" else v for k, v in data.items()}
         return data
+
+    @field_validator("data_in_frac_width", "weight_frac_width", "bias_frac_width", "data_out_frac_width")
+    @classmethod
+    def _frac_within_width(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """A fixed-point frac width counts bits of the word: 0 ≤ frac_width ≤ width (README, Quantization)."""
+        key = str(info.field_name)
+        width_key = key.replace("_frac_width", "_width")
+        width = info.data.get(width_key)
+        if value is not None and value < 0:
+            raise ValueError(f"{key} = {value} is negative: a frac width must be in 0..{width_key}")
+        if value is not None and width is not None and value > width:
+            raise ValueError(f"{key} = {value} is above {width_key} = {width}: a frac width must be in 0..{width}")
+        return value
 
     def operand(self, operand: str) -> dict[str, int | None]:
         """The settings of one operand, e.g. ``{"width": 8, "frac_width": 4, …}``."""
@@ -88,6 +101,9 @@ def _split_entries(data: Any, fixed: tuple[str, ...]) -> Any:
 
 class _EntryTable(Strict):
     """Shared by the pass tables: turn the model back into MASE's flat TOML layout."""
+
+    #: the field whose keys the user writes directly in the pass table (error messages name them so)
+    flattened_field: ClassVar[str] = "entries"
 
     def to_mase_dict(self) -> dict[str, Any]:
         data = self.model_dump(exclude_none=True)
@@ -137,10 +153,29 @@ class WidthPassConfig(_EntryTable):
 
 
 def pass_config_error(exc: ValidationError, model: type[Strict], source: str) -> ConfigError:
-    """A one-line ConfigError naming the dotted key as the user wrote it (no internal ``entries.``)."""
+    """A one-line ConfigError naming the dotted key as the user wrote it (no internal ``entries.``).
+
+    A ``source`` such as ``passes.width`` is the table's own key and prefixes the keys named.
+    """
     from netcarve.config.loader import describe_validation_error
 
-    return ConfigError(describe_validation_error(exc, model, source).replace("'entries.", "'"))
+    if source.startswith("passes."):
+        return ConfigError(describe_validation_error(exc, model, "", prefix=source))
+    return ConfigError(describe_validation_error(exc, model, source))
+
+
+def prefixed_validation_error(exc: ValidationError, *prefix: str | int) -> ValidationError:
+    """``exc`` with every error's location under ``prefix`` (e.g. the pass name inside ``[passes]``)."""
+    details: list[Any] = []
+    for err in exc.errors():
+        detail: dict[str, Any] = {"type": err["type"], "loc": (*prefix, *err["loc"]), "input": err.get("input")}
+        if "ctx" in err:
+            detail["ctx"] = err["ctx"]
+        details.append(detail)
+    try:
+        return ValidationError.from_exception_data(exc.title, details)
+    except (KeyError, TypeError, ValueError):  # an error type pydantic cannot rebuild: keep the original
+        return exc
 
 
 M = TypeVar("M", bound=Strict)
@@ -159,7 +194,7 @@ def coerce_pass_config(model: type[M], config: M | Mapping[str, Any] | None, sou
     try:
         return model.model_validate(na_to_none(dict(config)))
     except ValidationError as exc:
-        raise pass_config_error(exc, model, source) from None
+        raise pass_config_error(exc, model, source) from exc
 
 
 PASS_CONFIGS: dict[str, type[Strict]] = {

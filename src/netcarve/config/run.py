@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from netcarve.config.base import Strict
-from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS
+from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS, prefixed_validation_error
 from netcarve.config.search import SearchConfig
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class TransformTable(Strict):
 
 
 class RunConfig(Strict):
-    """Every key a netcarve config accepts at the top level (DESIGN §9)."""
+    """Every key a netcarve config accepts at the top level (README: Config format)."""
 
     model: str | None = None
     dataset: str | None = None
@@ -95,7 +95,10 @@ class RunConfig(Strict):
             if model is None:
                 known = ", ".join(PASS_CONFIGS)
                 raise ValueError(f"unknown pass {name!r} (known: {known})")
-            out[name] = table if isinstance(table, model) else model.model_validate(table)
+            try:
+                out[name] = table if isinstance(table, model) else model.model_validate(table)
+            except ValidationError as exc:  # keep the pass name in the location: passes.<name>.…
+                raise prefixed_validation_error(exc, name) from exc
         return out
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""Config models of ``[search.*]`` (DESIGN §8–9): search space, strategy, constraints."""
+"""Config models of ``[search.*]`` (README: Search, Config format): search space, strategy, constraints."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ class StrategySetup(Strict):
     n_jobs: int = Field(default=1, ge=1)
     n_trials: int | None = Field(default=20, ge=1)
     timeout: float | None = Field(default=None, gt=0)
+    #: seconds between the heartbeats of a running trial on a database storage; a trial silent for twice
+    #: this long is failed and its configuration run again by another worker
+    heartbeat_interval: int = Field(default=30, ge=1, le=3600)
     sampler: str = "tpe"
     sum_scaled_metrics: bool = True
     direction: str = "maximize"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -107,27 +108,104 @@ def deduplicate(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def process(x: np.ndarray, y: np.ndarray, info: DatasetInfo, source: str = "", dedup: bool = True) -> TensorSplits:
-    """The one processing rule of every dataset: dedup, stratified 70/10/20 split (seed 42), scaler on train."""
+#: the share of the rows left after the train split that go to val (the rest go to test)
+_REST_VAL = SPLIT_FRACTIONS[1] / (SPLIT_FRACTIONS[1] + SPLIT_FRACTIONS[2])
+
+
+def split_sizes(n: int) -> tuple[int, int, int]:
+    """Rows in train, val and test for ``n`` rows, as scikit-learn's ``train_test_split`` rounds them."""
+    n_train = math.floor(SPLIT_FRACTIONS[0] * n)
+    n_val = math.floor(_REST_VAL * (n - n_train))
+    return n_train, n_val, n - n_train - n_val
+
+
+#: the fewest (distinct) rows that give every split at least one row
+MIN_ROWS = next(n for n in range(1, 1000) if min(split_sizes(n)) >= 1)
+
+
+def row_text(index: int, first_line: int | None = None) -> str:
+    """Row ``index`` (0-based) for the user: ``data row 42`` (1-based, any header not counted), and for a
+    text file whose first data row is on line ``first_line`` also ``(line 43)``."""
+    line = f" (line {index + first_line})" if first_line is not None else ""
+    return f"data row {index + 1}{line}"
+
+
+def _column_name(info: DatasetInfo, j: int) -> str:
+    return info.feature_names[j] if j < len(info.feature_names) else f"feature {j}"
+
+
+def check_features_finite(x: np.ndarray, info: DatasetInfo, source: str, first_line: int | None = None) -> None:
+    """NaN or ±inf in a feature is an error naming its column and first row (it would only show up later,
+    as a diverging training)."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return
+    j = int(np.argmax(bad.any(axis=0)))
+    rows = np.flatnonzero(bad[:, j])
+    value = x[rows[0], j]
+    what = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    more = f" (and {len(rows) - 1} more row{'s' if len(rows) > 2 else ''})" if len(rows) > 1 else ""
+    raise DataError(
+        f"{source}: column {_column_name(info, j)!r} has {what} in {row_text(int(rows[0]), first_line)}{more}: "
+        "features must be finite numbers; drop or fill those rows"
+    )
+
+
+def check_classes(y: np.ndarray, info: DatasetInfo, source: str) -> None:
+    """Labels must lie in 0..num_classes-1 and hold at least two classes."""
+    if y.size and (y.min() < 0 or y.max() >= info.num_classes):
+        raise DataError(f"{source}: labels must lie in 0..{info.num_classes - 1}, got {int(y.min())}..{int(y.max())}")
+    present = np.unique(y)
+    if present.size == 1:
+        label = int(present[0])
+        name = info.class_names[label] if label < len(info.class_names) else str(label)
+        raise DataError(f"{source}: every row has the same class {name!r}: a classifier needs at least two classes")
+
+
+def process(
+    x: np.ndarray,
+    y: np.ndarray,
+    info: DatasetInfo,
+    source: str = "",
+    dedup: bool = True,
+    first_line: int | None = None,
+) -> TensorSplits:
+    """The one processing rule of every dataset: dedup, stratified 70/10/20 split (seed 42), scaler on train.
+
+    The features must be finite and the labels hold at least two classes; ``first_line`` (the file line
+    of the first data row of a text file) lets errors name the line of a bad row as well.
+    """
+    where = source or info.name
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     if x.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise DataError(f"{info.name}: features must be (N, F) and labels (N,), got {x.shape} and {y.shape}")
+        raise DataError(f"{where}: features must be (N, F) and labels (N,), got {x.shape} and {y.shape}")
+    check_features_finite(x, info, where, first_line)
+    check_classes(y, info, where)
+    n_rows = len(y)
     if dedup:
         x, y = deduplicate(x, y)
+    if len(y) < MIN_ROWS:
+        rows = f"{len(y)} distinct rows ({n_rows} before dropping duplicates)" if len(y) != n_rows else f"{n_rows} rows"
+        raise DataError(
+            f"{where}: too few rows to split train/val/test {'/'.join(f'{f:.0%}' for f in SPLIT_FRACTIONS)}: "
+            f"at least {MIN_ROWS} are needed, the data has {rows}"
+        )
     counts = np.bincount(y, minlength=info.num_classes)
     stratify = y if counts.min() >= 10 else None
-    x_train, x_rest, y_train, y_rest = train_test_split(
-        x, y, train_size=SPLIT_FRACTIONS[0], random_state=SPLIT_SEED, stratify=stratify
-    )
-    rest_val = SPLIT_FRACTIONS[1] / (SPLIT_FRACTIONS[1] + SPLIT_FRACTIONS[2])
-    x_val, x_test, y_val, y_test = train_test_split(
-        x_rest,
-        y_rest,
-        train_size=rest_val,
-        random_state=SPLIT_SEED,
-        stratify=y_rest if stratify is not None else None,
-    )
+    try:
+        x_train, x_rest, y_train, y_rest = train_test_split(
+            x, y, train_size=SPLIT_FRACTIONS[0], random_state=SPLIT_SEED, stratify=stratify
+        )
+        x_val, x_test, y_val, y_test = train_test_split(
+            x_rest,
+            y_rest,
+            train_size=_REST_VAL,
+            random_state=SPLIT_SEED,
+            stratify=y_rest if stratify is not None else None,
+        )
+    except ValueError as exc:  # a case the checks above do not foresee
+        raise DataError(f"{where}: cannot split the {len(y)} rows into train/val/test: {exc}") from exc
     scaler = StandardScaler().fit(x_train)
 
     def make(xs: np.ndarray, ys: np.ndarray) -> Split:

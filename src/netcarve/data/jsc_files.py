@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from netcarve.errors import DataError
+from netcarve.paths import existing_file
 from netcarve.registry import Registry
 
 Columns = dict[str, np.ndarray]
@@ -22,14 +23,16 @@ def read_csv(path: Path) -> Columns:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: file is empty") from None
-        rows = list(reader)
+        except StopIteration as exc:
+            raise DataError(f"{path}: file is empty") from exc
+        rows = []
+        for row in reader:
+            if len(row) != len(header):
+                raise DataError(f"{path}: line {reader.line_num} has {len(row)} fields, the header has {len(header)}")
+            rows.append(row)
     if not rows:
         raise DataError(f"{path}: no data rows")
     table = np.array(rows, dtype=str)
-    if table.ndim != 2 or table.shape[1] != len(header):
-        raise DataError(f"{path}: rows do not all have {len(header)} fields")
     out: Columns = {}
     for i, name in enumerate(header):
         column = table[:, i]
@@ -44,8 +47,8 @@ def read_csv(path: Path) -> Columns:
 def read_parquet(path: Path) -> Columns:
     try:
         import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"{path}: reading parquet needs pyarrow: pip install 'netcarve[parquet]'") from None
+    except ImportError as exc:
+        raise DataError(f"{path}: reading parquet needs pyarrow: pip install 'netcarve[parquet]'") from exc
     table = pq.read_table(path)
     return {name: table.column(name).to_numpy() for name in table.column_names}
 
@@ -60,8 +63,8 @@ def read_npz(path: Path) -> Columns:
 def read_h5(path: Path) -> Columns:
     try:
         import h5py
-    except ImportError:
-        raise DataError(f"{path}: reading h5 needs h5py: pip install 'netcarve[h5]'") from None
+    except ImportError as exc:
+        raise DataError(f"{path}: reading h5 needs h5py: pip install 'netcarve[h5]'") from exc
     with h5py.File(path, "r") as fh:
         if H5_TABLE not in fh:
             raise DataError(f"{path}: no '{H5_TABLE}' table (found: {', '.join(fh.keys())})")
@@ -71,9 +74,7 @@ def read_h5(path: Path) -> Columns:
 
 
 def read_columns(path: str | Path) -> Columns:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"dataset file {str(p)!r} does not exist")
+    p = existing_file(path, "dataset file", DataError)
     suffix = p.suffix.lower()
     if suffix not in READERS:
         raise DataError(f"{p}: unsupported file type {suffix!r} (use {', '.join(READERS.names())})")
@@ -82,4 +83,4 @@ def read_columns(path: str | Path) -> Columns:
     except DataError:
         raise
     except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{p}: cannot read the file: {exc}") from None
+        raise DataError(f"{p}: cannot read the file: {exc}") from exc

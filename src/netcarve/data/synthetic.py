@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from netcarve.data.base import DATASETS, DataOptions, TensorSplits, process
+from netcarve.data.jsc import JSC_TRAINING_DEFAULTS
 from netcarve.data.jsc_schema import CLASS_COLUMN, CLASSES, FEATURES, jsc_info
 
 DEFAULT_SIZE = 20_000
@@ -37,6 +38,7 @@ def synthetic_jsc_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 @DATASETS.register(
     "synthetic-jsc",
     description="generated set with the JSC schema (16 features, 5 classes); 'synthetic-jsc:N' rows",
+    defaults=JSC_TRAINING_DEFAULTS,
 )
 def build_synthetic_jsc(options: DataOptions) -> TensorSplits:
     from netcarve.data.jsc_schema import arrays_from_columns

@@ -40,20 +40,103 @@ def _kind_and_target(gm: fx.GraphModule, node: fx.Node) -> tuple[str, str]:
     return node.op, str(node.target)
 
 
+def module_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of the module's first floating-point parameter (or buffer); float32 when it has none."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    return next((t.device for t in (*module.parameters(), *module.buffers())), torch.device("cpu"))
+
+
+def keep_unused(root: nn.Module, gm: fx.GraphModule) -> None:
+    """Put into ``gm`` the submodules, parameters and buffers of ``root`` that its forward never reaches.
+
+    torch.fx keeps only what the traced forward uses; netcarve keeps the rest at the same dotted names, so
+    a graph holds every tensor of the model: its state dict matches the model's, and the analysis counts
+    a never-called layer's parameters (as an ``unused`` record) — they are still part of the model.
+    """
+    held = {id(t) for t in (*gm.parameters(), *gm.buffers())}
+
+    def tensors(module: nn.Module) -> list[torch.Tensor]:
+        return [*module.parameters(), *module.buffers()]
+
+    for name, sub in root.named_modules():
+        if not name or not tensors(sub) or any(id(t) in held for t in tensors(sub)):
+            continue
+        if gm.add_submodule(name, sub):
+            held.update(id(t) for t in tensors(sub))
+    for name, tensor in (*root.named_parameters(), *root.named_buffers()):
+        if id(tensor) in held:
+            continue
+        owner_name, _, attr = name.rpartition(".")
+        owner = _owner(gm, owner_name)
+        if owner is None or hasattr(owner, attr):
+            continue
+        if isinstance(tensor, nn.Parameter):
+            owner.register_parameter(attr, tensor)
+        else:
+            owner.register_buffer(attr, tensor)
+        held.add(id(tensor))
+
+
+def _owner(gm: nn.Module, name: str) -> nn.Module | None:
+    """The submodule at dotted ``name``, created empty where missing; None if an attribute is in the way."""
+    module = gm
+    for part in name.split(".") if name else ():
+        child = getattr(module, part, None)
+        if child is None:
+            child = nn.Module()
+            module.add_module(part, child)
+        if not isinstance(child, nn.Module):
+            return None
+        module = child
+    return module
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's message without what torch.fx appends ("While executing …", the original traceback)."""
+    return str(exc).strip().split("\n", 1)[0]
+
+
 class Graph:
     """A traced model. Transform passes return a new ``Graph``; this one is never mutated by them."""
 
-    def __init__(self, gm: fx.GraphModule, input_shape: tuple[int, ...], spec: ModelSpec | None = None) -> None:
+    def __init__(
+        self,
+        gm: fx.GraphModule,
+        input_shape: tuple[int, ...],
+        spec: ModelSpec | None = None,
+        *,
+        batch_size: int = 1,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         self.module = gm
         self.input_shape = tuple(input_shape)
         self.spec = spec
         if not all(META_KEY in n.meta for n in gm.graph.nodes):
-            self.annotate()
+            self.annotate(batch_size, dtype=dtype)
 
     # construction -------------------------------------------------------------------------------------------
     @classmethod
-    def from_module(cls, module: nn.Module, input_shape: tuple[int, ...], spec: ModelSpec | None = None) -> Graph:
-        """Trace ``module`` with torch.fx; ``input_shape`` is one sample's shape (no batch dim)."""
+    def from_module(
+        cls,
+        module: nn.Module,
+        input_shape: tuple[int, ...],
+        spec: ModelSpec | None = None,
+        *,
+        batch_size: int = 1,
+        dtype: torch.dtype | None = None,
+    ) -> Graph:
+        """Trace ``module`` with torch.fx; ``input_shape`` is one sample's shape (no batch dim).
+
+        Shapes are recorded by one forward pass on zeros of ``(batch_size, *input_shape)`` in ``dtype``
+        (default: the model's parameter dtype, so a float64 model runs in float64). Submodules and tensors
+        that the forward never uses are kept in the graph's module (see :func:`keep_unused`).
+        """
         if isinstance(module, fx.GraphModule):
             gm = module
         else:
@@ -62,7 +145,8 @@ class Graph:
             except Exception as exc:
                 name = type(module).__name__
                 raise ModelError(f"model {name} cannot be traced by torch.fx: {type(exc).__name__}: {exc}") from None
-        return cls(gm, input_shape, spec)
+            keep_unused(module, gm)
+        return cls(gm, input_shape, spec, batch_size=batch_size, dtype=dtype)
 
     def copy(self) -> Graph:
         """A deep copy (weights and metadata) that shares nothing with this graph."""
@@ -76,19 +160,35 @@ class Graph:
         return new
 
     # metadata -----------------------------------------------------------------------------------------------
-    def annotate(self, batch_size: int = 1, keep_precision: bool = True) -> None:
-        """(Re)compute every node's NodeMeta: op kind and shapes (by running on zeros, BN stats untouched)."""
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype the graph was annotated with (its input placeholder's); the module's dtype otherwise."""
+        for node in self.module.graph.nodes:
+            meta = node.meta.get(META_KEY)
+            if node.op == "placeholder" and meta is not None and meta.output is not None:
+                dtype = getattr(torch, meta.output.dtype, None)
+                if isinstance(dtype, torch.dtype):
+                    return dtype
+        return module_dtype(self.module)
+
+    def annotate(self, batch_size: int = 1, keep_precision: bool = True, dtype: torch.dtype | None = None) -> None:
+        """(Re)compute every node's NodeMeta: op kind and shapes (by running on zeros, BN stats untouched).
+
+        The zeros are ``dtype``, by default the dtype of an earlier annotation, else the module's.
+        """
         gm = self.module
         shapes: dict[str, TensorMeta] = {}
-        example = torch.zeros((batch_size, *self.input_shape))
+        dtype = dtype or self.input_dtype
+        example = torch.zeros((batch_size, *self.input_shape), dtype=dtype, device=_module_device(gm))
         was_training = gm.training
         gm.eval()
         try:
             with torch.no_grad():
                 _ShapeRecorder(gm, shapes).run(example)
         except Exception as exc:
+            where = f"{(batch_size, *self.input_shape)} ({str(dtype).removeprefix('torch.')})"
             raise ModelError(
-                f"forward pass on input shape {(batch_size, *self.input_shape)} failed: {type(exc).__name__}: {exc}"
+                f"forward pass on input shape {where} failed: {type(exc).__name__}: {_first_line(exc)}"
             ) from None
         finally:
             gm.train(was_training)

@@ -23,7 +23,10 @@ from netcarve.search.metrics import METRICS
 
 REQUIRED = ("trials.csv", "best.json")
 #: trials.csv columns that are neither objectives, params nor metrics
-BOOKKEEPING = ("number", "state", "train_steps", "duration_s", "reused_from", "pruned", "error", "grid_id", "worker")
+BOOKKEEPING = (
+    "number", "state", "train_steps", "duration_s", "reused_from", "pruned", "error", "internal_error", "log",
+    "grid_id", "worker",
+)  # fmt: skip
 
 
 class ReportError(NetcarveError):
@@ -127,7 +130,7 @@ def _json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from None
+        raise ReportError(f"cannot read {path}: {exc}") from exc
 
 
 def canonical_metric(name: str) -> str:
@@ -181,7 +184,7 @@ def _read_trials(path: Path, constraints: tuple[Constraint, ...]) -> tuple[list[
             objective_columns = [c for c in header if c == "objective" or c.startswith("objective_")]
             trials = tuple(_trial(row, objective_columns, constraints) for row in reader)
     except (OSError, KeyError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from None
+        raise ReportError(f"cannot read {path}: {exc}") from exc
     names = [c.removeprefix("objective_") for c in objective_columns]
     return names, tuple(sorted(trials, key=lambda t: t.number))
 
@@ -239,7 +242,7 @@ def load_run(run_dir: Path | str) -> RunData:
     try:
         config = tomllib.loads(config_text)
     except tomllib.TOMLDecodeError as exc:
-        raise ReportError(f"cannot read {config_path}: {exc}") from None
+        raise ReportError(f"cannot read {config_path}: {exc}") from exc
     manifest = _json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
     constraints = _constraints(config)
     objective_names, trials = _read_trials(run_dir / "trials.csv", constraints)

@@ -93,6 +93,8 @@ def write_new(path: Any, text: str, force: bool, error: type[Exception]) -> None
     from pathlib import Path
 
     target = Path(path)
+    if target.is_dir():
+        raise error(f"{str(target)!r} is a directory; give the path of a file to write")
     if target.exists() and not force:
         raise error(f"{target} exists; pass --force to overwrite it")
     tmp = target.with_name(f".{target.name}.tmp")
@@ -100,4 +102,4 @@ def write_new(path: Any, text: str, force: bool, error: type[Exception]) -> None
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
     except OSError as exc:
-        raise error(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise error(f"cannot write {target}: {exc.strerror or exc}") from exc

@@ -100,7 +100,7 @@ def _hypervolume_nd(losses: Sequence[tuple[float, ...]], ref: tuple[float, ...])
         raise NetcarveError(
             f"hypervolume of {len(ref)} objectives needs optuna._hypervolume, which this Optuna lacks ({exc}); "
             "compare at most two objectives"
-        ) from None
+        ) from exc
     inside = [p for p in losses if all(x < r for x, r in zip(p, ref, strict=True))]
     if not inside:
         return 0.0

@@ -19,20 +19,27 @@ from netcarve.config.loader import validate_config
 from netcarve.config.run import RunConfig, effective_dict
 from netcarve.errors import SearchError
 from netcarve.ir.graph import Graph
+from netcarve.redact import MASK, redact
 from netcarve.search import storage as st
 from netcarve.search.brute_force import enqueue_missing
 from netcarve.search.candidate import build_candidate
-from netcarve.search.objective import trial_checkpoint
+from netcarve.search.objective import name_objectives, trial_checkpoint
 from netcarve.search.plan import make_plan
 from netcarve.search.recovery import recover_stale
 from netcarve.search.results import write_results
+from netcarve.search.runner import remove_lock
 from netcarve.search.session import Prepared, Session, join, prepare, sampler_for, stored_attrs
 
 if TYPE_CHECKING:
+    import optuna
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
 log = logging.getLogger(__name__)
+
+BASE_NAME = "base.pt"
+#: study user attribute: the base checkpoint this search trains first (absent when it was given)
+BASE_ATTR = "netcarve.base"
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,8 @@ def dry_run_prepare(config: RunConfig, load: str | None = None) -> Prepared:
     return prepare(config, splits, base)
 
 
-def _train_base(prepared: Prepared, run_dir: Path) -> Prepared:
+def _train_base(prepared: Prepared, path: Path) -> Prepared:
+    """Train the base model with the top-level settings and save it (atomically) as ``path``."""
     from netcarve.train.checkpoint import save_checkpoint
     from netcarve.train.loop import fit
     from netcarve.workflow import train_config
@@ -83,30 +91,8 @@ def _train_base(prepared: Prepared, run_dir: Path) -> Prepared:
     log.info("eval_mode without a checkpoint: training the base %s for %d epoch(s) first", cfg.model, cfg.max_epochs)
     result = fit(prepared.base.module, prepared.splits, train_config(cfg))
     prepared.base.module.eval()
-    path = save_checkpoint(run_dir / "base.pt", prepared.base, {"steps": result.steps, "purpose": "search base"})
+    save_checkpoint(path, prepared.base, {"steps": result.steps, "purpose": "search base"})
     return replace(prepared, config=cfg.model_copy(update={"load_name": str(path.resolve())}))
-
-
-def _new_run_dir(
-    prepared: Prepared, storage_url: str | None, study_name: str | None, run_dir: Path | None = None
-) -> tuple[Path, StudyRef]:
-    """A new run dir (``run_dir``, which must not exist, or runs/<project>/<time>) with config.toml and a
-    manifest naming the study (storage URL without password)."""
-    from netcarve.runs import create_run_dir, write_run_files
-    from netcarve.workflow import project_name
-
-    cfg = prepared.config
-    if run_dir is None:
-        run_dir = create_run_dir(cfg.project_dir, project_name(cfg))
-    else:
-        run_dir.mkdir(parents=True)
-    url = storage_url or st.default_storage_url(run_dir)
-    ref = StudyRef(url, study_name or f"{run_dir.parent.name}/{run_dir.name}")
-    shown = url if st.journal_path(url) else st.redacted(url)
-    source = prepared.splits.source if prepared.splits is not None else None
-    extra = {"dataset_source": source, "study": {"storage": shown, "name": ref.name}}
-    write_run_files(run_dir, effective_dict(cfg), "search", cfg.seed, extra)
-    return run_dir, ref
 
 
 def start_search(
@@ -116,26 +102,47 @@ def start_search(
     storage: BaseStorage | None = None,
     run_dir: Path | None = None,
 ) -> Session:
-    """Create the run dir and the study (storing the effective config); brute force enqueues its grid.
+    """Create the run dir and the study (storing the effective config); brute force enqueues its grid; then,
+    in eval mode without a checkpoint, train the base. The study exists from the first second, so a search
+    killed at any point can be continued with ``--resume`` (a missing ``base.pt`` is trained again).
 
     ``run_dir``: use this new directory instead of runs/<project>/<time> (``netcarve compare`` nests runs).
     """
+    from netcarve.runs import create_run_dir, write_run_files
+    from netcarve.workflow import project_name
+
     if storage is None and storage_url:
         storage = st.open_storage(storage_url)  # unreachable → StorageError, and no run dir is made
     if storage is not None and study_name and st.study_exists(storage, study_name):
         raise st.duplicated(str(storage_url), study_name)
-    run_dir, ref = _new_run_dir(prepared, storage_url, study_name, run_dir)
-    if trains_base_first(prepared):
-        prepared = _train_base(prepared, run_dir)
-    storage = storage or st.open_storage(ref.storage)
-    if ref.storage.startswith("sqlite") and prepared.plan.n_jobs > 1:
+    cfg = prepared.config
+    if run_dir is None:
+        run_dir = create_run_dir(cfg.project_dir, project_name(cfg))
+    else:
+        run_dir.mkdir(parents=True)
+    base_path = run_dir / BASE_NAME if trains_base_first(prepared) else None
+    stored = prepared
+    if base_path is not None:  # the config every process reads points at the base that is trained next
+        stored = replace(prepared, config=cfg.model_copy(update={"load_name": str(base_path.resolve())}))
+    url = storage_url or st.default_storage_url(run_dir)
+    name = study_name or f"{run_dir.parent.name}/{run_dir.name}"
+    source = prepared.splits.source if prepared.splits is not None else None
+    extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}}
+    write_run_files(run_dir, effective_dict(stored.config), "search", cfg.seed, extra)
+    storage = storage or st.open_storage(url)
+    if url.startswith("sqlite") and prepared.plan.n_jobs > 1:
         log.warning("SQLite is for one process; with n_jobs > 1 use the default journal file or PostgreSQL")
-    study = st.create_study(storage, ref.storage, ref.name, prepared.plan.directions, sampler_for(prepared.plan))
-    for key, value in stored_attrs(prepared, run_dir).items():
-        study.set_user_attr(key, value)
+    study = st.create_study(storage, url, name, prepared.plan.directions, sampler_for(prepared.plan))
+    name_objectives(study, prepared.plan)  # study.metric_names, for plain Optuna clients (optuna-dashboard)
+    for key, value in stored_attrs(stored, run_dir).items():
+        study.set_user_attr(key, redact(value))
+    if base_path is not None:
+        study.set_user_attr(BASE_ATTR, str(base_path.resolve()))
     if prepared.plan.enumerates and prepared.target is not None:
         enqueue_missing(study, prepared.space, prepared.target)
-    return Session(prepared, study, storage, ref.storage, run_dir)
+    if base_path is not None:
+        prepared = _train_base(prepared, base_path)
+    return Session(prepared, study, storage, url, run_dir)
 
 
 def read_study_ref(run_dir: Path, storage_url: str | None) -> StudyRef:
@@ -146,31 +153,50 @@ def read_study_ref(run_dir: Path, storage_url: str | None) -> StudyRef:
     if not isinstance(ref, dict):
         raise SearchError(f"{str(run_dir)!r} is not a search run dir (its manifest names no study)")
     url = storage_url or str(ref["storage"])
-    if "***" in url:
-        raise SearchError("the run's storage URL was stored without its password: pass it again with --storage")
+    if MASK in url:
+        raise SearchError(
+            f"the run's storage URL was stored without its password ({url}): pass it again with --storage, "
+            "or set NETCARVE_STORAGE"
+        )
     return StudyRef(url, str(ref["name"]))
 
 
-def load_stored(ref: StudyRef, overrides: dict[str, object] | None = None) -> tuple[RunConfig, BaseStorage]:
+def load_stored(
+    ref: StudyRef, overrides: dict[str, object] | None = None
+) -> tuple[RunConfig, BaseStorage, optuna.Study]:
     """The effective config stored in the study (with ``overrides`` of strategy.setup keys)."""
     storage = st.open_storage(ref.storage)
     study = st.load_study(storage, ref.storage, ref.name)
     data = st.stored_config(study)
     setup = data.setdefault("search", {}).setdefault("strategy", {}).setdefault("setup", {})
     setup.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate_config(data, f"study {ref.name!r}"), storage
+    return validate_config(data, f"study {ref.name!r}"), storage, study
+
+
+def _pending_base(study: optuna.Study) -> Path | None:
+    """The base checkpoint the study trains first, when it does not exist yet (interrupted while training)."""
+    stored = study.user_attrs.get(BASE_ATTR)
+    return Path(stored) if stored and not Path(stored).is_file() else None
 
 
 def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, n_jobs: int | None) -> Session:
-    """Continue an interrupted study in its run dir: stale trials are redone, then up to n_trials done."""
+    """Continue an interrupted study in its run dir: stale trials are redone, then up to n_trials done; a
+    base model whose training was interrupted is trained again first."""
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
-    config, storage = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs})
+    config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs})
+    base_path = _pending_base(study)
+    if base_path is not None:
+        log.info("resume: the base model was not finished (%s is missing); training it again", base_path)
+        config = config.model_copy(update={"load_name": None})
     splits = load_splits(config)
     prepared = prepare(config, splits, initial_graph(config, splits))
+    if base_path is not None:
+        prepared = _train_base(prepared, base_path)
     session = join(prepared, storage, ref.storage, ref.name, run_dir, 0)
-    recover_stale(session.study, session.storage, prepared.plan.enumerates)
+    recover_stale(session.study, session.storage)
+    name_objectives(session.study, prepared.plan)  # also for studies created before objectives were named
     session.study.set_user_attr(st.TARGET_ATTR, prepared.target)
     if prepared.plan.enumerates and prepared.target is not None:
         enqueue_missing(session.study, prepared.space, prepared.target)
@@ -182,7 +208,13 @@ def join_worker(storage_url: str, study_name: str, config_path: str | None, inde
     from netcarve.config.loader import build_config
     from netcarve.workflow import initial_graph, load_splits
 
-    config, storage = load_stored(StudyRef(storage_url, study_name))
+    config, storage, study = load_stored(StudyRef(storage_url, study_name))
+    pending = _pending_base(study)
+    if pending is not None:
+        raise SearchError(
+            f"study {study_name!r} is still training its base model ({pending} does not exist yet): "
+            "start the worker when it does"
+        )
     if config_path is not None:
         own = build_config(config_path)
         if own.search is None or config.search is None or own.search.search_space != config.search.search_space:
@@ -220,12 +252,23 @@ def write_report_safely(run_dir: Path) -> Path | None:
         return None
 
 
+def finish_interrupted(session: Session) -> None:
+    """After Ctrl-C or SIGTERM: trials.csv, log.json and report.html for what is done (no best.pt, which
+    could mean training a candidate); ``--resume`` finishes the rest."""
+    if session.run_dir is None:
+        return
+    remove_lock(session.run_dir)
+    write_results(session.run_dir, session.study, session.prepared.plan)
+    write_report_safely(session.run_dir)
+
+
 def finish(session: Session) -> list[FrozenTrial]:
     """Write trials.csv, log.json, best.json, best.pt (the first best trial) and report.html into the run dir."""
     from netcarve.train.checkpoint import save_checkpoint
 
     if session.run_dir is None:
         return []
+    remove_lock(session.run_dir)
     best = write_results(session.run_dir, session.study, session.prepared.plan)
     if best:
         graph, saved = _best_graph(session, best[0])

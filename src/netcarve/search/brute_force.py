@@ -18,6 +18,7 @@ from netcarve.search.spaces import SearchSpace
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,36 @@ GRID_ATTR = "grid_id"
 STALE_ATTR = "stale"
 
 
+def is_stale(trial: FrozenTrial) -> bool:
+    """A FAIL trial that did not fail on its own: its process died or was interrupted (marked ``stale``), or
+    Optuna's heartbeat check failed it (no ``error`` recorded). Its configuration is run again."""
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.FAIL and (
+        bool(trial.user_attrs.get(STALE_ATTR)) or "error" not in trial.user_attrs
+    )
+
+
 def covered_grid_ids(study: optuna.Study) -> set[int]:
     """Grid ids held by a trial that is waiting, running or finished (stale failures excluded)."""
     covered: set[int] = set()
     for trial in study.get_trials(deepcopy=False):
         grid_id = trial.user_attrs.get(GRID_ATTR)
-        if grid_id is not None and not trial.user_attrs.get(STALE_ATTR):
+        if grid_id is not None and not is_stale(trial):
             covered.add(int(grid_id))
     return covered
+
+
+def finished_grid_ids(study: optuna.Study) -> set[int]:
+    """Grid ids whose configuration was run to an end: complete, pruned or failed on its own."""
+    from optuna.trial import TrialState
+
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return {
+        int(t.user_attrs[GRID_ATTR])
+        for t in study.get_trials(deepcopy=False, states=ended)
+        if GRID_ATTR in t.user_attrs and not is_stale(t)
+    }
 
 
 def enqueue_missing(study: optuna.Study, space: SearchSpace, target: int) -> int:

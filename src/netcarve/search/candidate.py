@@ -3,6 +3,10 @@
 Nothing is shared between candidates but the read-only base graph and data: every candidate starts from a
 copy of the base graph, training is seeded, and metrics are computed from the candidate alone, so the same
 configuration always gives the same metrics (latency, which is measured, aside).
+
+A configuration whose candidate cannot be built (a transform pass rejects it, e.g. a minifloat width with no
+room for its exponent bits) is *invalid*: :meth:`CandidateEvaluator.evaluate` returns it pruned with the
+reason, before any training (see :mod:`netcarve.search.validity`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from netcarve.data.base import Split, TensorSplits
-from netcarve.errors import TrainingError
+from netcarve.errors import NetcarveError, TrainingError
 from netcarve.ir.graph import Graph
 from netcarve.search.metrics import architecture_metrics
 from netcarve.search.plan import SearchPlan
@@ -24,11 +28,14 @@ log = logging.getLogger(__name__)
 
 #: latency measurement in a search: single forward passes at batch size 1
 LATENCY_RUNS, LATENCY_WARMUP = 30, 5
+#: the start of the ``pruned`` reason of a trial whose configuration is invalid
+INVALID = "invalid configuration"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one candidate measured; ``pruned`` holds the violated architecture constraint, if any."""
+    """What one candidate measured; ``pruned`` holds the violated architecture constraint or why the
+    configuration is invalid, if either."""
 
     metrics: dict[str, float]
     train_steps: int = 0
@@ -45,6 +52,21 @@ def build_candidate(base: Graph, transforms: Transforms) -> Graph:
     return graph.copy() if graph.module is base.module else graph
 
 
+def try_build(base: Graph, transforms: Transforms) -> Graph | NetcarveError:
+    """The candidate, or the error that makes its configuration invalid (no training: passes only).
+
+    Only netcarve's own errors mean "invalid"; any other exception is a bug and propagates."""
+    try:
+        return build_candidate(base, transforms)
+    except NetcarveError as exc:
+        return exc
+
+
+def invalid_reason(error: NetcarveError) -> str:
+    """The ``pruned`` text of a trial whose configuration is invalid."""
+    return f"{INVALID}: {error}"
+
+
 class CandidateEvaluator:
     """Evaluates candidates of one search in this process (base graph and splits are read-only)."""
 
@@ -56,7 +78,9 @@ class CandidateEvaluator:
         self.train_splits = replace(splits, train=splits.split(plan.train_split))
 
     def evaluate(self, transforms: Transforms) -> Outcome:
-        graph = build_candidate(self.base, transforms)
+        graph = try_build(self.base, transforms)
+        if isinstance(graph, NetcarveError):
+            return Outcome({}, pruned=invalid_reason(graph))
         metrics = self.architecture(graph)
         for constraint in self.plan.constraints:
             if constraint.architecture and constraint.violation(metrics[constraint.metric]) > 0:

@@ -1,4 +1,4 @@
-"""The metrics a search can optimise or constrain, computed fresh from each candidate (DESIGN §5, §8).
+"""The metrics a search can optimise or constrain, computed fresh from each candidate (README: Analyze, Search).
 
 Architecture metrics (params, model_size, macs, flops, bitops, average_bitwidth, memory_density) depend
 only on the candidate's structure and precision: they are known before any training, so constraints on

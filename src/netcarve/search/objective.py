@@ -1,13 +1,21 @@
 """One trial, driven by ask/tell: suggest → reuse or evaluate → record user attributes → tell.
 
 Recorded on every trial (user attributes): ``config_key`` (digest of the candidate's transforms),
-``worker``, ``transforms``, ``software_metrics``, ``hardware_metrics``, ``scaled_metrics`` (scale·metric of
-each objective metric, as MASE showed them), ``train_steps``,
+``worker``, ``transforms``, ``software_metrics``, ``hardware_metrics``, ``metrics`` (all of them) and each
+metric flat as ``metric.<name>`` (so plain Optuna clients such as optuna-dashboard can sort and plot them),
+``scaled_metrics`` (each objective metric's term: sign·scale·metric in sum mode, so they add up to the
+trial's value; scale·metric in a Pareto study, as MASE showed them), ``train_steps``,
 ``duration_s``; ``reused_from`` on a trial that reused an earlier result;
 one Optuna constraint per ``[search.constraints]`` entry (``trial.set_constraint(metric, violation)``,
 ≤ 0 feasible: the samplers that handle constraints — TPE, NSGA-II/III, GP — read them from the trial;
 Optuna 5 deprecates ``constraints_func`` for this); ``pruned`` with the reason on a
-trial pruned by an architecture constraint; ``error`` on a failed one.
+trial pruned by an architecture constraint or because its configuration is invalid (before any training).
+
+A failed trial keeps its diagnosis: ``error`` (type and message), ``traceback`` (the full text) and, with a
+run dir, ``log`` (``trials/trial-<n>.log``, the same text). A bad candidate — netcarve's own errors
+(:class:`~netcarve.errors.NetcarveError`, e.g. training diverged) and numeric failures — fails its trial;
+any other exception is a bug in netcarve: the trial fails too, with ``internal_error = true``, an error is
+logged at once and again when the results are written. The study goes on in both cases.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import math
 import os
 import platform
 import time
+import traceback
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +37,7 @@ from netcarve.errors import NetcarveError, SearchError
 from netcarve.search.brute_force import STALE_ATTR
 from netcarve.search.candidate import CandidateEvaluator, Outcome
 from netcarve.search.metrics import ALWAYS_SHOWN, split_groups
-from netcarve.search.plan import SearchPlan
+from netcarve.search.plan import SearchPlan, objective_names
 from netcarve.search.spaces import SearchSpace, transforms_key
 
 if TYPE_CHECKING:
@@ -36,12 +46,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: attributes a reused trial copies from the trial it reuses
+#: attributes a reused trial copies from the trial it reuses (and every ``metric.<name>``)
 COPIED_ATTRS = ("transforms", "software_metrics", "hardware_metrics", "scaled_metrics", "pruned")
+#: prefix of the flat per-metric user attributes (``metric.accuracy``)
+METRIC_ATTR = "metric."
+#: exceptions that make a candidate bad (its trial fails, nothing to fix in netcarve); anything else is a bug
+BAD_CANDIDATE: tuple[type[Exception], ...] = (NetcarveError, FloatingPointError)
 
 
 def trial_checkpoint(directory: Path, number: int) -> Path:
     return directory / f"trial-{number}.pt"
+
+
+def trial_log(directory: Path, number: int) -> Path:
+    """A failed trial's error and traceback, next to the trial checkpoints."""
+    return directory / f"trial-{number}.log"
 
 
 def worker_id() -> str:
@@ -52,11 +71,26 @@ def config_digest(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
+def scaled_metrics(plan: SearchPlan, metrics: Mapping[str, float]) -> dict[str, float]:
+    """Each objective metric's term: sign·scale·metric in sum mode (they add up to the objective value),
+    scale·metric in a Pareto study (as MASE showed them; its objectives are the metrics themselves)."""
+    return {m.name: (m.sign if plan.sum_scaled else 1) * m.scale * metrics[m.name] for m in plan.metrics}
+
+
 def objective_values(plan: SearchPlan, metrics: Mapping[str, float]) -> list[float]:
     """Σ sign·scale·metric (sum mode, maximised) or one value per metric in config order."""
     if plan.sum_scaled:
-        return [math.fsum(m.sign * m.scale * metrics[m.name] for m in plan.metrics)]
+        return [math.fsum(scaled_metrics(plan, metrics).values())]
     return [metrics[m.name] for m in plan.metrics]
+
+
+def name_objectives(study: optuna.Study, plan: SearchPlan) -> None:
+    """Store the objectives' names in the study (``study.metric_names``), for plain Optuna clients."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        study.set_metric_names(objective_names(plan))
 
 
 def violations(plan: SearchPlan, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -85,17 +119,15 @@ class TrialRunner:
     checkpoints: Path | None = None  # retrained candidates are saved here as trial-<number>.pt
 
     def run(self, trial: optuna.Trial) -> None:
-        start = time.perf_counter()
-        trial.set_user_attr("worker", worker_id())
+        start = time.perf_counter()  # (its ``worker`` was recorded when the trial was claimed: runner.next_trial)
         try:
             self._run(trial, start)
-        except (NetcarveError, RuntimeError, ValueError) as exc:  # a bad candidate: the study goes on
-            self._fail(trial, f"{type(exc).__name__}: {exc}", start)
-        except Exception as exc:  # a bug: recorded, then raised
-            self._fail(trial, f"{type(exc).__name__}: {exc}", start)
-            raise
+        except BAD_CANDIDATE as exc:  # a bad candidate: the study goes on
+            self._fail(trial, exc, start)
+        except Exception as exc:  # a bug in netcarve: recorded with its traceback, reported; the study goes on
+            self._fail(trial, exc, start, internal=True)
         except BaseException:  # interrupted: redone on resume
-            self._fail(trial, "interrupted", start, stale=True)
+            self._interrupted(trial, start)
             raise
 
     def _run(self, trial: optuna.Trial, start: float) -> None:
@@ -125,6 +157,8 @@ class TrialRunner:
         trial.set_user_attr("software_metrics", software)
         trial.set_user_attr("hardware_metrics", {k: v for k, v in hardware.items() if k in shown})
         trial.set_user_attr("metrics", outcome.metrics)
+        for name, value in outcome.metrics.items():
+            trial.set_user_attr(f"{METRIC_ATTR}{name}", value)
         set_constraints(trial, violations(self.plan, outcome.metrics))
         trial.set_user_attr("train_steps", outcome.train_steps)
         if outcome.pruned is not None:
@@ -136,7 +170,7 @@ class TrialRunner:
         values = objective_values(self.plan, outcome.metrics)
         if not all(math.isfinite(v) for v in values):
             raise SearchError(f"objective value is not finite: {values}")
-        trial.set_user_attr("scaled_metrics", {m.name: m.scale * outcome.metrics[m.name] for m in self.plan.metrics})
+        trial.set_user_attr("scaled_metrics", scaled_metrics(self.plan, outcome.metrics))
         self._save(trial.number, outcome)
         trial.set_user_attr("duration_s", time.perf_counter() - start)
         self.study.tell(trial, values)
@@ -154,9 +188,9 @@ class TrialRunner:
         from optuna.trial import TrialState
 
         origin = int(source.user_attrs.get("reused_from", source.number))
-        for key in ("metrics", "train_steps", *COPIED_ATTRS):
-            if key in source.user_attrs:
-                trial.set_user_attr(key, source.user_attrs[key])
+        for key, value in source.user_attrs.items():
+            if key in ("metrics", "train_steps", *COPIED_ATTRS) or key.startswith(METRIC_ATTR):
+                trial.set_user_attr(key, value)
         set_constraints(trial, source.constraints)
         trial.set_user_attr("reused_from", origin)
         trial.set_user_attr("duration_s", time.perf_counter() - start)
@@ -166,16 +200,45 @@ class TrialRunner:
             self.study.tell(trial, source.values)
         log.debug("trial %d: configuration already evaluated by trial %d, result reused", trial.number, origin)
 
-    def _fail(self, trial: optuna.Trial, message: str, start: float, stale: bool = False) -> None:
+    def _fail(self, trial: optuna.Trial, exc: Exception, start: float, internal: bool = False) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        text = "".join(traceback.format_exception(exc))
+        attrs: dict[str, object] = {"error": message, "traceback": text}
+        if internal:
+            attrs["internal_error"] = True
+        path = self._write_log(trial.number, text)
+        if path is not None:
+            attrs["log"] = path
+        self._tell_failed(trial, attrs, start)
+        if internal:
+            log.error("trial %d failed with an internal error (this is a bug in netcarve; the study goes on):\n%s",
+                      trial.number, text.rstrip())  # fmt: skip
+        else:
+            log.warning("trial %d failed: %s", trial.number, message)
+
+    def _interrupted(self, trial: optuna.Trial, start: float) -> None:
+        self._tell_failed(trial, {"error": "interrupted", STALE_ATTR: True}, start)
+
+    def _write_log(self, number: int, text: str) -> str | None:
+        """The traceback as ``trials/trial-<n>.log`` in the run dir (its path relative to the run dir)."""
+        if self.checkpoints is None:
+            return None
+        path = trial_log(self.checkpoints, number)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as exc:
+            log.debug("could not write %s: %s", path, exc)
+            return None
+        return f"{path.parent.name}/{path.name}"
+
+    def _tell_failed(self, trial: optuna.Trial, attrs: Mapping[str, object], start: float) -> None:
         from optuna.trial import TrialState
 
         try:
-            trial.set_user_attr("error", message)
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
             trial.set_user_attr("duration_s", time.perf_counter() - start)
-            if stale:
-                trial.set_user_attr(STALE_ATTR, True)
             self.study.tell(trial, state=TrialState.FAIL)
         except Exception as exc:  # the trial may already be finished (e.g. failed during tell)
             log.debug("could not record the failure of trial %d: %s", trial.number, exc)
-        if not stale:
-            log.warning("trial %d failed: %s", trial.number, message)

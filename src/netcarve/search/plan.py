@@ -1,6 +1,6 @@
 """The validated search settings (``[search.strategy]``, ``[search.constraints]``) — all checked up front.
 
-Objective (DESIGN §8): with ``sum_scaled_metrics = true`` the study maximises Σ sign·scale·metric, sign = +1
+Objective (README: Search): with ``sum_scaled_metrics = true`` the study maximises Σ sign·scale·metric, sign = +1
 for a metric whose direction is "maximize" and −1 for "minimize"; ``setup.direction`` may then only be
 "maximize". Otherwise each metric is its own objective with its own direction, in config order.
 """
@@ -78,6 +78,7 @@ class SearchPlan:
     timeout: float | None
     seed: int
     compare_to: float
+    heartbeat_interval: int = 30
 
     @property
     def directions(self) -> list[Direction]:
@@ -92,8 +93,22 @@ class SearchPlan:
         return any(m.name == "latency" for m in self.metrics) or any(c.metric == "latency" for c in self.constraints)
 
     def retrains(self, space: SearchSpace) -> bool:
-        """Candidates are retrained unless eval_mode; width candidates always are (DESIGN §7)."""
+        """Candidates are retrained unless eval_mode; width candidates always are (README: Transform)."""
         return not self.eval_mode or space.changes_width
+
+
+def objective_names(plan: SearchPlan) -> list[str]:
+    """The objectives' names as Optuna shows them (``study.metric_names``): the metric names of a Pareto
+    study, in config order; in sum mode one name spelling the sum, e.g. ``score = accuracy − 0.001·model_size``."""
+    if not plan.sum_scaled:
+        return [m.name for m in plan.metrics]
+    terms = []
+    for i, m in enumerate(plan.metrics):
+        coefficient = m.sign * m.scale
+        factor = "" if abs(coefficient) == 1 else f"{abs(coefficient):g}·"
+        sign = ("−" if coefficient < 0 else "") if i == 0 else (" − " if coefficient < 0 else " + ")
+        terms.append(f"{sign}{factor}{m.name}")
+    return [f"score = {''.join(terms)}"]
 
 
 def _direction(value: str, key: str) -> Direction:
@@ -110,7 +125,7 @@ def _metric_name(name: str, key: str) -> str:
     try:
         return METRICS.canonical(name)
     except UnknownNameError as exc:
-        raise ConfigError(f"{key}: {exc}") from None
+        raise ConfigError(f"{key}: {exc}") from exc
 
 
 def _metrics(search: SearchConfig) -> tuple[MetricSpec, ...]:
@@ -157,7 +172,7 @@ def _sampler(name: str) -> str:
     try:
         return SAMPLERS.canonical(name)
     except UnknownNameError as exc:
-        raise ConfigError(f"{STRATEGY}.setup.sampler: {exc}") from None
+        raise ConfigError(f"{STRATEGY}.setup.sampler: {exc}") from exc
 
 
 def _train_config(config: RunConfig, search: SearchConfig) -> tuple[TrainConfig, str]:
@@ -179,7 +194,9 @@ def make_plan(config: RunConfig) -> SearchPlan:
     """Validate ``[search]`` of ``config`` (names, directions, constraints); nothing is built or run."""
     search = config.search
     if search is None or search.search_space is None:
-        raise ConfigError("no [search.search_space] in the config: a search needs a space (DESIGN §8)")
+        raise ConfigError(
+            "no [search.search_space] in the config: a search needs a space (see README.md, section 'Search')"
+        )
     strategy, setup = search.strategy, search.strategy.setup
     _sum_direction(search)
     train, train_split = _train_config(config, search)
@@ -193,7 +210,7 @@ def make_plan(config: RunConfig) -> SearchPlan:
         eval_samples=evaluation.num_samples if evaluation else None,
         n_trials=setup.n_trials, n_trials_given="n_trials" in setup.model_fields_set, n_jobs=setup.n_jobs,
         timeout=setup.timeout, seed=setup.seed if setup.seed is not None else config.seed,
-        compare_to=hw.compare_to if hw else 32.0,
+        compare_to=hw.compare_to if hw else 32.0, heartbeat_interval=setup.heartbeat_interval,
     )  # fmt: skip
 
 

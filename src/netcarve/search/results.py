@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: user attributes shown as trials.csv columns after the metrics
+BOOKKEEPING_ATTRS = (
+    "train_steps", "duration_s", "reused_from", "pruned", "error", "internal_error", "log", "grid_id", "worker",
+)  # fmt: skip
+
 
 def _better_or_equal(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
     return all((x >= y) if d == "maximize" else (x <= y) for x, y, d in zip(a, b, directions, strict=True))
@@ -75,9 +80,29 @@ def trial_row(trial: FrozenTrial, plan: SearchPlan, metrics: Sequence[str]) -> d
     row.update({n: values[i] if i < len(values) else "" for i, n in enumerate(names)})
     row.update({f"param:{k}": v for k, v in trial.params.items()})
     row.update({m: attrs.get("metrics", {}).get(m, "") for m in metrics})
-    for key in ("train_steps", "duration_s", "reused_from", "pruned", "error", "grid_id", "worker"):
+    for key in BOOKKEEPING_ATTRS:
         row[key] = attrs.get(key, "")
     return row
+
+
+def internal_errors(study: optuna.Study) -> list[int]:
+    """Numbers of the trials that failed with an internal error (a bug in netcarve, not a bad candidate)."""
+    from optuna.trial import TrialState
+
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return [t.number for t in failed if t.user_attrs.get("internal_error")]
+
+
+def report_internal_errors(study: optuna.Study) -> list[int]:
+    """Log, loudly, the trials that failed with an internal error; returns their numbers."""
+    numbers = internal_errors(study)
+    if numbers:
+        log.error(
+            "trial(s) %s failed with an internal error: this is a bug in netcarve, not a bad candidate; please "
+            "report it with the trial's traceback (user attribute 'traceback'; the 'log' column of trials.csv)",
+            ", ".join(map(str, numbers)),
+        )
+    return numbers
 
 
 def write_trials_csv(path: Path, study: optuna.Study, plan: SearchPlan) -> None:
@@ -110,7 +135,9 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:
-    """trials.csv, log.json and best.json in ``run_dir``; returns the best trials."""
+    """trials.csv, log.json and best.json in ``run_dir``; returns the best trials. Trials that failed with an
+    internal error are logged as an error."""
+    report_internal_errors(study)
     write_trials_csv(run_dir / "trials.csv", study, plan)
     write_json(run_dir / "log.json", [trial_record(t) for t in study.get_trials(deepcopy=False)])
     best = best_trials(study, plan)

@@ -16,12 +16,13 @@ from netcarve.config.run import RunConfig, effective_dict
 from netcarve.data.base import TensorSplits
 from netcarve.errors import SearchError
 from netcarve.ir.graph import Graph
-from netcarve.search.candidate import CandidateEvaluator, build_candidate
+from netcarve.search.candidate import CandidateEvaluator
 from netcarve.search.objective import TrialRunner
 from netcarve.search.plan import SearchPlan, make_plan, target_trials
 from netcarve.search.samplers import SAMPLERS, make_sampler
 from netcarve.search.spaces import SearchSpace, build_space
-from netcarve.search.storage import CONFIG_ATTR, RUN_DIR_ATTR, TARGET_ATTR, load_study
+from netcarve.search.storage import CONFIG_ATTR, RUN_DIR_ATTR, TARGET_ATTR, enable_heartbeat, load_study
+from netcarve.search.validity import check_choices
 
 if TYPE_CHECKING:
     import optuna
@@ -52,6 +53,9 @@ class Session:
     url: str
     run_dir: Path | None
 
+    def __post_init__(self) -> None:
+        enable_heartbeat(self.storage, self.prepared.plan.heartbeat_interval)
+
     @property
     def target(self) -> int | None:
         value = self.study.user_attrs.get(TARGET_ATTR)
@@ -67,11 +71,12 @@ class Session:
 
 
 def prepare(config: RunConfig, splits: TensorSplits | None, base: Graph) -> Prepared:
-    """Validate the whole search against the base graph; the first configuration is built as a check."""
+    """Validate the whole search against the base graph; every choice must be valid in some configuration
+    (:func:`~netcarve.search.validity.check_choices`; a configuration invalid only jointly is pruned)."""
     plan = make_plan(config)
     space = build_space(plan.space, base)
     target = target_trials(plan, space)
-    build_candidate(base, space.transforms(space.point(0)))
+    check_choices(space, base)
     retrain = plan.retrains(space)
     if plan.constraints and not SAMPLERS.get(plan.sampler).takes_constraints:
         log.info("sampler %s does not steer by constraints; infeasible trials are still never best", plan.sampler)

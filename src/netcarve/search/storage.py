@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netcarve.errors import StorageError
+from netcarve.redact import redact_text
 
 if TYPE_CHECKING:
     import optuna
     from optuna.samplers import BaseSampler
     from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
     from netcarve.search.plan import Direction
 
@@ -27,6 +29,8 @@ TARGET_ATTR = "netcarve.target"
 JOURNAL_NAME = "study.journal"
 JOURNAL_SCHEME = "journal://"
 CONNECT_TIMEOUT_S = 10
+#: how often one configuration may lose its worker before it is no longer queued again
+MAX_RETRY = 2
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -41,15 +45,8 @@ def journal_path(url: str) -> Path | None:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if journal_path(url) is not None:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    """The URL without its password, for messages, logs and run files."""
+    return redact_text(url)
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -75,8 +72,8 @@ def open_storage(url: str) -> BaseStorage:
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StorageError(
-            f"cannot reach the study storage {redacted(url)!r}: {type(exc).__name__}: {detail[:200]}"
-        ) from None
+            f"cannot reach the study storage {redacted(url)!r}: {type(exc).__name__}: {redact_text(detail[:200])}"
+        ) from exc
 
 
 def create_study(
@@ -86,8 +83,8 @@ def create_study(
 
     try:
         return optuna.create_study(storage=storage, study_name=name, directions=list(directions), sampler=sampler)
-    except optuna.exceptions.DuplicatedStudyError:
-        raise duplicated(url, name) from None
+    except optuna.exceptions.DuplicatedStudyError as exc:
+        raise duplicated(url, name) from exc
 
 
 def duplicated(url: str, name: str) -> StorageError:
@@ -110,11 +107,11 @@ def load_study(storage: BaseStorage, url: str, name: str, sampler: BaseSampler |
 
     try:
         return optuna.load_study(storage=storage, study_name=name, sampler=sampler)
-    except KeyError:
+    except KeyError as exc:
         names = [s.study_name for s in storage.get_all_studies()]
         raise StorageError(
             f"no study named {name!r} in {redacted(url)!r} (studies: {', '.join(names) or 'none'})"
-        ) from None
+        ) from exc
 
 
 def stored_config(study: optuna.Study) -> dict[str, Any]:
@@ -122,3 +119,57 @@ def stored_config(study: optuna.Study) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise StorageError(f"study {study.study_name!r} was not created by netcarve search (no stored config)")
     return data
+
+
+class RetryDeadWorkerTrial:
+    """Optuna's heartbeat retry (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), keeping of the
+    dead trial's user attributes only what identifies its configuration (the brute-force grid id).
+
+    Called by whichever worker failed the stale trial (``fail_stale_trials`` changes its state atomically), so
+    the configuration is queued again exactly once; after ``max_retry`` deaths it is not queued again.
+    """
+
+    def __init__(self, max_retry: int) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        from netcarve.search.brute_force import GRID_ATTR
+
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > self.max_retry:
+            log.error("trial %d: its worker died %d times on this configuration; not retried", trial.number,
+                      len(history))  # fmt: skip
+            return
+        kept = {k: v for k, v in trial.user_attrs.items() if k == GRID_ATTR}
+        system = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
+        study.add_trial(
+            optuna.create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={**kept, "redo_of": trial.number},
+                system_attrs=system,
+            )
+        )
+        log.warning("trial %d: its worker stopped sending heartbeats; its configuration is queued again",
+                    trial.number)  # fmt: skip
+
+
+def enable_heartbeat(storage: BaseStorage, interval_s: int, max_retry: int = MAX_RETRY) -> bool:
+    """Turn on Optuna's heartbeat on a database storage: every running trial records a heartbeat each
+    ``interval_s`` seconds; a trial silent for ``2 × interval_s`` is failed by the next worker that asks for
+    a trial, and its configuration queued again (:class:`RetryDeadWorkerTrial`). False for a journal file,
+    where the processes of one host are watched by their parent instead.
+    """
+    from optuna.storages import RDBStorage
+
+    if not isinstance(storage, RDBStorage):
+        return False
+    storage.heartbeat_interval = interval_s
+    storage.grace_period = 2 * interval_s
+    storage.heartbeat_stale_trial_callback = RetryDeadWorkerTrial(max_retry)
+    storage.failed_trial_callback = storage.heartbeat_stale_trial_callback
+    return True

@@ -1,7 +1,9 @@
 """Checkpoints: the base model spec, the applied transforms (plain dicts) and the state dict.
 
 Never pickled code: files are written with ``torch.save`` of tensors and plain containers and read with
-``torch.load(weights_only=True)``, so a file that would execute code on load is refused.
+``torch.load(weights_only=True)``, so a file that would execute code on load is refused. A ``format`` or
+``version`` this netcarve does not read, and a stored spec whose transform list is not ``[pass name, config]``
+pairs of known transform passes with valid configs, are CheckpointErrors naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import torch
 from netcarve.data.base import DatasetInfo
 from netcarve.errors import CheckpointError, NetcarveError
 from netcarve.ir.graph import Graph, ModelSpec
+from netcarve.paths import existing_file
 
 log = logging.getLogger(__name__)
 FORMAT = "netcarve-checkpoint"
 VERSION = 1
+#: the versions of FORMAT this netcarve reads
+SUPPORTED_VERSIONS = (1,)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,66 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
 def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     transforms = tuple((str(n), dict(c)) for n, c in data.get("transforms", []))
     return ModelSpec(str(data["model"]), dict(data["dataset"]), transforms)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_netcarve_format(data: dict[str, Any], path: str) -> bool:
+    """True for a checkpoint in a format and version this netcarve reads, False for a bare or Lightning state
+    dict (no ``format`` entry); any other ``format`` or ``version`` is a CheckpointError."""
+    fmt = data.get("format")
+    if fmt is None or isinstance(fmt, torch.Tensor):
+        return False
+    supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+    if fmt != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path!r} has format {_short(fmt)}, which this netcarve cannot read (supported: "
+            f"{FORMAT!r} version {supported}, bare state dicts and Lightning checkpoints)"
+        )
+    version = data.get("version")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        raise CheckpointError(
+            f"checkpoint {path!r} has {FORMAT!r} version {_short(version)}, which this netcarve cannot read "
+            f"(supported: version {supported}); was it written by a newer netcarve?"
+        )
+    return True
+
+
+def _checked_spec(data: Any, path: str) -> ModelSpec:
+    """The stored spec, checked: a model name, the dataset's info and a list of [pass name, config] pairs,
+    each a known transform pass with a config its model accepts."""
+    from netcarve.transforms.replay import check_transform
+
+    where = f"checkpoint {path!r}"
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: its spec is {_short(data)}, not a table")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise CheckpointError(f"{where}: its spec.model is {_short(model)}, not a model name")
+    dataset = data.get("dataset")
+    try:
+        DatasetInfo.from_dict(dataset)  # type: ignore[arg-type]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its spec.dataset {_short(dataset)} is malformed ({exc!r})") from exc
+    transforms = data.get("transforms", [])
+    if not isinstance(transforms, list | tuple):
+        raise CheckpointError(
+            f"{where}: its spec.transforms is {_short(transforms)}, not a list of [pass name, config] pairs"
+        )
+    for i, item in enumerate(transforms):
+        entry = f"spec.transforms[{i}] = {_short(item)}"
+        if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise CheckpointError(f"{where}: {entry} is not a [pass name, config] pair")
+        if not isinstance(item[1], dict):
+            raise CheckpointError(f"{where}: {entry}: the config of pass {item[0]!r} is not a table")
+        try:
+            check_transform(item[0], item[1])
+        except NetcarveError as exc:
+            raise CheckpointError(f"{where}: spec.transforms[{i}] (pass {item[0]!r}) is invalid: {exc}") from exc
+    return spec_from_dict(data)
 
 
 def save_checkpoint(
@@ -76,9 +141,7 @@ def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True``: netcarve's format, a bare state dict or a Lightning ckpt."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    p = existing_file(path, "checkpoint", CheckpointError)
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -88,14 +151,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise CheckpointError(
                 f"refused to load {str(p)!r}: loading it could execute code, and netcarve loads weights only "
                 f"({unsafe[0][:120]})"
-            ) from None
-        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file") from None
+            ) from exc
+        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file: {exc}") from None
+        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file: {exc}") from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {str(p)!r} holds a {type(data).__name__}, not a state dict")
-    if data.get("format") == FORMAT:
-        return Checkpoint(spec_from_dict(data["spec"]), data["state_dict"], dict(data.get("meta", {})), str(p))
+    if _is_netcarve_format(data, str(p)):
+        state, meta = data.get("state_dict"), data.get("meta", {})
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"checkpoint {str(p)!r} has no state dict of tensors")
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"checkpoint {str(p)!r}: its meta is {_short(meta)}, not a table")
+        return Checkpoint(_checked_spec(data.get("spec"), str(p)), state, dict(meta), str(p))
     state = data.get("state_dict", data)  # Lightning keeps it under "state_dict" with a "model." prefix
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {str(p)!r} has no state dict of tensors")
@@ -139,12 +207,12 @@ def load_graph(path: str | Path, model: str | None, info: DatasetInfo) -> Graph:
     try:
         graph = build_graph(name, info, transforms)
     except NetcarveError as exc:
-        raise CheckpointError(f"cannot rebuild the model of {ckpt.path!r}: {exc}") from None
+        raise CheckpointError(f"cannot rebuild the model of {ckpt.path!r}: {exc}") from exc
     try:
         graph.module.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()
         detail = " ".join(line.strip() for line in first[:3])
-        raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit model {name!r}: {detail[:300]}") from None
+        raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit model {name!r}: {detail[:300]}") from exc
     graph.module.eval()
     return graph

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
@@ -195,7 +196,15 @@ def _fit(
     n = len(train)
     if n == 0:
         raise TrainingError("the training split is empty")
-    steps_per_epoch, total_steps = _steps_plan(n, cfg)
+    if n > 1 and n % cfg.batch_size == 1 and any(isinstance(m, _BatchNorm) for m in module.modules()):
+        # BatchNorm cannot train on one sample: each epoch's last batch would hold exactly one row
+        log.info(
+            "each epoch skips its last, one-row batch (BatchNorm needs 2 rows; %d rows, batch %d)", n, cfg.batch_size
+        )
+        n_batched = n - 1
+    else:
+        n_batched = n
+    steps_per_epoch, total_steps = _steps_plan(n_batched, cfg)
     optimizer, schedule = make_optimizer(
         module,
         cfg.optimizer,

@@ -35,6 +35,20 @@ def pass_config(name: str, config: Mapping[str, Any] | BaseModel | None) -> Any:
     return coerce_pass_config(model, config, f"passes.{name}")  # type: ignore[arg-type]
 
 
+def check_transform(name: str, config: Mapping[str, Any] | BaseModel | None) -> tuple[str, Any]:
+    """The canonical pass name and validated config of one stored transform, without applying it.
+
+    Raises UnknownNameError (no such pass), PassError (not a transform pass) or ConfigError (the pass's
+    config model refuses ``config``).
+    """
+    load_builtin_passes()
+    canonical = PASSES.canonical(PASS_ALIASES.get(name, name))
+    entry = PASSES.get(canonical)
+    if entry.kind != "transform":
+        raise PassError(f"pass {name!r} is an {entry.kind} pass, not a transform")
+    return canonical, pass_config(canonical, config)
+
+
 def apply_transforms(graph: Graph, transforms: Iterable[tuple[str, Mapping[str, Any] | BaseModel | None]]) -> Graph:
     """Run each ``(pass name, config)`` through the ``PASSES`` registry, in order; returns the new graph.
 
@@ -42,11 +56,7 @@ def apply_transforms(graph: Graph, transforms: Iterable[tuple[str, Mapping[str, 
     models. Each pass appends itself to the graph's spec, so replaying a spec's transforms on the bare
     base model reproduces that spec.
     """
-    load_builtin_passes()
     for name, config in transforms:
-        canonical = PASSES.canonical(PASS_ALIASES.get(name, name))
-        entry = PASSES.get(canonical)
-        if entry.kind != "transform":
-            raise PassError(f"pass {name!r} is an {entry.kind} pass, not a transform")
-        graph = entry.fn(graph, pass_config(canonical, config)).graph
+        canonical, validated = check_transform(name, config)
+        graph = PASSES.get(canonical).fn(graph, validated).graph
     return graph

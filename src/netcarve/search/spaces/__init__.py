@@ -1,4 +1,4 @@
-"""Search-space registry: ``[search.search_space] name`` → a builder over the base graph (DESIGN §8)."""
+"""Search-space registry: ``[search.search_space] name`` → a builder over the base graph (README: Search)."""
 
 from __future__ import annotations
 
@@ -82,10 +82,10 @@ def build_space(config: SearchSpaceConfig, graph: Graph) -> SearchSpace:
     try:
         builder = SEARCH_SPACES.get(config.name)
     except UnknownNameError as exc:
-        raise ConfigError(f"{TABLE}.name: {exc}") from None
+        raise ConfigError(f"{TABLE}.name: {exc}") from exc
     space = replace(builder(config, graph), name=SEARCH_SPACES.canonical(config.name))
     names = [p.name for p in space.params]
     if len(set(names)) != len(names):
         raise ConfigError(f"{TABLE}: parameter names collide: {names}")
-    log.info("search space %s: %d searched parameters, %d configurations", space.name, len(names), space.size)
+    log.debug("search space %s: %d searched parameters, %d configurations", space.name, len(names), space.size)
     return space

@@ -41,6 +41,17 @@ def _clean(config: dict[str, Any]) -> dict[str, Any]:
     return {"name": None} if config.get("name") is None else config
 
 
+def _own_leaves(leaves: dict[str, list[Any]], graph: Graph, nodes: list[str]) -> dict[str, list[Any]]:
+    """The ``default`` seed's leaves as an entry for ``nodes``: without the settings of operands they lack (a
+    ReLU gets no ``weight_width`` choices; the quantize pass refuses them in an entry that names it)."""
+    from netcarve.config.passes import OPERANDS
+    from netcarve.transforms.quantize.plan import node_operands
+
+    have = set(OPERANDS).intersection(*(node_operands(graph, graph.node(n)) for n in nodes))
+    lacking = tuple(f"{op}_" for op in OPERANDS if op not in have)
+    return {key: choices for key, choices in leaves.items() if not key.startswith(lacking)}
+
+
 def _check_quantizers(seed: Mapping[str, SeedEntry], table: str) -> None:
     from netcarve.transforms.quantize.quantizers import QUANTIZERS
 
@@ -66,7 +77,8 @@ def quantize_pass_space(by: str, seed: Mapping[str, SeedEntry], graph: Graph, pr
         for target in targets.nodes if by == "name" else targets.kinds:
             kind = kind_of[target] if by == "name" else target
             if target not in leaves and kind in default_kinds:
-                leaves[target] = default_leaves
+                nodes = [target] if by == "name" else [n for n in targets.nodes if kind_of[n] == kind]
+                leaves[target] = _own_leaves(default_leaves, graph, nodes)
     order = targets.nodes if by == "name" else targets.kinds
     entries = tuple(entry_space(t, leaves[t], prefix) for t in order if t in leaves)
     return PassSpace("quantize", by, default, entries, clean=_clean)

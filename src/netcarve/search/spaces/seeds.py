@@ -92,7 +92,7 @@ def check_leaves(seed: SeedEntry, model: type[BaseModel], table: str, key: str) 
             try:
                 model.model_validate({leaf: choice})
             except ValidationError as exc:
-                raise ConfigError(f"invalid choice {choice!r} in {where!r}: {exc.errors()[0]['msg']}") from None
+                raise ConfigError(f"invalid choice {choice!r} in {where!r}: {exc.errors()[0]['msg']}") from exc
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(f"{where!r} lists a choice twice: {list(choices)}")
 

@@ -1,6 +1,6 @@
 """``graph/width/channel_multiplier`` (alias ``graph/quantize/channel_size_modifier``): Lab 4's width search.
 
-DESIGN §7: the sampled multiplier of an ``output_only``/``both`` entry sets the layer's outputs, and inputs
+README: Transform: the sampled multiplier of an ``output_only``/``both`` entry sets the layer's outputs, and inputs
 always follow their producer, so an ``input_only`` entry needs no multiplier of its own (its
 ``channel_multiplier`` choices are not searched) and ``parent_block_name`` is only checked (a warning when
 it names a node that is not upstream). A ``default`` seed with choices is sampled once (``default/…``) and

@@ -1,4 +1,4 @@
-"""Quantization: quantizers, quantized modules and the ``quantize`` transform pass (DESIGN §6)."""
+"""Quantization: quantizers, quantized modules and the ``quantize`` transform pass (README: Transform)."""
 
 from netcarve.transforms.quantize.api import quantize
 from netcarve.transforms.quantize.modules import QUANTIZED_CLASSES, QuantizedModule, quantize_module

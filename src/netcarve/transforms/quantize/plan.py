@@ -1,6 +1,6 @@
 """Which node gets which quantization: entry classification, resolution (default < type < name), signedness.
 
-Rules (DESIGN §6):
+Rules (README: Transform):
 - Entry keys are node names or op kinds. ``by`` decides only a key that is both (a functional ``relu``
   call is a node named ``relu``); a key that is neither is a ConfigError listing the graph's nodes and
   kinds; a known kind absent from the graph is a warning. (MASE ignored entries that did not match
@@ -13,6 +13,9 @@ Rules (DESIGN §6):
   weight, bias, data_out) and relu (data_in, data_out), as ``nn`` module calls. The ``default`` entry
   applies to linear, conv1d, conv2d and relu (MASE's set); batch norms are quantized only when named by
   type or name. Naming any other node (or a functional call) with a quantizer is a ConfigError.
+- An entry naming a node (by name or by type) may set only operands that node has: ``weight_width`` on a
+  ReLU, or ``bias_width`` on a Linear without bias, is a ConfigError listing the node's operands. The
+  ``default`` entry is a template: operands a node lacks are skipped.
 - Unsigned operands (values known to be ≥ 0): a ReLU's data_in and data_out, and the data_in of a node
   whose first input is produced by a ReLU. Everything else is signed.
 """
@@ -135,13 +138,34 @@ def _quantizable_error(graph: Graph, node: fx.Node, kind: str) -> str | None:
     return None
 
 
+def node_operands(graph: Graph, node: fx.Node) -> tuple[str, ...]:
+    """The operands a quantizable node has: its kind's, less a weight or bias its module does not have."""
+    module = graph.submodule(node)
+    kind_operands = QUANT_OPERANDS[graph.meta(node).kind]
+    return tuple(op for op in kind_operands if op not in ("weight", "bias") or getattr(module, op, None) is not None)
+
+
+def _check_operands(graph: Graph, node: fx.Node, layer: QuantLayerConfig, entry: str) -> None:
+    """An entry naming this node (or its type) must set only operands the node has."""
+    operands = node_operands(graph, node)
+    settings = {op: [f"{op}_{k}" for k, v in layer.operand(op).items() if v is not None] for op in OPERANDS}
+    missing = [op for op in OPERANDS if op not in operands and settings[op]]
+    if missing:
+        kind = graph.meta(node).kind
+        extra = [key for op in missing for key in settings[op]]
+        raise ConfigError(
+            f"quantize entry {entry!r} sets {', '.join(extra)}, but node {node.name!r} ({kind}) has no "
+            f"{' or '.join(missing)} operand; its operands: {', '.join(operands)}"
+        )
+
+
 def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict[str, QuantSpec]:
     kind = graph.meta(node).kind
     module = graph.submodule(node)
     try:
         quantizer = QUANTIZERS.get(str(layer.name))
     except UnknownNameError as exc:
-        raise ConfigError(f"node {node.name!r}: {exc}") from None
+        raise ConfigError(f"node {node.name!r}: {exc}") from exc
     specs: dict[str, QuantSpec] = {}
     for operand in QUANT_OPERANDS[kind]:
         s = layer.operand(operand)
@@ -153,7 +177,7 @@ def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict
                 signed=not is_unsigned(graph, node, operand),
             )  # fmt: skip
         except ConfigError as exc:
-            raise ConfigError(f"node {node.name!r}, {operand}: {exc}") from None
+            raise ConfigError(f"node {node.name!r}, {operand}: {exc}") from exc
     return specs
 
 
@@ -173,6 +197,8 @@ def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[LayerPl
                 raise ConfigError(problem)
             skipped.append(node.name)
             continue
+        if explicit:
+            _check_operands(graph, node, layer, node.name if node.name in entries.by_name else kind)
         specs = _operand_specs(graph, node, layer)
         if not specs:
             if explicit:

@@ -9,12 +9,16 @@ strictly outside it (where the forward saturates). Rounding itself is treated as
 
 - ``integer`` (alias ``fixed``): fixed point, value = k / 2^frac with integer k; ``k = round(x · 2^frac)``,
   round half to even, then saturated to [−2^(w−1), 2^(w−1)−1] (signed) or [0, 2^w−1] (unsigned).
-  ``frac_width`` None ⇒ ``width // 2``; a negative ``frac_width`` gives steps coarser than 1.
+  ``frac_width`` None ⇒ ``width // 2``. A config's ``*_frac_width`` must lie in 0..width
+  (:class:`~netcarve.config.passes.QuantLayerConfig`); called directly, the quantizer computes any
+  ``frac_width`` (a negative one gives steps coarser than 1).
 - ``minifloat_ieee``: sign bit, ``exponent_width`` e bits, m = width − 1 − e mantissa bits,
   ``exponent_bias`` b (None ⇒ 2^(e−1) − 1). IEEE-like with subnormals, but no inf/NaN codes: every
   exponent code 1 … 2^e − 1 is a normal binade, code 0 holds the subnormals (spacing 2^(1−b−m)).
   Round half to even, saturate at ± the max normal (2 − 2^−m) · 2^(2^e − 1 − b). Unsigned operands are
-  not special-cased (the sign bit is kept).
+  not special-cased (the sign bit is kept). The bias must leave some magnitude in [2^−24, 2^24]: the
+  smallest subnormal 2^(1−b−m) ≤ 2^24 and the max normal ≥ 2^−24, i.e. −23 − m ≤ b ≤ 2^e + 23; any other
+  bias rounds every value of ordinary size to zero or saturates it, and is a ConfigError.
 - ``binary``: 1 bit, unscaled. Signed operands map x ≥ 0 → +1 and x < 0 → −1 (zero → +1), gradient on
   [−1, 1] (the usual hardtanh STE). Unsigned operands (ReLU inputs) use the 1-bit unsigned integer grid
   {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1].
@@ -25,6 +29,7 @@ Which operands are unsigned is decided by the quantize pass (see ``netcarve.tran
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,7 +189,18 @@ class MinifloatIEEEQuantizer:
                 f"minifloat_ieee: width {width} has no room for a sign and {exponent_width} exponent bits"
             )
         bias = 2 ** (exponent_width - 1) - 1 if exponent_bias is None else exponent_bias
-        return QuantSpec(self.name, width, None, exponent_width, bias, signed)
+        spec = QuantSpec(self.name, width, None, exponent_width, bias, signed)
+        m = width - 1 - exponent_width
+        lowest, highest = -23 - m, 2**exponent_width + 23  # the biases with a magnitude in [2^-24, 2^24]
+        if not lowest <= bias <= highest:
+            tiny = f"2^{1 - bias - m}"
+            top = f"{self.max_value(spec):.4g}" if self.max_value(spec) < math.inf else "≥ 2^1024"
+            raise ConfigError(
+                f"minifloat_ieee: exponent_bias {bias} (exponent_width {exponent_width}, {m} mantissa bits) "
+                f"represents magnitudes from {tiny} to {top}, none of them in [2^-24, 2^24], so every value "
+                f"would round to zero or saturate; use an exponent_bias in {lowest}..{highest}"
+            )
+        return spec
 
     @staticmethod
     def _layout(spec: QuantSpec) -> tuple[int, int, int]:
@@ -193,8 +209,9 @@ class MinifloatIEEEQuantizer:
         return spec.width - 1 - e, 1 - b, 2**e - 1 - b
 
     def max_value(self, spec: QuantSpec) -> float:
+        """The largest normal (2 − 2^−m) · 2^e_max; inf beyond float64 (then no float input saturates)."""
         m, _, e_max = self._layout(spec)
-        return float((2.0 - 2.0**-m) * 2.0**e_max)
+        return math.ldexp(2.0 - 2.0**-m, e_max) if e_max < 1024 else math.inf
 
     def bounds(self, spec: QuantSpec) -> tuple[float, float]:
         top = self.max_value(spec)

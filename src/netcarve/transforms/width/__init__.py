@@ -1,4 +1,4 @@
-"""The ``width`` transform (DESIGN §7): change the channel width of Linear/Conv layers, consistently.
+"""The ``width`` transform (README: Transform): change the channel width of Linear/Conv layers, consistently.
 
 ``width_transform_pass(graph, config)`` (registered as "width", alias "channel_multiplier") and
 ``change_width(model_or_graph, config)`` take MASE's Lab 4 config (``by``, ``default``, per-node ``name`` =
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,17 @@ from netcarve.transforms.width.resize import ChannelMap, attr, choose_map, reini
 __all__ = ["LayerWidth", "WidthInfo", "change_width", "config_to_dict", "parse_config", "width_transform_pass"]
 
 log = logging.getLogger(__name__)
+
+#: the most channels a width transform may give a layer: 2**16, a thousand times the widest JSC layer; one
+#: activation of that width at the evaluation batch size (EVAL_BATCH) already takes 2 GiB of float32
+MAX_CHANNELS = 2**16
+#: the batch size ``netcarve test``/``transform`` evaluate at by default (quoted when a layer is too wide)
+EVAL_BATCH = 8192
+#: the most parameters a width transform may grow a model to: 2**28 (1 GiB of float32 weights, 4 GiB to train
+#: with Adam); below this when the memory available for training is smaller (see :func:`parameter_limit`)
+MAX_PARAMETERS = 2**28
+#: bytes one float32 parameter takes in training: the weight, its gradient and Adam's two moments
+TRAINING_BYTES_PER_PARAMETER = 16
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ def width_transform_pass(
     new_widths, protected = _group_widths(graph, groups, plans)
     _check_inputs(graph, groups, plans, new_widths)
     maps = _channel_maps(graph, groups, new_widths)
+    _check_size(graph, groups, maps)
     gm = copy.deepcopy(graph.module)
     _resize(graph, gm, groups, maps, cfg)
     spec = graph.spec.with_transform("width", config_to_dict(cfg)) if graph.spec is not None else None
@@ -208,6 +222,112 @@ def _channel_maps(graph: Graph, groups: ChannelGroups, widths: Mapping[int, int]
     return maps
 
 
+# --- size check -----------------------------------------------------------------------------------------------
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def parameter_limit() -> tuple[int, str]:
+    """The most parameters a width transform may give a model, and where that limit comes from."""
+    limit, why = MAX_PARAMETERS, ""
+    available = available_memory()
+    if available is not None and available // TRAINING_BYTES_PER_PARAMETER < limit:
+        limit = available // TRAINING_BYTES_PER_PARAMETER
+        why = f": {_gib(available)} of available memory at {TRAINING_BYTES_PER_PARAMETER} bytes a trained parameter"
+    return limit, why
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.2f} GiB"
+
+
+def _node_maps(
+    graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelMap], node: fx.Node, kind: str
+) -> tuple[tuple[int | None, int | None], ChannelMap | None, ChannelMap | None]:
+    """(input group, output group) of a Linear/Conv/BatchNorm node and the channel maps that resize it."""
+    in_root = groups.root(_input_node(node)) if kind in WIDTH_KINDS else None
+    out_root = groups.root(node)
+    in_map = maps.get(in_root) if in_root is not None else None
+    out_map = maps.get(out_root) if out_root is not None else None
+    return (in_root, out_root), in_map, out_map
+
+
+@dataclass(frozen=True)
+class _Resized:
+    name: str
+    kind: str
+    inputs: int | None  # None: unchanged
+    outputs: int | None
+    params: int
+
+    def describe(self) -> str:
+        channels = "" if self.kind == "linear" else " channels"
+        sides = [f"{n:,} {side}{channels}" for n, side in ((self.inputs, "inputs"), (self.outputs, "outputs")) if n]
+        return " and ".join(sides)
+
+
+def _check_size(graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelMap]) -> None:
+    """Refuse, before allocating anything, a layer widened beyond MAX_CHANNELS or a model grown beyond
+    :func:`parameter_limit` (counted from the new shapes: weights, biases, BatchNorm affine parameters)."""
+    before = sum(p.numel() for p in graph.module.parameters())
+    after = before
+    resized: list[_Resized] = []
+    seen: set[str] = set()
+    for node in graph.nodes:
+        kind = graph.meta(node).kind
+        if node.op != "call_module" or kind not in WIDTH_KINDS | NORM_KINDS or str(node.target) in seen:
+            continue
+        _, in_map, out_map = _node_maps(graph, groups, maps, node, kind)
+        if in_map is None and out_map is None:
+            continue
+        seen.add(str(node.target))
+        module = graph.submodule(node)
+        own = list(module.parameters(recurse=False))
+        if kind in WIDTH_KINDS:
+            weight = attr(module, "weight")
+            n_in = in_map.new if in_map is not None else int(weight.shape[1])
+            n_out = out_map.new if out_map is not None else int(weight.shape[0])
+            params = n_out * n_in * math.prod(weight.shape[2:]) + (n_out if attr(module, "bias") is not None else 0)
+            new_in = in_map.new if in_map is not None else None
+            resized.append(_Resized(node.name, kind, new_in, out_map.new if out_map is not None else None, params))
+        else:
+            params = (out_map.new if out_map is not None else 0) * len(own)
+        after += params - sum(p.numel() for p in own)
+    wide = max(resized, key=lambda r: r.outputs or 0, default=None)
+    if wide is not None and wide.outputs is not None and wide.outputs > MAX_CHANNELS:
+        raise PassError(
+            f"layer {wide.name!r} would have {wide.describe()} ({wide.params:,} parameters, "
+            f"{_gib(4 * wide.params)} of float32; {_gib(4 * EVAL_BATCH * wide.outputs)} for its outputs at a batch "
+            f"of {EVAL_BATCH}): too large to allocate (at most {MAX_CHANNELS:,} channels a layer); choose a "
+            "smaller multiplier or width"
+        )
+    limit, why = parameter_limit()
+    if after <= max(before, limit) or not resized:
+        return
+    big = max(resized, key=lambda r: r.params)
+    raise PassError(
+        f"layer {big.name!r} would have {big.describe()} ({big.params:,} parameters, {_gib(4 * big.params)} "
+        f"of float32; the whole model {after:,} parameters, {_gib(4 * after)}): too large to allocate "
+        f"(at most {limit:,} parameters{why}); choose a smaller multiplier or width"
+    )
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate" in text
+
+
 # --- rebuilding ----------------------------------------------------------------------------------------------
 def _resize(
     graph: Graph, gm: fx.GraphModule, groups: ChannelGroups, maps: Mapping[int, ChannelMap], cfg: WidthPassConfig
@@ -218,25 +338,30 @@ def _resize(
         kind = graph.meta(node).kind
         if node.op != "call_module" or kind not in WIDTH_KINDS | NORM_KINDS:
             continue
-        in_root = groups.root(_input_node(node)) if kind in WIDTH_KINDS else None
-        out_root = groups.root(node)
-        in_map = maps.get(in_root) if in_root is not None else None
-        out_map = maps.get(out_root) if out_root is not None else None
+        roots, in_map, out_map = _node_maps(graph, groups, maps, node, kind)
         if in_map is None and out_map is None:
             continue
         target = str(node.target)
         if target in done:
-            if done[target] != (in_root, out_root):
+            if done[target] != roots:
                 raise PassError(f"module {target!r} is called by several nodes with different widths")
             continue
-        done[target] = (in_root, out_root)
+        done[target] = roots
         module = gm.get_submodule(target)
-        if kind in WIDTH_KINDS:
-            resize_layer(module, kind, node.name, in_map, out_map, split=cfg.init == "net2net")
-        elif out_map is not None:
-            resize_norm(module, out_map)
-        if cfg.init == "random":
-            reinitialise(module, cfg.seed + index)
+        try:
+            if kind in WIDTH_KINDS:
+                resize_layer(module, kind, node.name, in_map, out_map, split=cfg.init == "net2net")
+            elif out_map is not None:
+                resize_norm(module, out_map)
+            if cfg.init == "random":
+                reinitialise(module, cfg.seed + index)
+        except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+            if not _is_allocation_failure(exc):
+                raise
+            widths = f"{in_map.new if in_map else '-'} inputs, {out_map.new if out_map else '-'} outputs"
+            raise PassError(
+                f"layer {node.name!r} ({widths}): too large to allocate: {str(exc).splitlines()[0]}"
+            ) from exc
 
 
 def _info(before: Graph, after: Graph, protected: tuple[str, ...], init: str) -> WidthInfo:

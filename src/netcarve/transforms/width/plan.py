@@ -8,7 +8,7 @@ Per entry:
 - outputs: ``out_features``/``out_channels`` (a target width) or ``out_multiplier`` or, with ``name`` =
   ``output_only``/``both``, ``channel_multiplier`` set the layer's new output width (several given ⇒ they
   must agree);
-- inputs always follow their producer (DESIGN §7): ``in_multiplier``, or ``channel_multiplier`` with
+- inputs always follow their producer (README: Transform): ``in_multiplier``, or ``channel_multiplier`` with
   ``name = "input_only"``, is only *checked* against the producer's new width. ``both`` scales the outputs
   only, so "input ×2, output ×4" is ``both`` × 4 behind a producer widened × 2;
 - ``name`` None ("NA") means: leave the layer alone (a ``channel_multiplier`` there is ignored, as in MASE).

@@ -1,0 +1,116 @@
+"""Numbers in configs: no boolean where a number is expected (any config model), frac widths within the width."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+import netcarve.config
+from netcarve.config import build_config
+from netcarve.config.base import Strict, number_kind
+from netcarve.config.passes import QuantLayerConfig
+from netcarve.errors import ConfigError
+
+
+def _config_models() -> list[type[Strict]]:
+    """Every config model: all subclasses of Strict defined in netcarve.config's modules."""
+    for info in pkgutil.iter_modules(netcarve.config.__path__):
+        importlib.import_module(f"netcarve.config.{info.name}")
+    found: list[type[Strict]] = []
+    todo = list(Strict.__subclasses__())
+    while todo:
+        model = todo.pop()
+        found.append(model)
+        todo.extend(model.__subclasses__())
+    return found
+
+
+NUMBER_FIELDS = [
+    (model, name, kind)
+    for model in _config_models()
+    for name, field in model.model_fields.items()
+    if (kind := number_kind(field.annotation)) is not None
+]
+
+
+def test_the_walk_finds_the_known_number_fields() -> None:
+    found = {(m.__name__, n) for m, n, _ in NUMBER_FIELDS}
+    assert {("RunConfig", "max_epochs"), ("RunConfig", "learning_rate"), ("StrategySetup", "n_trials")} <= found
+    assert {("QuantLayerConfig", "weight_width"), ("WidthLayerConfig", "channel_multiplier"), ("Bound", "max")} <= found
+    assert ("StrategyConfig", "eval_mode") not in found  # a bool field
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize(("model", "name", "kind"), NUMBER_FIELDS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_int_or_float_field_refuses_a_boolean(model: type[Strict], name: str, kind: str, value: bool) -> None:
+    with pytest.raises(ValidationError) as err:
+        model.model_validate({name: value})
+    mine = [e for e in err.value.errors() if e["loc"] == (name,)]
+    assert len(mine) == 1 and mine[0]["msg"] == f"Value error, a boolean is not {kind}"
+
+
+def test_max_epochs_true_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("max_epochs = true\n")
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == f"{path}: invalid value for 'max_epochs': a boolean is not an integer (got True)"
+    assert err.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("learning_rate", "false", "a number"),
+        ("search.strategy.setup.n_trials", "true", "an integer"),
+        ("passes.quantize.linear.config.weight_width", "true", "an integer"),
+        ("passes.width.seq_blocks_2.config.channel_multiplier", "true", "a number"),
+    ],
+)
+def test_nested_booleans_name_the_dotted_key(key: str, value: str, kind: str) -> None:
+    with pytest.raises(ConfigError, match=rf"invalid value for '{key}': a boolean is not {kind}"):
+        build_config(None, assignments=[f"{key}={value}"])
+
+
+def test_booleans_stay_fine_where_a_bool_is_expected_and_ints_where_a_float_is() -> None:
+    cfg = build_config(None, assignments=["learning_rate=1", "search.strategy.eval_mode=false"])
+    assert cfg.learning_rate == 1.0 and cfg.search is not None and cfg.search.strategy.eval_mode is False
+
+
+@pytest.mark.parametrize("frac", [0, 4, 8])
+def test_frac_width_from_zero_to_the_width_is_accepted(frac: int) -> None:
+    assert QuantLayerConfig(weight_width=8, weight_frac_width=frac).weight_frac_width == frac
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"weight_width": 8, "weight_frac_width": 9},
+            "weight_frac_width = 9 is above weight_width = 8: a frac width must be in 0..8",
+        ),
+        (
+            {"data_in_width": 4, "data_in_frac_width": -1},
+            "data_in_frac_width = -1 is negative: a frac width must be in 0..data_in_width",
+        ),
+        ({"bias_frac_width": -2}, "bias_frac_width = -2 is negative"),  # no width: still never meaningful
+    ],
+)
+def test_frac_width_outside_the_width_is_an_error_naming_key_value_and_width(settings: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        QuantLayerConfig.model_validate(settings)
+
+
+def test_frac_width_error_names_the_dotted_key_in_a_config(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[passes.quantize.linear.config]\nname = "integer"\ndata_out_width = 6\ndata_out_frac_width = 7\n')
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == (
+        f"{path}: invalid value for 'passes.quantize.linear.config.data_out_frac_width': "
+        "data_out_frac_width = 7 is above data_out_width = 6: a frac width must be in 0..6 (got 7)"
+    )

@@ -1,0 +1,120 @@
+"""Bad input on the command line: exit code 2, one ``error:`` line on stderr naming what is wrong, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netcarve.data.synthetic import synthetic_jsc_columns
+from tests.data.test_jsc import write_csv
+from tests.e2e.cli import run, run_error
+
+WIDTH_1E6 = """
+[passes.width.seq_blocks_2.config]
+name = "output_only"
+channel_multiplier = 1e6
+"""
+
+
+def csv_with(path: Path, change: str) -> Path:
+    cols: dict[str, np.ndarray] = {k: v.astype(object) for k, v in synthetic_jsc_columns(120, seed=4).items()}
+    if change == "text":
+        cols["j_d2_b1_mmdt"][6] = "n/a"
+    elif change == "nan":
+        cols["j_zlogz"][2] = float("nan")
+    elif change == "few":
+        cols = {k: v[:4] for k, v in cols.items()}
+    elif change == "one-class":
+        cols["class"][:] = "q"
+    return write_csv(path, cols)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("text", "column 'j_d2_b1_mmdt' has the non-numeric value 'n/a' in data row 7 (line 8)"),
+        ("nan", "column 'j_zlogz' has NaN in data row 3 (line 4)"),
+        ("few", "too few rows to split train/val/test 70%/10%/20%: at least 7 are needed, the data has 4 rows"),
+        ("one-class", "every row has the same class 'q': a classifier needs at least two classes"),
+    ],
+)
+def test_bad_csv(in_tmp: Path, change: str, expected: str) -> None:
+    csv_with(in_tmp / "jets.csv", change)
+    line = run_error("train", "jsc-toy", "jets.csv", "--max-epochs", "1")
+    assert line == f"error: jets.csv: {expected}" or line.startswith(f"error: jets.csv: {expected}: ")
+    assert not (in_tmp / "runs").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+@pytest.mark.parametrize("command", ["train", "test", "transform"])
+def test_batch_size_below_one(in_tmp: Path, command: str, value: str) -> None:
+    line = run_error(command, "jsc-toy", "digits", "--batch-size", value, "--load", "x.pt")
+    assert line == f"error: --batch-size must be at least 1 (got {value})"
+
+
+def test_directory_where_a_file_is_expected(in_tmp: Path) -> None:
+    (in_tmp / "d").mkdir()
+    cases = {
+        ("analyze", "jsc-toy", "digits", "--output", "d", "--force"): "--output 'd' is a directory",
+        ("analyze", "jsc-toy", "digits", "--output", "d"): "--output 'd' is a directory",
+        ("transform", "jsc-toy", "digits", "--config", "w.toml", "--output", "d"): "--output 'd' is a directory",
+        ("train", "jsc-toy", "digits", "--config", "d"): "config file 'd' is a directory, not a file",
+        ("analyze", "jsc-toy", "digits", "--config", "d"): "config file 'd' is a directory, not a file",
+        ("test", "jsc-toy", "digits", "--load", "d"): "checkpoint 'd' is a directory, not a file",
+        ("train", "jsc-toy", "digits", "--load", "d"): "checkpoint 'd' is a directory, not a file",
+        ("train", "jsc-toy", "d"): "dataset 'd' is a directory: give a file (.csv",
+        ("train", "jsc-toy", "jsc:d"): "dataset file 'd' is a directory, not a file",
+    }
+    (in_tmp / "w.toml").write_text(WIDTH_1E6.replace("1e6", "2"))
+    for args, expected in cases.items():
+        line = run_error(*args)
+        assert line.startswith(f"error: {expected}"), (args, line)
+    assert not (in_tmp / "runs").exists()
+
+
+def test_channel_multiplier_too_large_to_allocate(in_tmp: Path) -> None:
+    (in_tmp / "w.toml").write_text(WIDTH_1E6)
+    line = run_error("transform", "jsc-toy", "digits", "--config", "w.toml")
+    assert line.startswith("error: layer 'seq_blocks_2' would have 8,000,000 outputs (520,000,000 parameters, 1.94 GiB")
+    assert "too large to allocate (at most 65,536 channels a layer)" in line
+
+
+def test_search_whose_first_configuration_is_too_large(in_tmp: Path) -> None:
+    """The first configuration of the space is built as a check before any trial: the width pass refuses it.
+    (The search logs the size of its space first, so only the last stderr line is the error.)"""
+    (in_tmp / "s.toml").write_text(
+        'model = "jsc-three-linear-layers"\ndataset = "digits"\n'
+        '[search.search_space]\nname = "graph/width/channel_multiplier"\n'
+        '[search.search_space.seed.seq_blocks_2.config]\nname = ["output_only"]\nchannel_multiplier = [1e6]\n'
+        '[search.strategy]\neval_mode = false\n[search.strategy.setup]\nn_trials = 1\nsampler = "random"\n'
+        "[search.strategy.metrics]\naccuracy.direction = 'maximize'\n"
+    )
+    code, out = run("search", "--config", "s.toml")
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert code == 2 and "Traceback" not in out
+    assert len(errors) == 1 and "'seq_blocks_2' would have 16,000,000 outputs" in errors[0]
+    assert "too large to allocate" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        (
+            "[passes.quantize.linear.config]\nname = 'integer'\nweight_width = 0\n",
+            "passes.quantize.linear.config.weight_width",
+        ),
+        ("[passes.width]\ninit = 'zeros'\n", "passes.width.init"),
+        (
+            "[passes.width.seq_blocks_2.config]\nchanel_multiplier = 2\n",
+            "passes.width.seq_blocks_2.config.chanel_multiplier",
+        ),
+    ],
+)
+def test_config_errors_name_the_users_key(in_tmp: Path, toml: str, key: str) -> None:
+    (in_tmp / "p.toml").write_text(toml)
+    line = run_error("transform", "jsc-toy", "digits", "--config", "p.toml")
+    assert line.startswith("error: p.toml: ")
+    assert f"'{key}'" in line
+    assert "entries" not in line
