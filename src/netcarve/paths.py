@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from netcarve.errors import NetcarveError
@@ -28,3 +29,15 @@ def output_file(path: str | Path, what: str, error: type[NetcarveError]) -> Path
     if p.is_dir():
         raise error(f"{what} {str(p)!r} is a directory; give the path of a file to write")
     return p
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: a reader (or a
+    process killed in the middle) never sees a half-written file. Returns ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

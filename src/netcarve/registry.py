@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -20,6 +20,18 @@ def _identity(name: str) -> str:
 def loose_key(name: str) -> str:
     """Normalise a name for matching that ignores case, ``-`` and ``_`` (``Brute-Force`` → ``bruteforce``)."""
     return name.lower().replace("-", "").replace("_", "")
+
+
+def close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.5) -> list[str]:
+    """The ``n`` choices closest to ``word`` (difflib's ratio ≥ ``cutoff``), best first."""
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x', 'y'``) for a mistyped name, or ``""`` when nothing is close: the one
+    suggestion rule of every "unknown …" message."""
+    close = close_matches(word, choices, n, cutoff)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,13 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def replace(self, name: str, obj: T, *, description: str | None = None) -> T:
+        """Swap the object of the registered ``name`` (or alias), keeping its aliases and defaults."""
+        old = self.entry(name)
+        text = old.description if description is None else description
+        self._entries[old.name] = Entry(old.name, obj, text, old.aliases, old.defaults)
+        return obj
+
     def canonical(self, name: str) -> str:
         """The registered name for ``name`` or one of its aliases; raises :class:`UnknownNameError`."""
         found = self._lookup.get(self._normalize(name))
@@ -80,9 +99,7 @@ class Registry(Generic[T]):
         return found
 
     def unknown_message(self, name: str) -> str:
-        candidates = sorted({*self._entries, *self._aliases()})
-        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, sorted({*self._entries, *self._aliases()}), n=3)
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"
 
     def _aliases(self) -> list[str]:

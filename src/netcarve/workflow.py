@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from netcarve.config.run import RunConfig, effective_dict
+from netcarve.config.training import training_settings
 from netcarve.data import TensorSplits, load_dataset
 from netcarve.device import resolve_device
 from netcarve.errors import ConfigError
@@ -43,7 +44,7 @@ def initial_graph(config: RunConfig, splits: TensorSplits, load: str | None = No
     model, _ = require_model_and_dataset(config)
     path = load or config.load_name
     torch.manual_seed(config.seed)
-    graph = load_graph(path, model, splits.info) if path else build_graph(model, splits.info)
+    graph = load_graph(path, model, splits.info, config.load_type) if path else build_graph(model, splits.info)
     device = splits.train.x.device
     if device.type != "cpu":
         graph.module.to(device)
@@ -51,17 +52,8 @@ def initial_graph(config: RunConfig, splits: TensorSplits, load: str | None = No
 
 
 def train_config(config: RunConfig) -> TrainConfig:
-    return TrainConfig(
-        max_epochs=config.max_epochs,
-        max_steps=config.max_steps,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        optimizer=config.training_optimizer,
-        lr_scheduler=config.lr_scheduler,
-        num_warmup_steps=config.num_warmup_steps,
-        seed=config.seed,
-    )
+    """The top-level training settings of ``config``."""
+    return training_settings(config)
 
 
 def start_run(config: RunConfig, command: str, splits: TensorSplits | None = None) -> Path:

@@ -91,11 +91,11 @@ def test_dataset_defaults_rank_between_defaults_and_toml(tmp_path: Path) -> None
     except that the optimizer and learning rate come from the dataset together or not at all: a given
     learning rate keeps the global optimizer (adam), not digits' sgd."""
     cfg = build_config(None, {"dataset": "digits"})
-    assert (cfg.max_epochs, cfg.batch_size, cfg.learning_rate, cfg.training_optimizer) == (40, 16, 0.03, "sgd")
+    assert (cfg.max_epochs, cfg.batch_size, cfg.learning_rate, cfg.optimizer) == (40, 16, 0.03, "sgd")
     path = write(tmp_path, 'dataset = "digits"\nmax_epochs = 3\nlearning_rate = 0.5\nmax_steps = "NA"\n')
     cfg = build_config(path, {"batch_size": 8}, ["learning_rate=0.25"])
-    assert (cfg.max_epochs, cfg.batch_size, cfg.learning_rate, cfg.training_optimizer) == (3, 8, 0.25, "adam")
+    assert (cfg.max_epochs, cfg.batch_size, cfg.learning_rate, cfg.optimizer) == (3, 8, 0.25, "adam")
     assert cfg.max_steps is None
     assert build_config(None, {"dataset": "wine"}).max_epochs == 100
     plain = build_config(None, {"dataset": "no-such-set"})  # the unknown name is reported when loading data
-    assert (plain.max_epochs, plain.batch_size, plain.training_optimizer) == (10, 256, "adam")
+    assert (plain.max_epochs, plain.batch_size, plain.optimizer) == (10, 256, "adam")

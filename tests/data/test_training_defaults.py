@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netcarve.config import RunConfig
+from netcarve.config.loader import toml_keys
 from netcarve.data import DATASETS, training_defaults
 
 
@@ -13,9 +14,9 @@ def test_each_bundled_dataset_has_valid_training_defaults(name: str) -> None:
     """The keys are top-level config keys and the values pass the config's own validation."""
     defaults = dict(DATASETS.entry(name).defaults)
     assert {"max_epochs", "batch_size", "learning_rate", "training_optimizer"} <= set(defaults)
-    assert set(defaults) <= set(RunConfig.model_fields)
-    config = RunConfig.model_validate(defaults)
-    assert {k: getattr(config, k) for k in defaults} == defaults
+    assert set(defaults) <= set(toml_keys(RunConfig))
+    written = RunConfig.model_validate(defaults).model_dump(by_alias=True)  # keyed as in TOML
+    assert {k: written[k] for k in defaults} == defaults
 
 
 def test_specs_resolve_to_their_dataset() -> None:

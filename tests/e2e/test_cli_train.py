@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,11 @@ def test_mase_example_config_trains_with_dataset_override(in_tmp: Path) -> None:
     )
     assert code == 0, out
     assert "no CUDA device" in out  # accelerator = "gpu" falls back with a warning
+    run_dir = in_tmp / "runs" / "jsc-tiny" / "latest"  # the fixture's project
+    assert tomllib.loads((run_dir / "config.toml").read_text())["dataset"] == "synthetic-jsc:2000"
+    # the override took effect: synthetic-jsc:2000 has 2000 rows, 70 % = 1400 train rows, in batches of 512
+    # (the fixture's batch_size): ceil(1400 / 512) = 3 steps for the one epoch; JSC would have needed 1000s
+    assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 3
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ def n_params(m: nn.Module) -> int:
         ("jsc-three-linear-layers", 661),
         ("jsc-s", 5615),
         ("hls4ml-jet", 4389),
+        ("digits-cnn", 1589),
     ],
 )
 def test_parameter_counts_on_jsc(name: str, expected: int) -> None:
@@ -36,6 +37,8 @@ def test_parameter_counts_on_jsc(name: str, expected: int) -> None:
     jsc-s: BN16 32 + L(16,64) 1088 + BN64 128 + L(64,32) 2080 + L(32,32) 1056 + L(32,32) 1056 + L(32,5) 165
            + BN5 10 = 5615.
     hls4ml-jet: L(16,64) 1088 + L(64,32) 2080 + L(32,32) 1056 + L(32,5) 165 = 4389.
+    digits-cnn (16 features as one 4×4 image): Conv(1,8,3) 80 + BN2d(8) 16 + Conv(8,16,3) 1168
+    + L(16·2·2 = 64, 5) 325 = 1589.
     """
     assert n_params(create_model(name, JSC)) == expected
 

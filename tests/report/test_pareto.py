@@ -1,53 +1,12 @@
-"""Pareto fronts, staircases, best-so-far and hypervolumes on hand-made points (golden values derived here)."""
+"""Staircases and hypervolumes on hand-made points (golden values derived here)."""
 
 from __future__ import annotations
 
 import pytest
 
-from netcarve.report.pareto import (
-    best_so_far,
-    dominates,
-    hypervolume,
-    hypervolume_2d,
-    non_dominated,
-    reference_point,
-    staircase,
-)
+from netcarve.report.pareto import hypervolume, hypervolume_2d, reference_point, staircase
 
 MAX, MIN = "maximize", "minimize"
-
-
-def test_front_for_accuracy_up_and_size_down() -> None:
-    """(accuracy ↑, size ↓): (0.9, 300) and (0.8, 100) trade off; (0.7, 200) is beaten by (0.8, 100) in both;
-    (0.9, 400) is beaten by (0.9, 300) (equal accuracy, smaller); (0.5, 50) is the smallest, so it stays."""
-    points = [(0.9, 300), (0.8, 100), (0.7, 200), (0.9, 400), (0.5, 50)]
-    assert non_dominated(points, (MAX, MIN)) == [0, 1, 4]
-
-
-def test_front_for_min_min() -> None:
-    """(1,3), (2,2), (3,1) form a front; (2,3) is dominated by (2,2) and by (1,3); (4,4) by all."""
-    points = [(2, 3), (1, 3), (4, 4), (2, 2), (3, 1)]
-    assert non_dominated(points, (MIN, MIN)) == [1, 3, 4]
-
-
-def test_ties_and_duplicates_are_all_kept() -> None:
-    """Equal points do not dominate each other: both copies of (1, 1) stay; (1, 2) is dominated by (1, 1)
-    (tie in x, worse in y); with maximize-maximize (1, 2) is the single best."""
-    points = [(1, 1), (1, 2), (1, 1)]
-    assert non_dominated(points, (MIN, MIN)) == [0, 2]
-    assert non_dominated(points, (MAX, MAX)) == [1]
-    assert not dominates((1, 1), (1, 1), (MIN, MIN))
-    assert dominates((1, 1), (1, 2), (MIN, MIN))
-
-
-def test_single_objective_front_is_the_best_value_and_its_ties() -> None:
-    assert non_dominated([(3,), (5,), (5,), (1,)], (MAX,)) == [1, 2]
-    assert non_dominated([(3,), (5,), (5,), (1,)], (MIN,)) == [3]
-
-
-def test_bad_direction_is_rejected() -> None:
-    with pytest.raises(ValueError, match="maximise"):
-        non_dominated([(1, 2)], ("maximize", "maximise"))
 
 
 def test_staircase_turns_at_the_corner_worse_in_both() -> None:
@@ -56,12 +15,6 @@ def test_staircase_turns_at_the_corner_worse_in_both() -> None:
     assert staircase([(3, 1), (1, 3), (2, 2)], (MIN, MIN)) == [(1, 3), (2, 3), (2, 2), (3, 2), (3, 1)]
     assert staircase([(300, 0.9), (100, 0.8)], (MIN, MAX)) == [(100, 0.8), (300, 0.8), (300, 0.9)]
     assert staircase([], (MIN, MIN)) == []
-
-
-def test_best_so_far_respects_direction_and_gaps() -> None:
-    values = [None, 0.5, None, 0.4, 0.7, 0.6]
-    assert best_so_far(values, MAX) == [None, 0.5, 0.5, 0.5, 0.7, 0.7]
-    assert best_so_far(values, MIN) == [None, 0.5, 0.5, 0.4, 0.4, 0.4]
 
 
 def test_hypervolume_2d_staircase_golden() -> None:

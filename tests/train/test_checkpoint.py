@@ -13,11 +13,20 @@ from netcarve.train import build_graph, load_checkpoint, load_graph, save_checkp
 JSC = DatasetInfo("jsc", 16, 5, ("g", "q", "w", "z", "t"))
 
 
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    """The same keys, and every tensor equal (bit for bit)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+
+
 def test_round_trip_same_outputs(tmp_path: Path) -> None:
     torch.manual_seed(1)
     graph = build_graph("jsc-toy", JSC)
     path = save_checkpoint(tmp_path / "a.pt", graph, {"epoch": 3})
     again = load_graph(path, "jsc-toy", JSC)
+    assert_same_state(again.module, graph.module)
     x = torch.randn(8, 16)
     graph.module.eval()
     torch.testing.assert_close(again(x), graph(x))
@@ -43,17 +52,21 @@ def test_other_model_and_other_dataset_are_refused(tmp_path: Path) -> None:
 
 def test_bare_state_dict_of_wrong_shape(tmp_path: Path) -> None:
     path = tmp_path / "s.pt"
-    torch.save(build_graph("jsc-toy", JSC).module.state_dict(), path)
-    assert load_graph(path, "jsc-toy", JSC) is not None  # a bare state dict loads
+    torch.manual_seed(2)
+    graph = build_graph("jsc-toy", JSC)
+    torch.save(graph.module.state_dict(), path)
+    assert_same_state(load_graph(path, "jsc-toy", JSC).module, graph.module)  # a bare state dict loads
     with pytest.raises(CheckpointError, match="does not fit model 'jsc-tiny'"):
         load_graph(path, "jsc-tiny", JSC)
 
 
 def test_lightning_prefix_is_stripped(tmp_path: Path) -> None:
-    state = {f"model.{k}": v for k, v in build_graph("jsc-tiny", JSC).module.state_dict().items()}
+    torch.manual_seed(3)
+    graph = build_graph("jsc-tiny", JSC)
+    state = {f"model.{k}": v for k, v in graph.module.state_dict().items()}
     path = tmp_path / "pl.ckpt"
     torch.save({"state_dict": state, "epoch": 1}, path)
-    assert load_graph(path, "jsc-tiny", JSC) is not None
+    assert_same_state(load_graph(path, "jsc-tiny", JSC).module, graph.module)
 
 
 class Evil:

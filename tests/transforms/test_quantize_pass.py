@@ -13,17 +13,18 @@ from netcarve.config.passes import QuantizePassConfig
 from netcarve.errors import ConfigError, ModelError
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import Precision
-from netcarve.ir.passes import PASSES
+from netcarve.ir.passes import load_pass
 from netcarve.models import MODELS, create_model
 from netcarve.transforms.quantize import (
     QuantizedModule,
+    QuantizeInfo,
     plan_quantization,
     quantize_module,
     quantize_transform_pass,
-    resolve_layer,
 )
 from netcarve.transforms.quantize.modules import QuantizedBatchNorm1d, QuantizedLinear
 from netcarve.transforms.quantize.plan import classify_entries
+from netcarve.transforms.resolve import Resolved, resolve
 from tests.transforms.helpers import INFO, X, entry, integer, model_graph, outputs
 
 LINEAR_8_4 = {"by": "type", "default": entry(None), "linear": integer(8, 4)}
@@ -40,8 +41,9 @@ def _quantized(graph: Graph) -> list[str]:
 
 
 def test_quantize_is_a_registered_transform_pass() -> None:
-    assert PASSES.get("quantize").fn is quantize_transform_pass
-    assert PASSES.get("quantize").kind == "transform"
+    entry = load_pass("quantize")
+    assert entry.fn is quantize_transform_pass and entry.kind == "transform"
+    assert entry.config_model is QuantizePassConfig and entry.result_type is QuantizeInfo
     assert netcarve.quantize is __import__("netcarve.transforms.quantize.api", fromlist=["quantize"]).quantize
 
 
@@ -159,9 +161,9 @@ def test_resolution_order_is_default_then_type_then_name() -> None:
     graph = model_graph("jsc-toy")
     entries = classify_entries(config, graph)
     assert set(entries.by_type) == {"linear"} and set(entries.by_name) == {"seq_blocks_5"}
-    assert resolve_layer(entries, "seq_blocks_5", "linear") == (config.entries["seq_blocks_5"].config, True)
-    assert resolve_layer(entries, "seq_blocks_2", "linear") == (config.entries["linear"].config, True)
-    assert resolve_layer(entries, "seq_blocks_1", "relu") == (config.default.config, False)
+    assert resolve(entries, "seq_blocks_5", "linear") == Resolved(config.entries["seq_blocks_5"].config, "name")
+    assert resolve(entries, "seq_blocks_2", "linear") == Resolved(config.entries["linear"].config, "type")
+    assert resolve(entries, "seq_blocks_1", "relu") == Resolved(config.default.config, "default")
 
     new = netcarve.quantize(graph, config)
     p = {n.name: dict(new.meta(n).precision) for n in new.compute_nodes()}

@@ -57,11 +57,11 @@ def test_apply_transforms_accepts_config_models_and_aliases_nothing_else() -> No
 
 
 def test_an_analysis_pass_cannot_be_replayed() -> None:
-    from netcarve.ir.passes import PASSES, PassEntry, PassResult
+    from netcarve.ir.passes import PASSES, PassResult, register_pass
 
     name = "test-only-analysis"
     if name not in PASSES:
-        PASSES.add(name, PassEntry(name, "analysis", lambda g, c=None: PassResult(g, None)))
+        register_pass(name, kind="analysis")(lambda g, c=None: PassResult(g, None))
     with pytest.raises(PassError, match="analysis pass, not a transform"):
         apply_transforms(model_graph("jsc-tiny"), [(name, {})])
 

@@ -12,9 +12,10 @@ import netcarve
 from netcarve.config.passes import WidthPassConfig
 from netcarve.data.base import DatasetInfo
 from netcarve.ir.graph import Graph, ModelSpec
-from netcarve.ir.passes import PASSES
+from netcarve.ir.passes import load_pass
 from netcarve.models import MODELS, create_model
-from netcarve.transforms.width import change_width, config_to_dict, parse_config, width_transform_pass
+from netcarve.transforms.width import WidthInfo, change_width, config_to_dict, parse_config
+from netcarve.transforms.width.pass_ import width_transform_pass
 from tests.transforms.helpers import Residual, entry, settled
 
 INFO = DatasetInfo("jsc", 16, 5, ("g", "q", "w", "z", "t"))
@@ -292,8 +293,9 @@ def test_change_width_api_and_registry() -> None:
     graph = netcarve.change_width(model, LAB4_BOTH)
     assert isinstance(graph, Graph) and graph.input_shape == (16,)
     assert _params(graph.module) == 3013 and _params(model) == 661
-    assert PASSES.get("channel_multiplier").fn is width_transform_pass
-    assert PASSES.get("width").kind == "transform"
+    assert load_pass("channel_multiplier") == load_pass("redefine") == load_pass("width")
+    assert load_pass("width").fn is width_transform_pass and load_pass("width").kind == "transform"
+    assert load_pass("width").config_model is WidthPassConfig and load_pass("width").result_type is WidthInfo
     cfg = WidthPassConfig.model_validate(LAB4_BOTH)
     assert _params(change_width(Graph.from_module(model, (16,)), cfg).module) == 3013
     assert parse_config(config_to_dict(cfg)) == cfg

@@ -13,7 +13,7 @@ from netcarve.errors import ConfigError, NetcarveError
 from netcarve.ir.graph import Graph
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
-from netcarve.transforms.width import width_transform_pass
+from netcarve.transforms.width.pass_ import width_transform_pass
 from tests.transforms.helpers import Residual, entry
 
 INFO = DatasetInfo("jsc", 16, 5, ("g", "q", "w", "z", "t"))

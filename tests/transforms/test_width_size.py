@@ -9,7 +9,8 @@ import netcarve.transforms.width as width
 from netcarve.errors import PassError
 from netcarve.ir.graph import Graph
 from netcarve.models import create_model
-from netcarve.transforms.width import change_width, width_transform_pass
+from netcarve.transforms.width import change_width
+from netcarve.transforms.width.pass_ import width_transform_pass
 from tests.transforms.helpers import INFO, entry
 
 

@@ -2,7 +2,7 @@
 
 from netcarve.analysis.api import AnalyzeConfig, analyze, analyze_pass, count
 from netcarve.analysis.latency import measure_latency
-from netcarve.analysis.report import Latency, LayerRecord, Report, TotalRecord
+from netcarve.analysis.records import Latency, LayerRecord, Report, TotalRecord
 
 __all__ = [
     "AnalyzeConfig",

@@ -16,7 +16,7 @@ from netcarve.analysis.closed_form import count_closed_form
 from netcarve.analysis.counter import GraphCounts, count_by_dispatch
 from netcarve.analysis.counts import CONVENTIONS, Convention
 from netcarve.analysis.latency import measure_latency
-from netcarve.analysis.report import Report
+from netcarve.analysis.records import Report
 from netcarve.errors import ModelError, PassError
 from netcarve.ir.graph import Graph
 from netcarve.ir.passes import PassResult, register_pass

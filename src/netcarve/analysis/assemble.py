@@ -7,8 +7,8 @@ import math
 from netcarve.analysis.counter import GraphCounts
 from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted
 from netcarve.analysis.memory import output_bytes, peak_live_bytes
-from netcarve.analysis.report import LAYER_METRICS, LayerRecord, Report, TotalRecord
-from netcarve.analysis.storage import EMPTY, NodeStorage, node_storage, unused_storage
+from netcarve.analysis.params import EMPTY, NodeStorage, node_storage, unused_storage
+from netcarve.analysis.records import LAYER_METRICS, LayerRecord, Report, TotalRecord
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import NodeMeta, TensorMeta
 

@@ -6,9 +6,12 @@ MAC ops (one multiply-accumulate per weight use)::
     addmm / baddbmm / addmv: as above, plus one bias add per output element
     convolution: numel(out)·(C_in/groups)·∏k   (transposed: numel(in)·(C_out/groups)·∏k)
 
-Elementwise ops (flops per output element): relu 1, add/sub 1, mul/div 1, softmax 5;
-batch norm (every ATen variant, counted with the inference convention) 4 per input element.
-``sub`` and ``div`` are DESIGN's add and mul with the other sign/inverse; other elementwise ops
+Elementwise and pooling ops come from the op registry (:mod:`netcarve.ir.opspecs`): every kind whose
+``count`` is ``elementwise`` charges ``flops_per_element`` per output element to each ATen op in its
+``aten`` (relu 1, add/sub 1, mul/div 1, softmax 5, batch norm — every ATen variant, inference
+convention — 4); ``sub`` and ``div`` are DESIGN's add and mul with the other sign/inverse. A ``pool`` kind
+charges one comparison (max) or add (avg) per window element: numel(out)·∏kernel, and for adaptive
+pooling Σ over outputs of its window (start ⌊i·In/Out⌋, end ⌈(i+1)·In/Out⌉ per dim). Other elementwise ops
 (exp, tanh, cumsum, rounding, …) have no formula and are reported as uncounted.
 
 Free ops (no arithmetic, never counted nor listed): views and metadata (view, reshape, t, transpose,
@@ -26,6 +29,7 @@ from typing import Any
 import torch
 
 from netcarve.analysis.counts import OpCounts
+from netcarve.ir.opspecs import OPS
 
 aten = torch.ops.aten
 
@@ -41,6 +45,7 @@ _FREE_NAMES = (
     "zero_ scalar_tensor _local_scalar_dense sym_size sym_stride sym_numel sym_storage_offset "
     "is_same_size dropout"
 )
+
 FREE_OPS: frozenset[Any] = frozenset(getattr(aten, name) for name in _FREE_NAMES.split() if hasattr(aten, name))
 
 
@@ -105,46 +110,85 @@ def _convolution(counts: OpCounts, args: Sequence[Any], out: Any, grad_of: GradO
     _mac_op(counts, macs, (x, weight), bias, out, grad_of)
 
 
-def _elementwise(per_element: int, use_input: bool = False) -> Formula:
+def _elementwise(per_element: int) -> Formula:
     def formula(counts: OpCounts, args: Sequence[Any], out: Any, grad_of: GradOf) -> None:
-        numel = _numel(args[0]) if use_input else _numel(out if isinstance(out, torch.Tensor) else out[0])
+        numel = _numel(out if isinstance(out, torch.Tensor) else out[0])
         needs_grad = any(grad_of(t) is not None for t in args if isinstance(t, torch.Tensor))
         counts.add_elementwise(per_element * numel, needs_grad)
 
     return formula
 
 
+def _adaptive_window(n_in: int, n_out: int) -> int:
+    """Σ over the n_out adaptive windows of their length (start ⌊i·n_in/n_out⌋, end ⌈(i+1)·n_in/n_out⌉)."""
+    return sum(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) for i in range(n_out))
+
+
+def pool_ops(in_shape: Sequence[int], out_shape: Sequence[int], kernel: Sequence[int] | None, dims: int) -> int:
+    """Comparisons (max) or adds (avg) of a pooling over the last ``dims`` dims: one per window element.
+
+    ``kernel`` None: adaptive pooling (windows from the input and output sizes); else numel(out)·∏kernel
+    (one kernel size stands for every dim)."""
+    leading = math.prod(out_shape[: len(out_shape) - dims])
+    if kernel is None:
+        pairs = zip(in_shape[len(in_shape) - dims :], out_shape[len(out_shape) - dims :], strict=True)
+        return leading * math.prod(_adaptive_window(int(i), int(o)) for i, o in pairs)
+    sizes = [int(k) for k in kernel]
+    return math.prod(out_shape) * math.prod(sizes * dims if len(sizes) == 1 else sizes)
+
+
+def _pool(adaptive: bool, dims: int) -> Formula:
+    def formula(counts: OpCounts, args: Sequence[Any], out: Any, grad_of: GradOf) -> None:
+        x = args[0]
+        y = out if isinstance(out, torch.Tensor) else out[0]
+        kernel = None if adaptive else list(args[1]) if isinstance(args[1], (list, tuple)) else [args[1]]
+        counts.add_elementwise(pool_ops(tuple(x.shape), tuple(y.shape), kernel, dims), grad_of(x) is not None)
+
+    return formula
+
+
+_MAC_TABLE: dict[Any, Formula] = {
+    aten.mm: _mm,
+    aten.addmm: _addmm,
+    aten.bmm: _bmm,
+    aten.baddbmm: _baddbmm,
+    aten.mv: _mv,
+    aten.addmv: _addmv,
+    aten.dot: _dot,
+    aten.vdot: _dot,
+    aten.convolution: _convolution,
+    aten._convolution: _convolution,
+}
+
+
 def _build_table() -> dict[Any, Formula]:
-    table: dict[Any, Formula] = {
-        aten.mm: _mm,
-        aten.addmm: _addmm,
-        aten.bmm: _bmm,
-        aten.baddbmm: _baddbmm,
-        aten.mv: _mv,
-        aten.addmv: _addmv,
-        aten.dot: _dot,
-        aten.vdot: _dot,
-        aten.convolution: _convolution,
-        aten._convolution: _convolution,
-    }
-    one = _elementwise(1)
-    for name in ("relu", "relu_", "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"):
-        table[getattr(aten, name)] = one
-    for name in ("_softmax", "_safe_softmax"):
-        if hasattr(aten, name):
-            table[getattr(aten, name)] = _elementwise(5)
-    bn = _elementwise(4, use_input=True)
-    for name in (
-        "native_batch_norm",
-        "_native_batch_norm_legit",
-        "_native_batch_norm_legit_no_training",
-        "_native_batch_norm_legit_functional",
-        "_batch_norm_with_update",
-        "_batch_norm_no_update",
-    ):
-        if hasattr(aten, name):
-            table[getattr(aten, name)] = bn
+    table = dict(_MAC_TABLE)
+    for kind in OPS:
+        spec = OPS.get(kind)
+        names = spec.aten
+        if spec.count == "elementwise":
+            formula = _elementwise(spec.flops_per_element)
+        elif spec.count == "pool":
+            formula = _pool(adaptive=kind.startswith("adaptive"), dims=2 if kind.endswith("2d") else 1)
+        else:
+            continue
+        for name in names:
+            if hasattr(aten, name):
+                table[getattr(aten, name)] = formula
     return table
 
 
-FORMULAS: dict[Any, Formula] = _build_table()
+_TABLE: tuple[tuple[str, ...], dict[Any, Formula]] = ((), {})
+
+
+def formulas() -> dict[Any, Formula]:
+    """ATen op → formula; rebuilt when the op registry changes (a kind registered at run time is counted)."""
+    global _TABLE
+    key = tuple(f"{k}:{id(OPS.get(k))}" for k in OPS)
+    if _TABLE[0] != key:
+        _TABLE = (key, _build_table())
+    return _TABLE[1]
+
+
+def formula_of(packet: Any) -> Formula | None:
+    return formulas().get(packet)

@@ -4,8 +4,11 @@ No forward pass runs, so counting a built graph costs only a walk over its nodes
 the formula is exact: every node must be a module of a class whose computation netcarve knows (torch's
 own class, or a quantized subclass of it, recognised by its NodeMeta precision), or an elementwise
 function/method (relu, add, mul, softmax) or batch-preserving flatten; every node must carry the batch in
-dim 0. Otherwise :func:`count_closed_form` returns None and the caller counts by dispatch, which is the
-reference: both paths give identical counts wherever both apply (tested).
+dim 0. Which formula a kind takes is its op spec's ``count`` family (:mod:`netcarve.ir.opspecs`):
+``mac``, ``elementwise`` (× ``flops_per_element``), ``pool`` (window sizes shared with the dispatch path
+through :func:`~netcarve.analysis.aten_formulas.pool_ops`) or ``free``. Otherwise :func:`count_closed_form`
+returns None and the caller counts by dispatch, which is the reference: both paths give identical counts
+wherever both apply (tested).
 
 Counts are computed per sample from the NodeMeta shapes (annotated at batch b0) and scaled to batch B.
 """
@@ -20,22 +23,23 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from netcarve.analysis.aten_formulas import pool_ops
 from netcarve.analysis.counter import GraphCounts
 from netcarve.analysis.counts import OpCounts
-from netcarve.analysis.storage import get_attr_value
+from netcarve.analysis.params import get_attr_value
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import NodeMeta, TensorMeta
-from netcarve.ir.ops import MODULE_KINDS
+from netcarve.ir.opspecs import OpSpec, is_exact_class, spec_of_class, spec_of_kind
 
-#: (counts, module or None, per-sample output elements, input needs grad) → None
-KindFormula = Callable[[OpCounts, nn.Module | None, int, bool], None]
+#: (counts, module or None, per-sample output elements, input needs grad, node metadata) → None
+KindFormula = Callable[[OpCounts, nn.Module | None, int, bool, NodeMeta], None]
 
 
 def _grad(param: torch.Tensor | None) -> bool:
     return param is not None and param.requires_grad
 
 
-def _mac_module(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool) -> None:
+def _mac_module(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool, meta: NodeMeta) -> None:
     assert module is not None
     weight: torch.Tensor = module.weight  # type: ignore[assignment]
     bias: torch.Tensor | None = module.bias  # type: ignore[assignment]
@@ -45,40 +49,57 @@ def _mac_module(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad:
 
 
 def _elementwise(per_element: int) -> KindFormula:
-    def formula(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool) -> None:
+    def formula(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool, meta: NodeMeta) -> None:
         params = module.parameters(recurse=False) if module is not None else ()
         counts.add_elementwise(per_element * n_out, in_grad or any(p.requires_grad for p in params))
 
     return formula
 
 
-def _free(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool) -> None:
+def _free(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool, meta: NodeMeta) -> None:
     return None
 
 
-KIND_FORMULAS: dict[str, KindFormula] = {
-    "linear": _mac_module,
-    "conv1d": _mac_module,
-    "conv2d": _mac_module,
-    "batch_norm1d": _elementwise(4),
-    "batch_norm2d": _elementwise(4),
-    "relu": _elementwise(1),
-    "softmax": _elementwise(5),
-    "add": _elementwise(1),
-    "mul": _elementwise(1),
-    "flatten": _free,
-    "identity": _free,
-    "dropout": _free,
+def _pool(spec: OpSpec) -> KindFormula:
+    """One comparison or add per window element (:func:`pool_ops`), from the pooling module's kernel or,
+    adaptive, from the input and output sizes in the node's metadata (per sample: the batch dim dropped)."""
+    dims = 2 if spec.kind.endswith("2d") else 1
+
+    def formula(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool, meta: NodeMeta) -> None:
+        assert module is not None and meta.output is not None
+        kernel = None if spec.kind.startswith("adaptive") else getattr(module, "kernel_size")  # noqa: B009
+        if kernel is not None and not isinstance(kernel, (tuple, list)):
+            kernel = (kernel,)
+        ops = pool_ops(meta.inputs[0].shape[1:], meta.output.shape[1:], kernel, dims)
+        counts.add_elementwise(ops, in_grad)
+
+    return formula
+
+
+#: an op spec's ``count`` family → its closed form (pooling: modules only, see :func:`_formula`)
+FAMILY_FORMULAS: dict[str, Callable[[OpSpec], KindFormula]] = {
+    "mac": lambda spec: _mac_module,
+    "elementwise": lambda spec: _elementwise(spec.flops_per_element),
+    "pool": _pool,
+    "free": lambda spec: _free,
 }
-#: kinds of functions and methods with an exact closed form (module-only kinds need the module's weights)
-_CALL_KINDS = frozenset({"relu", "softmax", "add", "mul", "flatten"})
+#: kinds whose functional or method call may change the batch dimension (``x.view(1, -1)``): dispatch only
+_SHAPE_KINDS = frozenset({"reshape", "transpose", "unflatten"})
+
+
+def kind_formula(spec: OpSpec) -> KindFormula | None:
+    """The closed form of a kind (from its op spec's ``count`` family), None when it has none."""
+    family = FAMILY_FORMULAS.get(spec.count) if spec.count is not None else None
+    return None if family is None else family(spec)
 
 
 def _module_is_exact(module: nn.Module, meta: NodeMeta) -> bool:
     """torch's own class, or a quantized subclass (its NodeMeta has a precision) of a known class."""
-    if type(module) in MODULE_KINDS:
+    if is_exact_class(type(module)):
+        if isinstance(module, nn.Unflatten):
+            return module.dim >= 1
         return not (isinstance(module, nn.modules.conv._ConvNd) and module.padding_mode != "zeros")
-    return bool(meta.precision) and any(cls in MODULE_KINDS for cls in type(module).__mro__)
+    return bool(meta.precision) and spec_of_class(type(module)) is not None
 
 
 def _flatten_keeps_batch(node: fx.Node, module: nn.Module | None, meta: NodeMeta) -> bool:
@@ -92,13 +113,15 @@ def _flatten_keeps_batch(node: fx.Node, module: nn.Module | None, meta: NodeMeta
 
 
 def _formula(graph: Graph, node: fx.Node, meta: NodeMeta) -> tuple[KindFormula, nn.Module | None] | None:
-    formula = KIND_FORMULAS.get(meta.kind)
-    if formula is None:
+    spec = spec_of_kind(meta.kind)
+    formula = kind_formula(spec) if spec is not None else None
+    if spec is None or formula is None:
         return None
     module = graph.submodule(node) if node.op == "call_module" else None
     if module is not None and not _module_is_exact(module, meta):
         return None
-    if module is None and meta.kind not in _CALL_KINDS:
+    # a call's closed form must not need the module's weights, nor change the batch dimension
+    if module is None and (spec.count in ("mac", "pool") or "weight" in spec.operands or spec.kind in _SHAPE_KINDS):
         return None
     if meta.kind == "flatten" and not _flatten_keeps_batch(node, module, meta):
         return None
@@ -141,7 +164,7 @@ class _Walk:
         formula, module = found
         in_grad = any(self.needs_grad[i.name] for i in inputs)
         counts = OpCounts()
-        formula(counts, module, out.numel // self.b0, in_grad)
+        formula(counts, module, out.numel // self.b0, in_grad, meta)
         self.per_sample[node.name] = counts
         own = module is not None and any(p.requires_grad for p in module.parameters())
         self._batched(node, out, needs_grad=in_grad or own)

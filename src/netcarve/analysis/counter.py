@@ -24,7 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
-from netcarve.analysis.aten_formulas import FORMULAS, is_free
+from netcarve.analysis.aten_formulas import formula_of, is_free
 from netcarve.analysis.counts import OpCounts
 from netcarve.errors import ModelError
 from netcarve.ir.graph import Graph
@@ -78,7 +78,7 @@ class OpCounter(TorchDispatchMode):
         if is_free(packet) or self._skip():
             return out
         counts = self.counts.setdefault(self.current, OpCounts())
-        formula = FORMULAS.get(packet)
+        formula = formula_of(packet)
         if formula is None:
             counts.add_uncounted(str(packet))
         else:
@@ -101,7 +101,7 @@ class _Attributing(fx.Interpreter):
 
 
 def _fake_quant_flag() -> Callable[[], bool]:
-    from netcarve.transforms.quantize.quantizers import in_fake_quant
+    from netcarve.ir.fakequant import in_fake_quant
 
     return in_fake_quant
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
-from netcarve.analysis.report import Latency
+from netcarve.analysis.records import Latency
 from netcarve.errors import ModelError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from netcarve.analysis.report import Report
+from netcarve.analysis.records import Report
 
 #: (header with unit, LayerRecord/TotalRecord attribute)
 COLUMNS: tuple[tuple[str, str], ...] = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -13,11 +12,10 @@ import typer
 from netcarve.cli.common import console, fail, handle_errors
 
 if TYPE_CHECKING:
-    from netcarve.analysis.report import Report
+    from netcarve.analysis.records import Report
     from netcarve.data.base import DatasetInfo
     from netcarve.ir.graph import Graph
 
-FORMATS = ("table", "json", "csv")
 CONVENTIONS = ("netcarve", "mase")
 #: datasets whose shape is known without loading them (analysis needs only the shape)
 _SCHEMA_ONLY = ("jsc", "synthetic-jsc")
@@ -69,31 +67,24 @@ def _graph(
     return Graph.from_module(module, sample, ModelSpec(model, info.to_dict()), batch_size=batch)
 
 
-def _render(report: Report, fmt: str, title: str) -> str | None:
-    """The text to write for json/csv; None for the table (printed by rich)."""
-    if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2) + "\n"
-    if fmt == "csv":
-        return report.to_csv()
-    return None
-
-
-def _write_table(report: Report, title: str, output: Path | None) -> None:
-    """To the terminal at its width; to a pipe or ``output`` at TABLE_WIDTH (never cut to 80 columns)."""
+def _write(report: Report, fmt: str, title: str, output: Path | None) -> None:
+    """Text formats verbatim; the table to the terminal at its width, to a pipe or ``output`` at TABLE_WIDTH
+    (never cut to 80 columns); the summary lines below it are never broken."""
     from rich.console import Console
 
-    from netcarve.analysis.table import report_table, summary_lines
+    from netcarve.analysis.render import RENDERERS
 
-    def emit(target: Console) -> None:
-        target.print(report_table(report, title))
-        for line in summary_lines(report):
-            target.print(line, highlight=False, soft_wrap=True)
-
-    if output is not None:
+    rendered = RENDERERS.get(fmt)(report, title)
+    if isinstance(rendered, str):
+        if output is None:
+            typer.echo(rendered, nl=False)
+        else:
+            output.write_text(rendered, encoding="utf-8")
+    elif output is not None:
         with output.open("w", encoding="utf-8") as handle:
-            emit(Console(file=handle, width=TABLE_WIDTH, no_color=True))
+            Console(file=handle, width=TABLE_WIDTH, no_color=True).print(rendered, soft_wrap=True)
     else:
-        emit(console if console.is_terminal else Console(width=TABLE_WIDTH))
+        (console if console.is_terminal else Console(width=TABLE_WIDTH)).print(rendered, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -108,7 +99,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", help="TOML config (model, dataset).")] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size B of the counts.")] = 1,
         latency: Annotated[bool, typer.Option("--latency", help="Also measure forward latency at B.")] = False,
-        fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+        fmt: Annotated[str, typer.Option("--format", help="Output format: table, json or csv.")] = "table",
         output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
         force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
         convention: Annotated[str, typer.Option("--convention", help="netcarve or mase (seed report).")] = "netcarve",
@@ -122,8 +113,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Per-layer params, size, MACs/FLOPs/BitOPs (forward and backward), memory and latency."""
-        if fmt not in FORMATS:
-            fail(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+        from netcarve.analysis.render import RENDERERS
+
+        if fmt not in RENDERERS:
+            fail(f"--format must be one of {', '.join(RENDERERS.names())} (got {fmt!r})")
         if convention not in CONVENTIONS:
             fail(f"--convention must be one of {', '.join(CONVENTIONS)} (got {convention!r})")
         if batch_size < 1:
@@ -158,14 +151,8 @@ def register(app: typer.Typer) -> None:
             latency=latency,
         )
         title = f"{cfg.model} on {cfg.dataset}"
-        text = _render(report, fmt, title)
         try:
-            if text is None:
-                _write_table(report, title, output)
-            elif output is None:
-                typer.echo(text, nl=False)
-            else:
-                output.write_text(text, encoding="utf-8")
+            _write(report, fmt, title, output)
         except OSError as exc:
             fail(f"cannot write --output {str(output)!r}: {exc.strerror or exc}")
         if output is not None:

@@ -13,17 +13,14 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def models_cmd() -> None:
         """List the registered models (a user model is 'module:callable' or 'file.py:callable')."""
-        from netcarve.data.jsc_schema import jsc_info
-        from netcarve.models import MODELS, create_model
+        from netcarve.catalog import model_rows
 
         table = Table(title="models")
         table.add_column("name")
         table.add_column("params (JSC)", justify="right")
         table.add_column("description")
-        info = jsc_info()
-        for entry in MODELS.entries():
-            params = sum(p.numel() for p in create_model(entry.name, info).parameters())
-            table.add_row(entry.name, str(params), entry.description)
+        for row in model_rows():
+            table.add_row(row.name, str(row.jsc_params), row.description)
         console.print(table)
 
     @app.command("datasets")

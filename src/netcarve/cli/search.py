@@ -13,6 +13,7 @@ from rich.table import Table
 
 from netcarve.cli.common import console, err_console, handle_errors, setup_logging
 from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt
+from netcarve.outcomes import BEST_COLUMNS, constraints_label, objective_label
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -48,14 +49,13 @@ def _round(values: dict[str, Any] | None) -> str:
 
 def best_table(best: list[FrozenTrial]) -> Table:
     """MASE's "Best trial(s)" table: number, software_metrics, hardware_metrics, scaled_metrics."""
+    number, *groups = BEST_COLUMNS
     table = Table(title="Best trial(s)")
-    for column in ("number", "software_metrics", "hardware_metrics", "scaled_metrics"):
-        table.add_column(column, justify="right" if column == "number" else "left")
+    table.add_column(number, justify="right")
+    for column in groups:
+        table.add_column(column)
     for t in best:
-        attrs = t.user_attrs
-        table.add_row(
-            str(t.number), *(_round(attrs.get(k)) for k in ("software_metrics", "hardware_metrics", "scaled_metrics"))
-        )
+        table.add_row(str(t.number), *(_round(t.user_attrs.get(k)) for k in groups))
     return table
 
 
@@ -70,10 +70,6 @@ def _base_text(prepared: Prepared) -> str:
     return f"fresh {cfg.model} (seed {cfg.seed})"
 
 
-def _bound_text(metric: str, low: float | None, high: float | None) -> str:
-    return f"{metric} ∈ [{'-∞' if low is None else f'{low:g}'}, {'∞' if high is None else f'{high:g}'}]"
-
-
 def plan_table(prepared: Prepared, storage: str | None) -> Table:
     from netcarve.search.storage import redacted
 
@@ -83,9 +79,6 @@ def plan_table(prepared: Prepared, storage: str | None) -> Table:
     table.add_column("value")
     for leaf, choices in space.describe():
         table.add_row(leaf, choices)
-    objective = "maximise Σ sign·scale·metric" if plan.sum_scaled else "Pareto front (multi-objective)"
-    metrics = ", ".join(f"{m.name} ({m.direction}, scale {m.scale:g})" for m in plan.metrics)
-    constraints = ", ".join(_bound_text(c.metric, c.min, c.max) for c in plan.constraints)
     t = plan.train
     mode = (
         f"retrain each candidate: {t.max_epochs} epoch(s), {t.optimizer}, lr {t.learning_rate:g}, batch {t.batch_size}"
@@ -95,8 +88,8 @@ def plan_table(prepared: Prepared, storage: str | None) -> Table:
     rows = [
         ("space size", f"{space.size:,} configurations, {len(space.params)} searched parameters"),
         ("sampler", f"{plan.sampler} (seed {plan.seed})"),
-        ("objective", f"{objective}: {metrics}"),
-        ("constraints", constraints or "none"),
+        ("objective", objective_label(plan.sum_scaled, plan.metrics)),
+        ("constraints", constraints_label(plan.constraints)),
         ("trials", "until timeout" if prepared.target is None else str(prepared.target)),
         ("processes", str(plan.n_jobs)),
         ("candidates", mode),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,9 +66,7 @@ def register(app: typer.Typer) -> None:
         check_batch_size(batch_size)
         from netcarve.cli.progress import training_progress
         from netcarve.config import build_config
-        from netcarve.train import evaluate, fit, save_checkpoint
-        from netcarve.train.loop import EpochRecord
-        from netcarve.workflow import initial_graph, load_splits, start_run, train_config
+        from netcarve.train.api import start_train
 
         overrides = {
             "model": model,
@@ -81,34 +78,15 @@ def register(app: typer.Typer) -> None:
             "project": project,
         }
         cfg = build_config(config, overrides, set_ or [])
-        splits = load_splits(cfg)
-        graph = initial_graph(cfg, splits, str(load) if load else None)
-        run_dir = start_run(cfg, "train", splits)
-        console.print(f"run dir: {run_dir}", highlight=False)
-
-        def on_epoch(record: EpochRecord, is_best: bool) -> None:
-            meta = {"epoch": record.epoch, "val_accuracy": record.val_accuracy, "val_loss": record.val_loss}
-            save_checkpoint(run_dir / "last.pt", graph, meta, overwrite=True)
-            if is_best:
-                save_checkpoint(run_dir / "best.pt", graph, meta, overwrite=True)
-
+        job = start_train(cfg, str(load) if load else None)
+        console.print(f"run dir: {job.run_dir}", highlight=False)
         with training_progress(f"train {cfg.model}") as on_step:
-            result = fit(graph.module, splits, train_config(cfg), on_epoch=on_epoch, on_step=on_step)
-        from netcarve.train import load_graph
-
-        best = load_graph(run_dir / "best.pt", cfg.model, splits.info)
-        rows = {name: evaluate(best.module, splits.split(name)) for name in ("train", "val", "test")}
-        final = result.final
-        metrics = {
-            "final_train_loss": final.train_loss,
-            "best_epoch": result.best_epoch,
-            "steps": result.steps,
-            **{f"{s}_{k}": v for s, r in rows.items() for k, v in r.as_dict().items()},
-        }
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        title = f"{cfg.model} on {splits.info.name}: best epoch {result.best_epoch} of {len(result.history)}"
-        console.print(results_table(title, rows, splits.info.class_names))
-        console.print(f"final train loss {final.train_loss!r}; checkpoints in {run_dir}", highlight=False)
+            outcome = job.run(on_step)
+        result = outcome.fit
+        title = f"{cfg.model} on {outcome.info.name}: best epoch {result.best_epoch} of {len(result.history)}"
+        console.print(results_table(title, outcome.evaluations, outcome.info.class_names))
+        final = result.final.train_loss
+        console.print(f"final train loss {final!r}; checkpoints in {outcome.run_dir}", highlight=False)
 
     @app.command("test")
     @handle_errors
@@ -127,9 +105,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         check_batch_size(batch_size)
         from netcarve.config import build_config
-        from netcarve.errors import ConfigError
-        from netcarve.train import evaluate
-        from netcarve.workflow import initial_graph, load_splits, start_run
+        from netcarve.train.api import run_test
 
         cfg = build_config(
             config,
@@ -141,26 +117,11 @@ def register(app: typer.Typer) -> None:
             },
             set_ or [],
         )
-        if not cfg.load_name:
-            raise ConfigError("test needs a checkpoint: --load PATH (or load_name in the config)")
-        splits = load_splits(cfg)
-        graph = initial_graph(cfg, splits)
-        part = splits.split(split)
-        result = evaluate(graph.module, part, batch_size or 8192)
-        run_dir = start_run(cfg, "test", splits)
-        payload = {
-            "split": split,
-            "loss": result.loss,
-            "accuracy": result.accuracy,
-            "per_class_accuracy": dict(zip(splits.info.class_names, result.per_class_accuracy, strict=False)),
-            "checkpoint": str(cfg.load_name),
-            "num_samples": result.num_samples,
-        }
-        (run_dir / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
+        outcome = run_test(cfg, split, batch_size)
         console.print(
             results_table(
-                f"{cfg.model} on {splits.info.name} ({cfg.load_name})",
-                {split: result},
-                splits.info.class_names,
+                f"{cfg.model} on {outcome.info.name} ({cfg.load_name})",
+                {split: outcome.result},
+                outcome.info.class_names,
             )
         )

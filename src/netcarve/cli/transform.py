@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -49,21 +48,6 @@ def layer_table(before: Graph, after: Graph) -> Table:
     return table
 
 
-def _measure(graph: Graph, split: Any, batch_size: int) -> dict[str, float]:
-    from netcarve import analyze
-    from netcarve.train import evaluate
-
-    report = analyze(graph, (1, *graph.input_shape))
-    result = evaluate(graph.module, split, batch_size)
-    return {
-        "size_bits": report.total.size_bits,
-        "model_size": report.total.model_size,
-        "bitops": report.total.bitops,
-        "accuracy": result.accuracy,
-        "loss": result.loss,
-    }
-
-
 def summary_table(before: dict[str, float], after: dict[str, float], split: str) -> Table:
     table = Table(title=f"before / after (bitops per sample; accuracy and loss on {split})")
     for column in ("metric", "before", "after", "after / before"):
@@ -101,34 +85,10 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         check_batch_size(batch_size)
         from netcarve.config import build_config
-        from netcarve.errors import CheckpointError, ConfigError
-        from netcarve.paths import output_file
-        from netcarve.train import save_checkpoint
-        from netcarve.transforms.replay import apply_transforms
-        from netcarve.workflow import initial_graph, load_splits, start_run
+        from netcarve.transforms.api import run_transform
 
         cfg = build_config(config, {"model": model, "dataset": dataset}, set_ or [])
-        if not cfg.passes:
-            raise ConfigError("the config has no passes table (e.g. passes.quantize): nothing to transform")
-        if output is not None and output_file(output, "--output", CheckpointError).exists():
-            raise CheckpointError(f"output {str(output)!r} already exists; choose another path (nothing was written)")
-        splits = load_splits(cfg)
-        part = splits.split(split)
-        before = initial_graph(cfg, splits, str(load) if load else None)
-        after = apply_transforms(before, list(cfg.passes.items()))
-        metrics_before = _measure(before, part, batch_size)
-        metrics_after = _measure(after, part, batch_size)
-        run_dir = start_run(cfg, "transform", splits)
-        path = output if output is not None else run_dir / "transformed.pt"
-        meta = {
-            "command": "transform",
-            "source": str(load) if load else None,
-            "split": split,
-            "after": metrics_after,
-        }
-        save_checkpoint(path, after, meta)
-        payload = {"checkpoint": str(path), "split": split, "before": metrics_before, "after": metrics_after}
-        (run_dir / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
-        console.print(layer_table(before, after))
-        console.print(summary_table(metrics_before, metrics_after, split))
-        console.print(f"transformed checkpoint: {path} (run dir {run_dir})", highlight=False)
+        outcome = run_transform(cfg, str(load) if load else None, output, split, batch_size)
+        console.print(layer_table(outcome.before, outcome.after))
+        console.print(summary_table(outcome.metrics_before, outcome.metrics_after, outcome.split))
+        console.print(f"transformed checkpoint: {outcome.checkpoint} (run dir {outcome.run_dir})", highlight=False)

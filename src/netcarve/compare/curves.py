@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from netcarve.report.pareto import MAXIMIZE, best_so_far, hypervolume, reference_point
+from netcarve.outcomes import MAXIMIZE, best_so_far, best_value
+from netcarve.report.pareto import hypervolume, reference_point
 
 FRACTIONS = (0.25, 0.5, 1.0)
 REACH = 0.95
@@ -119,10 +120,6 @@ def hypervolume_curve(values: Sequence[Values], directions: Sequence[str], ref: 
     return out
 
 
-def _best(values: Sequence[float], direction: str) -> float:
-    return max(values) if direction == MAXIMIZE else min(values)
-
-
 def _summary(
     sampler: str, curves: Sequence[Curve], n_trials: int, limit: float | None, direction: str
 ) -> SamplerSummary:
@@ -152,7 +149,7 @@ def compare_runs(
         curves.append(Curve(r.sampler, r.seed, r.run_dir, tuple(points)))
     direction = MAXIMIZE if multi else directions[0]
     finals = [c.points[-1] for c in curves if c.points and c.points[-1] is not None]
-    best = _best([f for f in finals if f is not None], direction) if finals else None
+    best = best_value([f for f in finals if f is not None], direction) if finals else None
     limit = threshold(best, direction) if best is not None else None
     samplers = list(dict.fromkeys(c.sampler for c in curves))
     summary = tuple(_summary(s, [c for c in curves if c.sampler == s], n_trials, limit, direction) for s in samplers)

@@ -87,10 +87,6 @@ def write_outputs(root: Path, comparison: Comparison, config: RunConfig) -> None
     (root / HTML_NAME).write_text(render_compare(comparison, config, root, command), encoding="utf-8")
 
 
-def read_summary(root: Path) -> dict[str, Any]:
-    return dict(json.loads((root / JSON_NAME).read_text()))
-
-
 def plus_minus(mean: float, std: float) -> str:
     """Mean and std with the same decimals: 4 significant digits of the mean (993.3 ± 240.8, 0.8523 ± 0.0120)."""
     magnitude = math.floor(math.log10(abs(mean))) if mean else 0

@@ -10,8 +10,8 @@ from netcarve.compare.curves import REACH, Comparison, Curve
 from netcarve.compare.output import percent, table_cells, table_headers
 from netcarve.config.run import RunConfig, effective_dict
 from netcarve.config.writer import dumps_toml
+from netcarve.outcomes import MAXIMIZE, better_arrow
 from netcarve.report.markup import esc, figure, number, page, table
-from netcarve.report.pareto import MAXIMIZE
 from netcarve.report.svg import Plot
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -48,9 +48,8 @@ def steps(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def _ylabel(comparison: Comparison) -> str:
     if comparison.measure == "hypervolume":
-        return "hypervolume of the trials so far  ↑ better"
-    arrow = "↑ better" if comparison.direction == MAXIMIZE else "↓ better"
-    return f"best {comparison.objectives[0]} so far  {arrow}"
+        return f"hypervolume of the trials so far  {better_arrow(MAXIMIZE, vertical=True)}"
+    return f"best {comparison.objectives[0]} so far  {better_arrow(comparison.direction, vertical=True)}"
 
 
 def curves_svg(comparison: Comparison) -> str | None:

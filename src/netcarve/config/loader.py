@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -11,10 +10,11 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from netcarve.config.passes import PASS_ALIASES, PASS_CONFIGS
+from netcarve.config.pass_registry import transform_config_model
 from netcarve.config.run import RunConfig
 from netcarve.errors import ConfigError
 from netcarve.paths import existing_file
+from netcarve.registry import close_matches
 
 
 def na_to_none(value: Any) -> Any:
@@ -143,7 +143,7 @@ def user_key(model: type[BaseModel], loc: tuple[Any, ...], prefix: str = "") -> 
             else:
                 current = _child(field.annotation) if field is not None else None
         elif current == _PASSES:
-            current = PASS_CONFIGS.get(PASS_ALIASES.get(key, key))
+            current = transform_config_model(key)
         elif isinstance(current, _Table):
             entry_of, current = current.entries_of, current.value
         else:
@@ -152,8 +152,13 @@ def user_key(model: type[BaseModel], loc: tuple[Any, ...], prefix: str = "") -> 
     return UserKey(".".join(parts), table, entry_of)
 
 
+def toml_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a config table takes, as written in TOML (a field's alias where it has one)."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
 def _close(word: str, choices: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    close = close_matches(word, choices)
     return close[0] if close else None
 
 
@@ -167,7 +172,7 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
         last = dotted.rsplit(".", 1)[-1]
         got = err.get("input")
         if err["type"] == "extra_forbidden":
-            close = _close(last, key.table.model_fields if key.table is not None else ())
+            close = _close(last, toml_keys(key.table) if key.table is not None else ())
             hint = f"; did you mean {close!r}?" if close else ""
             messages.append(f"unknown key {dotted!r}{hint}")
         elif key.entry_of is not None and err["type"] == "model_type" and not isinstance(got, dict):

@@ -195,11 +195,3 @@ def coerce_pass_config(model: type[M], config: M | Mapping[str, Any] | None, sou
         return model.model_validate(na_to_none(dict(config)))
     except ValidationError as exc:
         raise pass_config_error(exc, model, source) from exc
-
-
-PASS_CONFIGS: dict[str, type[Strict]] = {
-    "quantize": QuantizePassConfig,
-    "width": WidthPassConfig,
-}
-# MASE's name for the width pass in the lab
-PASS_ALIASES = {"channel_multiplier": "width", "redefine": "width"}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from netcarve.config.base import Strict
+from netcarve.config.training import Epochs, TrainingSettings
+
+log = logging.getLogger(__name__)
 
 
 class SpaceSetup(Strict):
@@ -46,18 +50,25 @@ class BasicEvaluation(Strict):
     num_samples: int | None = Field(default=None, ge=1)
 
 
-class BasicTrain(Strict):
+class BasicTrain(TrainingSettings):
+    """``sw_runner.basic_train``: retrain every candidate with these settings (the keys of
+    :class:`TrainingSettings`). An unset ``seed`` is the top-level seed (filled in by RunConfig)."""
+
     name: str | None = None
+    """MASE's runner name; informational."""
     data_loader: DataLoaderName = "train_dataloader"
-    num_samples: int | None = Field(default=None, ge=1)
-    max_epochs: int = Field(default=1, ge=1)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    learning_rate: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=256, ge=1)
-    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
-    num_warmup_steps: int = Field(default=0, ge=0)
-    seed: int | None = None
+    """The split the candidates train on."""
+    max_epochs: Epochs = 1
+    """Epochs of each candidate's training (one unless set)."""
+
+    @model_validator(mode="after")
+    def _warn_no_effect(self) -> BasicTrain:
+        if "log_every_n_steps" in self.model_fields_set:
+            log.warning(
+                "config key 'search.strategy.sw_runner.basic_train.log_every_n_steps' has no effect "
+                "(a search reports no step progress of its trials)"
+            )
+        return self
 
 
 class SwRunner(Strict):

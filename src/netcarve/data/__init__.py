@@ -62,5 +62,5 @@ def load_dataset(spec: str, cache_dir: str | None = None) -> TensorSplits:
     """Load a dataset by its spec into resident train/val/test tensors."""
     name, options = parse_dataset_spec(spec)
     if cache_dir is not None:
-        options = DataOptions(options.path, options.size, cache_dir, options.seed)
+        options = DataOptions(options.path, options.size, cache_dir)
     return DATASETS.get(name)(options)

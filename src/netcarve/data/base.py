@@ -93,7 +93,6 @@ class DataOptions:
     path: str | None = None
     size: int | None = None
     cache_dir: str | None = None
-    seed: int = SPLIT_SEED
 
 
 DatasetBuilder = Callable[[DataOptions], TensorSplits]

@@ -14,7 +14,7 @@ from netcarve.data.base import DATASETS, DataOptions, Split, TensorSplits, proce
 from netcarve.data.jsc_files import read_columns
 from netcarve.data.jsc_schema import arrays_from_columns, jsc_info
 from netcarve.errors import DataError
-from netcarve.paths import existing_file
+from netcarve.paths import existing_file, write_atomically
 
 log = logging.getLogger(__name__)
 OPENML_ID = 42468
@@ -63,9 +63,7 @@ def _save_cache(splits: TensorSplits, file: Path) -> None:
     for name in ("train", "val", "test"):
         part = splits.split(name)
         payload[f"{name}_x"], payload[f"{name}_y"] = part.x, part.y
-    tmp = file.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(file)
+    write_atomically(file, lambda tmp: torch.save(payload, tmp))
 
 
 def _load_cache(file: Path) -> TensorSplits | None:

@@ -1,81 +1,61 @@
-"""Op classification: module classes (resolved along the MRO) and functions → op kind names.
+"""Op classification: an fx node's target → its op kind name, read from the op registry (:mod:`.opspecs`).
 
 Kind names are MASE's type names, used by ``by = "type"`` configs: linear, conv1d, conv2d, relu, …
+The tables below are views derived from :data:`~netcarve.ir.opspecs.OPS` (the one home of these facts),
+kept for the modules that want a plain mapping; they are computed on each call, so a kind registered
+later (a test's ``hardtanh``) is seen.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-MODULE_KINDS: dict[type[nn.Module], str] = {
-    nn.Linear: "linear",
-    nn.Conv1d: "conv1d",
-    nn.Conv2d: "conv2d",
-    nn.BatchNorm1d: "batch_norm1d",
-    nn.BatchNorm2d: "batch_norm2d",
-    nn.ReLU: "relu",
-    nn.Softmax: "softmax",
-    nn.Flatten: "flatten",
-    nn.Identity: "identity",
-    nn.Dropout: "dropout",
-}
+from netcarve.ir.opspecs import OPS, kinds, spec_of_function, spec_of_method, spec_of_module
 
-FUNCTION_KINDS: dict[Callable[..., Any], str] = {
-    F.linear: "linear",
-    F.conv1d: "conv1d",
-    F.conv2d: "conv2d",
-    F.relu: "relu",
-    torch.relu: "relu",
-    F.batch_norm: "batch_norm1d",
-    F.softmax: "softmax",
-    torch.softmax: "softmax",
-    operator.add: "add",
-    torch.add: "add",
-    operator.iadd: "add",
-    operator.mul: "mul",
-    torch.mul: "mul",
-    operator.matmul: "matmul",
-    torch.matmul: "matmul",
-    torch.bmm: "matmul",
-    torch.flatten: "flatten",
-}
 
-METHOD_KINDS: dict[str, str] = {
-    "relu": "relu",
-    "add": "add",
-    "mul": "mul",
-    "matmul": "matmul",
-    "softmax": "softmax",
-    "view": "reshape",
-    "reshape": "reshape",
-    "flatten": "flatten",
-    "transpose": "reshape",
-}
+def module_kinds() -> dict[type[nn.Module], str]:
+    return {cls: OPS.get(k).kind for k in OPS for cls in OPS.get(k).modules}
 
+
+def function_kinds() -> dict[Callable[..., Any], str]:
+    return {fn: OPS.get(k).kind for k in OPS for fn in OPS.get(k).functions}
+
+
+def method_kinds() -> dict[str, str]:
+    return {m: OPS.get(k).kind for k in OPS for m in OPS.get(k).methods}
+
+
+def known_kinds() -> frozenset[str]:
+    """Every registered op kind."""
+    return kinds()
+
+
+def width_kinds() -> frozenset[str]:
+    """Kinds whose node holds weights and can change width (channel behaviour ``producer``)."""
+    return kinds(lambda s: s.changes_width)
+
+
+# snapshots of the built-in registry, for importers that want constants
+MODULE_KINDS = module_kinds()
+FUNCTION_KINDS = function_kinds()
+METHOD_KINDS = method_kinds()
 #: kinds whose node holds weights and can change width
-WIDTH_KINDS = frozenset({"linear", "conv1d", "conv2d"})
+WIDTH_KINDS = width_kinds()
 
 
 def module_kind(module: nn.Module) -> str:
-    for cls in type(module).__mro__:
-        kind = MODULE_KINDS.get(cls)
-        if kind is not None:
-            return kind
-    return "module"
+    spec = spec_of_module(module)
+    return "module" if spec is None else spec.kind
 
 
 def function_kind(fn: object) -> str:
-    try:
-        return FUNCTION_KINDS.get(fn, "function")  # type: ignore[call-overload]
-    except TypeError:  # unhashable target
-        return "function"
+    spec = spec_of_function(fn)
+    return "function" if spec is None else spec.kind
 
 
 def method_kind(name: str) -> str:
-    return METHOD_KINDS.get(name, "method")
+    spec = spec_of_method(name)
+    return "method" if spec is None else spec.kind

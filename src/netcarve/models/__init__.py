@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from netcarve.data.base import DatasetInfo
-from netcarve.models import jsc  # noqa: F401  (registers the models)
+from netcarve.models import cnn, jsc  # noqa: F401  (registers the models)
 from netcarve.models.base import MODELS
 from netcarve.models.user import build_user_model, is_user_model
 

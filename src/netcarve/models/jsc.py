@@ -58,9 +58,9 @@ def jsc_s(info: DatasetInfo) -> nn.Module:
 
 
 class Hls4mlJet(SeqBlocks):
-    """The hls4ml tutorial MLP F→64→32→32→C with ReLU; softmax only when built for export."""
+    """The hls4ml tutorial MLP F→64→32→32→C with ReLU (logits out: no softmax)."""
 
-    def __init__(self, info: DatasetInfo, export: bool = False) -> None:
+    def __init__(self, info: DatasetInfo) -> None:
         f, c = info.in_features, info.num_classes
         layers: list[nn.Module] = [
             nn.Linear(f, 64),
@@ -71,8 +71,6 @@ class Hls4mlJet(SeqBlocks):
             nn.ReLU(),
             nn.Linear(32, c),
         ]
-        if export:
-            layers.append(nn.Softmax(dim=-1))
         super().__init__(*layers)
 
 

@@ -1,8 +1,8 @@
 """Read a search run dir (trials.csv, best.json; config.toml, manifest.json and log.json when present).
 
-Nothing is imported from torch or Optuna: a report is made from the files alone. A trial is *feasible*
-when every ``[search.constraints]`` bound of the stored config holds for its metrics (a metric the trial
-did not measure counts as satisfied, as in the search itself).
+Nothing is imported from torch, Optuna or :mod:`netcarve.search`: a report is made from the files alone. A
+trial is *feasible* when every ``[search.constraints]`` bound of the stored config holds for its metrics, by
+the search's own rule (:mod:`netcarve.outcomes`: a metric the trial did not measure counts as satisfied).
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netcarve import outcomes
 from netcarve.errors import NetcarveError
-from netcarve.search.metrics import METRICS
+from netcarve.metrics import canonical_metric, table_order, unit_of
 
 REQUIRED = ("trials.csv", "best.json")
 #: trials.csv columns that are neither objectives, params nor metrics
-BOOKKEEPING = (
-    "number", "state", "train_steps", "duration_s", "reused_from", "pruned", "error", "internal_error", "log",
-    "grid_id", "worker",
-)  # fmt: skip
+BOOKKEEPING = (*outcomes.TRIAL_KEYS, *outcomes.BOOKKEEPING_ATTRS)
+PARAM = outcomes.PARAM_PREFIX
 
 
 class ReportError(NetcarveError):
@@ -43,15 +42,11 @@ class Metric:
 
 @dataclass(frozen=True)
 class Constraint:
+    """A ``[search.constraints]`` bound of the stored config (an :class:`netcarve.outcomes.Bound`)."""
+
     metric: str
     min: float | None
     max: float | None
-
-    def holds(self, metrics: Mapping[str, float]) -> bool:
-        value = metrics.get(self.metric)
-        if value is None:
-            return True
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
 @dataclass(frozen=True)
@@ -108,8 +103,7 @@ class RunData:
 
     @property
     def metric_columns(self) -> list[str]:
-        seen = {k for t in self.trials for k in t.metrics}
-        return [m for m in METRICS.names() if m in seen] + sorted(seen - set(METRICS.names()))
+        return table_order(k for t in self.trials for k in t.metrics)
 
     @property
     def param_names(self) -> list[str]:
@@ -133,14 +127,6 @@ def _json(path: Path) -> Any:
         raise ReportError(f"cannot read {path}: {exc}") from exc
 
 
-def canonical_metric(name: str) -> str:
-    return METRICS.canonical(name) if name in METRICS else name
-
-
-def unit_of(name: str) -> str:
-    return METRICS.get(name).unit if name in METRICS else ""
-
-
 def _constraints(config: Mapping[str, Any]) -> tuple[Constraint, ...]:
     table = (config.get("search") or {}).get("constraints") or {}
     out = []
@@ -154,7 +140,7 @@ def _constraints(config: Mapping[str, Any]) -> tuple[Constraint, ...]:
 def _trial(row: Mapping[str, str], objective_columns: list[str], constraints: tuple[Constraint, ...]) -> Trial:
     metrics = {}
     for key, text in row.items():
-        if key is None or key in BOOKKEEPING or key.startswith(("objective", "param:")):
+        if key is None or key in BOOKKEEPING or outcomes.is_objective_column(key) or key.startswith(PARAM):
             continue
         value = _float(text)
         if value is not None:
@@ -167,12 +153,12 @@ def _trial(row: Mapping[str, str], objective_columns: list[str], constraints: tu
         number=int(row["number"]),
         state=state,
         objectives=objectives if len(objectives) == len(objective_columns) else (),
-        params={k[len("param:") :]: v for k, v in row.items() if k and k.startswith("param:") and v != ""},
+        params={k.removeprefix(PARAM): v for k, v in row.items() if k and k.startswith(PARAM) and v != ""},
         metrics=metrics,
         duration_s=_float(row.get("duration_s")),
         reused_from=int(float(reused)) if reused else None,
         note=row.get("pruned") or row.get("error") or "",
-        feasible=all(c.holds(metrics) for c in constraints),
+        feasible=outcomes.feasible(outcomes.violations(constraints, metrics).values()),
     )
 
 
@@ -181,11 +167,11 @@ def _read_trials(path: Path, constraints: tuple[Constraint, ...]) -> tuple[list[
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)
             header = list(reader.fieldnames or [])
-            objective_columns = [c for c in header if c == "objective" or c.startswith("objective_")]
+            objective_columns = [c for c in header if outcomes.is_objective_column(c)]
             trials = tuple(_trial(row, objective_columns, constraints) for row in reader)
     except (OSError, KeyError, ValueError) as exc:
         raise ReportError(f"cannot read {path}: {exc}") from exc
-    names = [c.removeprefix("objective_") for c in objective_columns]
+    names = [outcomes.objective_of_column(c) for c in objective_columns]
     return names, tuple(sorted(trials, key=lambda t: t.number))
 
 
@@ -212,7 +198,7 @@ def _metrics(data: Mapping[str, Any]) -> tuple[Metric, ...]:
     out = []
     for m in data.get("metrics") or []:
         name = canonical_metric(str(m["name"]))
-        out.append(Metric(name, str(m.get("direction", "maximize")), float(m.get("scale", 1.0)), unit_of(name)))
+        out.append(Metric(name, str(m.get("direction", outcomes.MAXIMIZE)), float(m.get("scale", 1.0)), unit_of(name)))
     return tuple(out)
 
 

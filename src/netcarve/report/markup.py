@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from netcarve.paths import write_atomically
+
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1180px;
 padding:0 16px;color:#222}
@@ -97,9 +99,7 @@ def write_new(path: Any, text: str, force: bool, error: type[Exception]) -> None
         raise error(f"{str(target)!r} is a directory; give the path of a file to write")
     if target.exists() and not force:
         raise error(f"{target} exists; pass --force to overwrite it")
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        write_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise error(f"cannot write {target}: {exc.strerror or exc}") from exc

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netcarve.report.load import Constraint, RunData, Trial, load_run
+from netcarve import outcomes
+from netcarve.report.load import RunData, Trial, load_run
 from netcarve.report.markup import esc, figure, number, page, rounded, table, write_new
 from netcarve.report.plots import history_svgs, pareto_axes, pareto_numbers, pareto_svg
 
@@ -41,17 +42,7 @@ def _header(run: RunData) -> list[str]:
     return out
 
 
-def _bounds(c: Constraint) -> str:
-    low = "-∞" if c.min is None else f"{c.min:g}"
-    high = "∞" if c.max is None else f"{c.max:g}"
-    return f"{c.metric} ∈ [{low}, {high}]"
-
-
 def _summary(run: RunData) -> list[str]:
-    objective = "maximise Σ sign·scale·metric" if run.sum_scaled else "Pareto front (multi-objective)"
-    if len(run.metrics) == 1 and not run.sum_scaled:
-        objective = "single objective"
-    metrics = ", ".join(f"{m.name} ({m.direction}, scale {m.scale:g})" for m in run.metrics)
     infeasible = sum(t.complete and not t.feasible for t in run.trials)
     durations = [t.duration_s for t in run.trials if t.duration_s is not None]
     complete = f"{run.count('COMPLETE')} (of which {run.reused} reused an earlier result, {infeasible} infeasible)"
@@ -60,8 +51,8 @@ def _summary(run: RunData) -> list[str]:
         ("complete", complete),
         ("pruned", str(run.count("PRUNED"))),
         ("failed", str(run.count("FAIL"))),
-        ("objective", f"{objective}: {metrics}" if metrics else objective),
-        ("constraints", ", ".join(_bounds(c) for c in run.constraints) or "none"),
+        ("objective", outcomes.objective_label(run.sum_scaled, run.metrics)),
+        ("constraints", outcomes.constraints_label(run.constraints)),
         ("wall time (first trial start to last trial end)", _duration(run.wall_time_s)),
         ("time in trials", _duration(sum(durations)) if durations else "—"),
     ]  # fmt: skip
@@ -74,8 +65,7 @@ def _best(run: RunData) -> list[str]:
     if not run.best:
         return [*out, "<p>no feasible completed trial</p>"]
     rows = [[str(b.number), rounded(b.software), rounded(b.hardware), rounded(b.scaled)] for b in run.best]
-    headers = ("number", "software_metrics", "hardware_metrics", "scaled_metrics")
-    return [*out, table(headers, rows, numeric=(True,), cls="best")]
+    return [*out, table(outcomes.BEST_COLUMNS, rows, numeric=(True,), cls="best")]
 
 
 def _plots(run: RunData) -> list[str]:
@@ -117,7 +107,7 @@ def _trial_cells(t: Trial, params: list[str], metrics: list[str], n_obj: int) ->
 
 def _trials(run: RunData) -> list[str]:
     params, metrics = run.param_names, run.metric_columns
-    objectives = [f"objective_{n}" if n != "objective" else n for n in run.objective_names]
+    objectives = [outcomes.objective_column(n) for n in run.objective_names]
     headers = ["number", "state", *objectives, *params, *metrics, "duration_s", "note"]
     front = set(pareto_numbers(run))
     numeric = [True, False, *([True] * len(objectives)), *([False] * len(params)), *([True] * (len(metrics) + 1))]

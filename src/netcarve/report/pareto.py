@@ -1,8 +1,6 @@
-"""Pareto fronts, best-so-far curves and hypervolumes — pure functions over points and directions.
+"""The geometry of Pareto fronts: the staircase a 2-D front bounds, hypervolumes and their reference point.
 
-A point ``a`` dominates ``b`` when it is at least as good in every objective and strictly better in one
-(each objective in its own direction, ``"maximize"`` or ``"minimize"``). Equal points do not dominate each
-other, so duplicates on the front are all kept (as :func:`netcarve.search.results.best_trials` does).
+Dominance, the front itself and best-so-far values are :mod:`netcarve.outcomes` (shared with the search).
 
 Hypervolume is computed in loss space (every objective minimised: maximised ones negated): the volume
 dominated by the points and bounded by the reference point. Two objectives: an exact sweep here; more: the
@@ -15,29 +13,7 @@ import itertools
 from collections.abc import Sequence
 
 from netcarve.errors import NetcarveError
-
-Vector = Sequence[float]
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
-
-
-def _check(directions: Sequence[str]) -> None:
-    bad = [d for d in directions if d not in (MAXIMIZE, MINIMIZE)]
-    if bad:
-        raise ValueError(f"directions must be 'maximize' or 'minimize', got {bad[0]!r}")
-
-
-def better_or_equal(a: Vector, b: Vector, directions: Sequence[str]) -> bool:
-    return all((x >= y) if d == MAXIMIZE else (x <= y) for x, y, d in zip(a, b, directions, strict=True))
-
-
-def dominates(a: Vector, b: Vector, directions: Sequence[str]) -> bool:
-    return better_or_equal(a, b, directions) and tuple(a) != tuple(b)
-
-
-def non_dominated(points: Sequence[Vector], directions: Sequence[str]) -> list[int]:
-    """Indices (ascending) of the points no other point dominates."""
-    _check(directions)
-    return [i for i, p in enumerate(points) if not any(dominates(q, p, directions) for q in points)]
+from netcarve.outcomes import MAXIMIZE, Vector, check_directions
 
 
 def worse(a: float, b: float, direction: str) -> float:
@@ -57,18 +33,6 @@ def staircase(front: Sequence[tuple[float, float]], directions: Sequence[str]) -
     for (x0, y0), (x1, y1) in itertools.pairwise(pts):
         out.append((worse(x0, x1, directions[0]), worse(y0, y1, directions[1])))
         out.append((x1, y1))
-    return out
-
-
-def best_so_far(values: Sequence[float | None], direction: str) -> list[float | None]:
-    """Running best of ``values`` (None: no value, e.g. a pruned trial); None until the first value."""
-    _check([direction])
-    out: list[float | None] = []
-    best: float | None = None
-    for v in values:
-        if v is not None and (best is None or (v > best if direction == MAXIMIZE else v < best)):
-            best = v
-        out.append(best)
     return out
 
 
@@ -109,7 +73,7 @@ def _hypervolume_nd(losses: Sequence[tuple[float, ...]], ref: tuple[float, ...])
 
 def hypervolume(points: Sequence[Vector], directions: Sequence[str], ref: Vector) -> float:
     """Hypervolume of ``points`` (in their own directions) w.r.t. ``ref`` (in the same units)."""
-    _check(directions)
+    check_directions(directions)
     losses = to_losses(points, directions)
     ref_loss = to_losses([ref], directions)[0]
     if len(directions) == 1:
@@ -125,7 +89,7 @@ def reference_point(points: Sequence[Vector], directions: Sequence[str], margin:
     The margin lets the extreme points of a front contribute; an objective with no spread uses 10 % of
     its value (or 1 at 0) as the range.
     """
-    _check(directions)
+    check_directions(directions)
     if not points:
         raise ValueError("a reference point needs at least one point")
     out = []

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from netcarve.report.load import RunData, Trial, unit_of
-from netcarve.report.pareto import MAXIMIZE, best_so_far, non_dominated, staircase
+from netcarve.metrics import METRICS, unit_of
+from netcarve.outcomes import MAXIMIZE, SUM_LABEL, best_so_far, better_arrow, non_dominated
+from netcarve.report.load import RunData, Trial
+from netcarve.report.pareto import staircase
 from netcarve.report.svg import Plot
-from netcarve.search.metrics import METRICS
-
-SUM_LABEL = "Σ sign·scale·metric"
 
 
 @dataclass(frozen=True)
@@ -27,10 +26,7 @@ class Axis:
     unit: str
 
     def label(self, vertical: bool) -> str:
-        if vertical:
-            arrow = "↑ better" if self.direction == MAXIMIZE else "↓ better"
-        else:
-            arrow = "→ better" if self.direction == MAXIMIZE else "← better"
+        arrow = better_arrow(self.direction, vertical)
         unit = f" ({self.unit})" if self.unit else ""
         return f"{self.name}{unit}  {arrow}"
 

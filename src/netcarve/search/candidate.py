@@ -20,7 +20,7 @@ import torch
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import NetcarveError, TrainingError
 from netcarve.ir.graph import Graph
-from netcarve.search.metrics import architecture_metrics
+from netcarve.metrics import architecture_metrics
 from netcarve.search.plan import SearchPlan
 from netcarve.search.spaces import Transforms
 

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from netcarve import outcomes
 from netcarve.errors import NetcarveError, SearchError
+from netcarve.metrics import ALWAYS_SHOWN, split_groups
 from netcarve.search.brute_force import STALE_ATTR
 from netcarve.search.candidate import CandidateEvaluator, Outcome
-from netcarve.search.metrics import ALWAYS_SHOWN, split_groups
 from netcarve.search.plan import SearchPlan, objective_names
 from netcarve.search.spaces import SearchSpace, transforms_key
 
@@ -95,12 +96,12 @@ def name_objectives(study: optuna.Study, plan: SearchPlan) -> None:
 
 def violations(plan: SearchPlan, metrics: Mapping[str, float]) -> dict[str, float]:
     """Each constraint's violation (≤ 0: satisfied); a metric not measured (trial pruned early) counts 0."""
-    return {c.metric: c.violation(metrics[c.metric]) if c.metric in metrics else 0.0 for c in plan.constraints}
+    return outcomes.violations(plan.constraints, metrics)
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
     """Every constraint satisfied (Optuna's ``trial.constraints``, read by TPE, NSGA-II/III and GP too)."""
-    return all(v <= 0 for v in trial.constraints.values())
+    return outcomes.feasible(trial.constraints.values())
 
 
 def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:

@@ -7,23 +7,22 @@ for a metric whose direction is "maximize" and −1 for "minimize"; ``setup.dire
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
+from netcarve import outcomes
 from netcarve.config.run import RunConfig
 from netcarve.config.search import SearchConfig, SearchSpaceConfig
 from netcarve.errors import ConfigError, UnknownNameError
-from netcarve.search.metrics import METRICS
+from netcarve.metrics import METRICS
+from netcarve.outcomes import DIRECTIONS, Direction
+from netcarve.registry import did_you_mean
 from netcarve.search.samplers import SAMPLERS
 from netcarve.search.spaces import SearchSpace
 from netcarve.train.loop import TrainConfig
 
 log = logging.getLogger(__name__)
 
-Direction = Literal["maximize", "minimize"]
-DIRECTIONS: tuple[Direction, ...] = ("maximize", "minimize")
 #: a brute-force search over more configurations needs an explicit n_trials
 MAX_ENUMERATED = 100_000
 STRATEGY = "search.strategy"
@@ -37,7 +36,7 @@ class MetricSpec:
 
     @property
     def sign(self) -> int:
-        return 1 if self.direction == "maximize" else -1
+        return outcomes.sign(self.direction)
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,10 @@ class ConstraintSpec:
     architecture: bool
 
     def violation(self, value: float) -> float:
-        parts = [self.min - value if self.min is not None else float("-inf")]
-        parts.append(value - self.max if self.max is not None else float("-inf"))
-        return max(parts)
+        return outcomes.violation(value, self.min, self.max)
 
     def reason(self, value: float) -> str:
-        if self.max is not None and value > self.max:
-            return f"{self.metric} = {value:g} > max {self.max:g}"
-        return f"{self.metric} = {value:g} < min {self.min:g}"
+        return outcomes.violation_reason(self.metric, value, self.min, self.max)
 
 
 @dataclass(frozen=True)
@@ -102,13 +97,7 @@ def objective_names(plan: SearchPlan) -> list[str]:
     study, in config order; in sum mode one name spelling the sum, e.g. ``score = accuracy − 0.001·model_size``."""
     if not plan.sum_scaled:
         return [m.name for m in plan.metrics]
-    terms = []
-    for i, m in enumerate(plan.metrics):
-        coefficient = m.sign * m.scale
-        factor = "" if abs(coefficient) == 1 else f"{abs(coefficient):g}·"
-        sign = ("−" if coefficient < 0 else "") if i == 0 else (" − " if coefficient < 0 else " + ")
-        terms.append(f"{sign}{factor}{m.name}")
-    return [f"score = {''.join(terms)}"]
+    return [outcomes.sum_objective_name(plan.metrics)]
 
 
 def _direction(value: str, key: str) -> Direction:
@@ -116,8 +105,7 @@ def _direction(value: str, key: str) -> Direction:
     for direction in DIRECTIONS:
         if text == direction:
             return direction
-    close = difflib.get_close_matches(text, DIRECTIONS, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(text, DIRECTIONS)
     raise ConfigError(f"{key} must be 'maximize' or 'minimize', got {value!r}{hint}")
 
 
@@ -176,18 +164,13 @@ def _sampler(name: str) -> str:
 
 
 def _train_config(config: RunConfig, search: SearchConfig) -> tuple[TrainConfig, str]:
+    from netcarve.config.training import training_settings
     from netcarve.workflow import train_config
 
     basic = search.strategy.sw_runner.basic_train
     if basic is None:
         return train_config(config), "train"
-    cfg = TrainConfig(
-        max_epochs=basic.max_epochs, batch_size=basic.batch_size, learning_rate=basic.learning_rate,
-        weight_decay=basic.weight_decay, optimizer=basic.optimizer, lr_scheduler=basic.lr_scheduler,
-        num_warmup_steps=basic.num_warmup_steps, seed=basic.seed if basic.seed is not None else config.seed,
-        num_samples=basic.num_samples,
-    )  # fmt: skip
-    return cfg, basic.data_loader
+    return training_settings(basic), basic.data_loader  # an unset seed is the top-level one (RunConfig)
 
 
 def make_plan(config: RunConfig) -> SearchPlan:

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netcarve.search.metrics import METRICS
+from netcarve import outcomes
+from netcarve.metrics import table_order
+from netcarve.paths import write_atomically
 from netcarve.search.objective import is_feasible
 from netcarve.search.plan import SearchPlan
 
@@ -23,19 +25,6 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 log = logging.getLogger(__name__)
-
-#: user attributes shown as trials.csv columns after the metrics
-BOOKKEEPING_ATTRS = (
-    "train_steps", "duration_s", "reused_from", "pruned", "error", "internal_error", "log", "grid_id", "worker",
-)  # fmt: skip
-
-
-def _better_or_equal(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
-    return all((x >= y) if d == "maximize" else (x <= y) for x, y, d in zip(a, b, directions, strict=True))
-
-
-def _dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
-    return _better_or_equal(a, b, directions) and list(a) != list(b)
 
 
 def candidates(study: optuna.Study) -> list[FrozenTrial]:
@@ -48,14 +37,7 @@ def candidates(study: optuna.Study) -> list[FrozenTrial]:
 def best_trials(study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:
     """The best feasible trials (ties and Pareto-optimal trials all included), by trial number."""
     trials = candidates(study)
-    directions = plan.directions
-    if not trials:
-        return []
-    if len(directions) == 1:
-        sign = 1 if directions[0] == "maximize" else -1
-        top = max(sign * t.values[0] for t in trials)
-        return [t for t in trials if sign * t.values[0] == top]
-    return [t for t in trials if not any(_dominates(o.values, t.values, directions) for o in trials)]
+    return [trials[i] for i in outcomes.best([t.values for t in trials], plan.directions)]
 
 
 def best_text(study: optuna.Study, plan: SearchPlan) -> str:
@@ -67,20 +49,15 @@ def best_text(study: optuna.Study, plan: SearchPlan) -> str:
     return f"Pareto front: {len(best)} trial(s)"
 
 
-def _metric_order(trials: Sequence[FrozenTrial]) -> list[str]:
-    seen = {k for t in trials for k in t.user_attrs.get("metrics", {})}
-    return [name for name in METRICS.names() if name in seen]
-
-
 def trial_row(trial: FrozenTrial, plan: SearchPlan, metrics: Sequence[str]) -> dict[str, Any]:
     attrs = trial.user_attrs
     values = trial.values or []
-    names = ["objective"] if plan.sum_scaled else [f"objective_{m.name}" for m in plan.metrics]
-    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
+    names = outcomes.objective_columns(plan.sum_scaled, (m.name for m in plan.metrics))
+    row: dict[str, Any] = dict(zip(outcomes.TRIAL_KEYS, (trial.number, trial.state.name), strict=True))
     row.update({n: values[i] if i < len(values) else "" for i, n in enumerate(names)})
-    row.update({f"param:{k}": v for k, v in trial.params.items()})
+    row.update({f"{outcomes.PARAM_PREFIX}{k}": v for k, v in trial.params.items()})
     row.update({m: attrs.get("metrics", {}).get(m, "") for m in metrics})
-    for key in BOOKKEEPING_ATTRS:
+    for key in outcomes.BOOKKEEPING_ATTRS:
         row[key] = attrs.get(key, "")
     return row
 
@@ -107,7 +84,7 @@ def report_internal_errors(study: optuna.Study) -> list[int]:
 
 def write_trials_csv(path: Path, study: optuna.Study, plan: SearchPlan) -> None:
     trials = study.get_trials(deepcopy=False)
-    metrics = _metric_order(trials)
+    metrics = table_order(k for t in trials for k in t.user_attrs.get("metrics", {}))
     rows = [trial_row(t, plan, metrics) for t in trials]
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with path.open("w", newline="") as fh:
@@ -129,9 +106,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
 def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-    from netcarve.search.plan import Direction
+    from netcarve.outcomes import Direction
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import torch
 from netcarve.data.base import DatasetInfo
 from netcarve.errors import CheckpointError, NetcarveError
 from netcarve.ir.graph import Graph, ModelSpec
-from netcarve.paths import existing_file
+from netcarve.paths import existing_file, write_atomically
 
 log = logging.getLogger(__name__)
 FORMAT = "netcarve-checkpoint"
@@ -35,6 +35,9 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     meta: dict[str, Any]
     path: str
+    #: what the file is in MASE's ``load_type`` terms: "pt" (a state dict, netcarve's format included) or
+    #: "pl" (a Lightning checkpoint)
+    load_type: str = "pt"
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
@@ -127,10 +130,7 @@ def save_checkpoint(
         "meta": meta or {},
     }
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(p)
-    return p
+    return write_atomically(p, lambda tmp: torch.save(payload, tmp))
 
 
 def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -164,10 +164,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if not isinstance(meta, dict):
             raise CheckpointError(f"checkpoint {str(p)!r}: its meta is {_short(meta)}, not a table")
         return Checkpoint(_checked_spec(data.get("spec"), str(p)), state, dict(meta), str(p))
-    state = data.get("state_dict", data)  # Lightning keeps it under "state_dict" with a "model." prefix
+    lightning = "state_dict" in data  # Lightning keeps it under "state_dict" with a "model." prefix
+    state = data["state_dict"] if lightning else data
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {str(p)!r} has no state dict of tensors")
-    return Checkpoint(None, _strip_prefix(state, "model."), {}, str(p))
+    return Checkpoint(None, _strip_prefix(state, "model."), {}, str(p), "pl" if lightning else "pt")
 
 
 def build_graph(model: str, info: DatasetInfo, transforms: tuple[tuple[str, dict[str, Any]], ...] = ()) -> Graph:
@@ -183,12 +184,21 @@ def build_graph(model: str, info: DatasetInfo, transforms: tuple[tuple[str, dict
     return graph
 
 
-def load_graph(path: str | Path, model: str | None, info: DatasetInfo) -> Graph:
+def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type: str | None = None) -> Graph:
     """Rebuild the checkpoint's graph (base model + transforms) and load its weights.
 
-    ``model`` must match the checkpoint's model when the checkpoint records one.
+    ``model`` must match the checkpoint's model when the checkpoint records one. ``load_type`` (MASE's
+    "pt", "pl" or "mz") is what the user said the file is: a mismatch is warned about, and the file is read
+    as what it is.
     """
     ckpt = load_checkpoint(path)
+    if load_type is not None and load_type != ckpt.load_type:
+        log.warning(
+            "load_type = %r, but checkpoint %r is a %s: read as such",
+            load_type,
+            ckpt.path,
+            "Lightning checkpoint ('pl')" if ckpt.load_type == "pl" else "PyTorch state dict ('pt')",
+        )
     if ckpt.spec is not None:
         if model is not None and ckpt.spec.model != model:
             raise CheckpointError(f"checkpoint {ckpt.path!r} was made for model {ckpt.spec.model!r}, not {model!r}")

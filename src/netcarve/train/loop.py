@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from netcarve.config.training import TrainingSettings
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
 from netcarve.train.optim import Schedule, Stepper, make_optimizer
@@ -20,20 +21,8 @@ from netcarve.train.optim import Schedule, Stepper, make_optimizer
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    max_epochs: int = 10
-    max_steps: int | None = None
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    lr_scheduler: str = "constant"
-    num_warmup_steps: int = 0
-    seed: int = 42
-    num_samples: int | None = None
-    #: intra-op threads while training; None = 1 for small models (see :func:`training_threads`)
-    num_threads: int | None = None
+#: what :func:`fit` trains with: the config's training settings, declared once (README: Config format)
+TrainConfig = TrainingSettings
 
 
 #: below this many parameters, one intra-op thread is fastest: the matrices are too small to split, and
@@ -171,16 +160,18 @@ def fit(
     *,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
-    report_every: int = 50,
     validate: bool = True,
+    num_threads: int | None = None,
 ) -> FitResult:
     """Train ``module`` in place on ``splits.train``; validate on ``splits.val`` after every epoch.
 
+    ``on_step`` is called every ``cfg.log_every_n_steps`` optimizer steps and after the last one.
+    ``num_threads``: intra-op threads while training; None = 1 for small models (:func:`training_threads`).
     Deterministic on CPU for a given seed: the permutation comes from a generator seeded with ``cfg.seed``.
     Raises :class:`TrainingError` when the loss becomes NaN or infinite.
     """
-    with training_threads(module, cfg.num_threads):
-        return _fit(module, splits, cfg, on_epoch, on_step, report_every, validate)
+    with training_threads(module, num_threads):
+        return _fit(module, splits, cfg, on_epoch, on_step, validate)
 
 
 def _fit(
@@ -189,7 +180,6 @@ def _fit(
     cfg: TrainConfig,
     on_epoch: EpochCallback | None,
     on_step: StepCallback | None,
-    report_every: int,
     validate: bool,
 ) -> FitResult:
     train = splits.train.head(cfg.num_samples)
@@ -218,7 +208,7 @@ def _fit(
     result = FitResult()
     best_acc = -1.0
     step = 0
-    epoch_run = _EpochRun(module, optimizer, schedule, cfg.batch_size, on_step, report_every, total_steps)
+    epoch_run = _EpochRun(module, optimizer, schedule, cfg.batch_size, on_step, cfg.log_every_n_steps, total_steps)
     module.train()
     for epoch in range(cfg.max_epochs):
         if step >= total_steps:

@@ -9,7 +9,6 @@ config with valid choices.
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -20,13 +19,13 @@ from pydantic import BaseModel, ValidationError
 from netcarve.config.search import SeedEntry
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
-from netcarve.ir.ops import FUNCTION_KINDS, METHOD_KINDS, MODULE_KINDS
+from netcarve.ir.opspecs import kinds
+from netcarve.registry import did_you_mean
 from netcarve.search.spaces.base import EntrySpace, Param
 
 log = logging.getLogger(__name__)
 
 #: every op type netcarve knows (a seed may name one that is not in this graph: it is then unused)
-KNOWN_KINDS = frozenset({*MODULE_KINDS.values(), *FUNCTION_KINDS.values(), *METHOD_KINDS.values()})
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,7 @@ class Targets:
 
 
 def _hint(key: str, candidates: Collection[str]) -> str:
-    close = difflib.get_close_matches(key, list(candidates), n=2, cutoff=0.5)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return did_you_mean(key, candidates, n=2)
 
 
 def used_seeds(seed: Mapping[str, SeedEntry], by: str, graph: Graph, targets: Targets, table: str) -> list[str]:
@@ -51,7 +49,7 @@ def used_seeds(seed: Mapping[str, SeedEntry], by: str, graph: Graph, targets: Ta
     for key in seed:
         if key == "default":
             continue
-        is_node, is_kind = key in nodes, key in KNOWN_KINDS
+        is_node, is_kind = key in nodes, key in kinds()
         if not (is_node or is_kind):
             raise ConfigError(
                 f"{table}.seed.{key}: {key!r} names neither a node nor an op type of this graph"

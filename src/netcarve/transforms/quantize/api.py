@@ -8,17 +8,9 @@ from typing import Any
 from torch import nn
 
 from netcarve.config.passes import QuantizePassConfig
-from netcarve.errors import ModelError
 from netcarve.ir.graph import Graph
+from netcarve.ir.opspecs import require_input_shape
 from netcarve.transforms.quantize.pass_ import quantize_transform_pass
-
-
-def infer_input_shape(module: nn.Module) -> tuple[int, ...]:
-    """One sample's shape for an MLP: ``(in_features,)`` of the first ``nn.Linear``."""
-    for sub in module.modules():
-        if isinstance(sub, nn.Linear):
-            return (sub.in_features,)
-    raise ModelError(f"cannot infer the input shape of {type(module).__name__}: pass input_shape=(…)")
 
 
 def quantize(
@@ -37,6 +29,6 @@ def quantize(
     if isinstance(model, Graph):
         graph = model
     else:
-        shape = tuple(input_shape) if input_shape is not None else infer_input_shape(model)
+        shape = tuple(input_shape) if input_shape is not None else require_input_shape(model)
         graph = Graph.from_module(model, shape)
     return quantize_transform_pass(graph, config).graph

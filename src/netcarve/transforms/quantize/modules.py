@@ -4,10 +4,17 @@ A quantized module fake-quantizes ``data_in``, ``weight``, ``bias`` and ``data_o
 operand only when it has a :class:`QuantSpec`. The specs are a plain attribute (``quant``), not parameters
 or buffers: a quantized module's ``state_dict`` has exactly the keys of its float module, so a float
 checkpoint loads into a quantized graph and back.
+
+Which float class gets which quantized class is the op registry's fact (``OpSpec.quantized`` in
+:mod:`netcarve.ir.opspecs`): an import string naming a class of this module, resolved lazily here so that
+``ir`` never imports ``transforms``, or ``"elementwise"``, for which :func:`quantized_class` builds (once per
+float class) a subclass of :class:`QuantizedElementwise` — a new elementwise kind is quantizable with no
+class written for it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -17,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from netcarve.ir.opspecs import ELEMENTWISE, OPS, is_exact_class, spec_of_class
 from netcarve.transforms.quantize.quantizers import QuantSpec
 
 
@@ -98,15 +106,44 @@ class QuantizedBatchNorm2d(QuantizedModule, nn.BatchNorm2d):
         return self.q("data_out", y)
 
 
-#: float module class → its quantized subclass (exact classes: a user subclass may have its own forward)
-QUANTIZED_CLASSES: dict[type[nn.Module], type[QuantizedModule]] = {
-    nn.Linear: QuantizedLinear,
-    nn.Conv1d: QuantizedConv1d,
-    nn.Conv2d: QuantizedConv2d,
-    nn.ReLU: QuantizedReLU,
-    nn.BatchNorm1d: QuantizedBatchNorm1d,
-    nn.BatchNorm2d: QuantizedBatchNorm2d,
-}
+class QuantizedElementwise(QuantizedModule):
+    """Base of the generated quantized class of an elementwise kind: data_in → float forward → data_out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q("data_out", super().forward(self.q("data_in", x)))
+
+
+_GENERATED: dict[type[nn.Module], type[QuantizedModule]] = {}
+
+
+def quantized_class(cls: type[nn.Module]) -> type[QuantizedModule] | None:
+    """The quantized subclass of float class ``cls`` by its op spec; None when it has none. Only registered
+    classes themselves (a user subclass may have its own forward)."""
+    spec = spec_of_class(cls)
+    if spec is None or spec.quantized is None or not is_exact_class(cls):
+        return None
+    if spec.quantized == ELEMENTWISE:
+        if cls not in _GENERATED:
+            _GENERATED[cls] = type(f"Quantized{cls.__name__}", (QuantizedElementwise, cls), {})
+        return _GENERATED[cls]
+    module, _, name = spec.quantized.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    assert isinstance(found, type) and issubclass(found, QuantizedModule), spec.quantized
+    return found
+
+
+def _quantized_classes() -> dict[type[nn.Module], type[QuantizedModule]]:
+    table: dict[type[nn.Module], type[QuantizedModule]] = {}
+    for kind in OPS:
+        for cls in OPS.get(kind).modules:
+            q = quantized_class(cls)
+            if q is not None:
+                table[cls] = q
+    return table
+
+
+#: float module class → its quantized subclass, for the built-in kinds (a view of the op registry)
+QUANTIZED_CLASSES: dict[type[nn.Module], type[QuantizedModule]] = _quantized_classes()
 
 
 def float_class(module: nn.Module) -> type[nn.Module]:
@@ -114,13 +151,13 @@ def float_class(module: nn.Module) -> type[nn.Module]:
     cls = type(module)
     if isinstance(module, QuantizedModule):
         for base in cls.__mro__[1:]:
-            if base in QUANTIZED_CLASSES:
+            if issubclass(base, nn.Module) and not issubclass(base, QuantizedModule) and quantized_class(base):
                 return base
     return cls
 
 
 def can_quantize(module: nn.Module) -> bool:
-    return float_class(module) in QUANTIZED_CLASSES
+    return quantized_class(float_class(module)) is not None
 
 
 def quantize_module(module: nn.Module, quant: Mapping[str, QuantSpec]) -> QuantizedModule:
@@ -128,7 +165,8 @@ def quantize_module(module: nn.Module, quant: Mapping[str, QuantSpec]) -> Quanti
 
     Re-quantizing an already quantized module replaces its specs.
     """
-    cls = QUANTIZED_CLASSES[float_class(module)]
+    cls = quantized_class(float_class(module))
+    assert cls is not None, f"{type(module).__name__} has no quantized class"
     new = cls.__new__(cls)
     new.__dict__.update(module.__dict__)
     new.quant = dict(quant)

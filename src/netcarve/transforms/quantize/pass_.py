@@ -3,34 +3,51 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netcarve.config.passes import QuantizePassConfig, coerce_pass_config
+from netcarve.config.passes import OPERANDS, QuantizePassConfig, coerce_pass_config
 from netcarve.ir.graph import Graph
 from netcarve.ir.passes import PassResult, register_pass
 from netcarve.transforms.quantize.modules import quantize_module
-from netcarve.transforms.quantize.plan import LayerPlan, plan_quantization
+from netcarve.transforms.quantize.plan import QuantLayerPlan, plan_quantization
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class QuantizeInfo:
-    """What the pass did: one :class:`LayerPlan` per quantized node, in graph order."""
+    """What the pass did: one :class:`QuantLayerPlan` per quantized node, in graph order."""
 
-    layers: tuple[LayerPlan, ...]
+    layers: tuple[QuantLayerPlan, ...]
 
-    @property
-    def quantized_nodes(self) -> list[str]:
-        return [layer.node for layer in self.layers]
+    def rows(self) -> list[tuple[str, ...]]:
+        """The per-layer table: node, kind, then each operand's precision (``-`` = float), e.g.
+        ``("seq_blocks_2", "linear", "uinteger(8,4)", "integer(8,4)", "integer(8,4)", "-")``."""
+        return [
+            (p.node, p.kind, *(p.operands[op].describe() if op in p.operands else "-" for op in OPERANDS))
+            for p in self.layers
+        ]
+
+    def table(self) -> str:
+        """:meth:`rows` as aligned text with a header line (``(no layer quantized)`` when empty)."""
+        if not self.layers:
+            return "(no layer quantized)"
+        lines = [("node", "kind", *OPERANDS), *self.rows()]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
+        )
 
 
 def as_quantize_config(config: QuantizePassConfig | Mapping[str, Any] | None) -> QuantizePassConfig:
     """A validated config from a model, a MASE-layout dict ("NA" allowed) or None (= leave all float)."""
-    return coerce_pass_config(QuantizePassConfig, config, "quantize config")
+    return coerce_pass_config(QuantizePassConfig, config, "passes.quantize")
 
 
-@register_pass("quantize", kind="transform")
+@register_pass("quantize")
 def quantize_transform_pass(
     graph: Graph, config: QuantizePassConfig | Mapping[str, Any] | None = None
 ) -> PassResult[QuantizeInfo]:
@@ -38,7 +55,8 @@ def quantize_transform_pass(
 
     The input graph and the config are not mutated. Each quantized node's ``NodeMeta.precision`` holds its
     quantized operands (``data_in``, ``weight``, ``bias``, ``data_out``); float operands are absent.
-    Nodes the config leaves float ("NA") keep what they had (so quantize passes compose).
+    Nodes the config leaves float ("NA") keep what they had (so quantize passes compose). With
+    ``report = true`` the per-layer table of precisions applied (:meth:`QuantizeInfo.table`) is logged.
     """
     cfg = as_quantize_config(config)
     plans = plan_quantization(graph, cfg)
@@ -49,4 +67,7 @@ def quantize_transform_pass(
     new = graph.derive(gm, spec)
     for plan in plans:
         new.set_precision(plan.node, {op: s.precision() for op, s in plan.operands.items()})
-    return PassResult(new, QuantizeInfo(plans))
+    info = QuantizeInfo(plans)
+    if cfg.report:
+        log.info("quantize: precisions applied\n%s", info.table())
+    return PassResult(new, info)

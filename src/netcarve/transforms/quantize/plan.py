@@ -5,8 +5,9 @@ Rules (README: Transform):
   call is a node named ``relu``); a key that is neither is a ConfigError listing the graph's nodes and
   kinds; a known kind absent from the graph is a warning. (MASE ignored entries that did not match
   ``by``; netcarve applies them, so no entry is dropped silently.)
-- :func:`resolve_layer` is the one resolution: the ``name`` entry of a node, else the ``type`` entry of its
-  kind, else ``default``. The most specific entry wins as a whole; fields are not merged across entries.
+- :func:`netcarve.transforms.resolve.resolve` is the one resolution (shared with the width pass): the
+  ``name`` entry of a node, else the ``type`` entry of its kind, else ``default``. The most specific entry
+  wins as a whole; fields are not merged across entries.
 - A quantizer ``name`` of None ("NA") leaves the node as it is. An operand whose ``<operand>_width`` is
   None stays float (e.g. weight-only quantization).
 - Quantizable kinds and their operands: linear, conv1d, conv2d, batch_norm1d, batch_norm2d (data_in,
@@ -22,9 +23,8 @@ Rules (README: Transform):
 
 from __future__ import annotations
 
-import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 import torch.fx as fx
@@ -32,34 +32,23 @@ import torch.fx as fx
 from netcarve.config.passes import OPERANDS, QuantizePassConfig, QuantLayerConfig
 from netcarve.errors import ConfigError, UnknownNameError
 from netcarve.ir.graph import Graph
-from netcarve.ir.ops import FUNCTION_KINDS, METHOD_KINDS, MODULE_KINDS
+from netcarve.ir.opspecs import KindSet, OperandsView
+from netcarve.ir.opspecs import kinds as registered_kinds
+from netcarve.registry import did_you_mean
 from netcarve.transforms.quantize.modules import can_quantize
 from netcarve.transforms.quantize.quantizers import QUANTIZERS, QuantSpec
+from netcarve.transforms.resolve import LayerEntries, resolve
 
 log = logging.getLogger(__name__)
 
-#: op kind → the operands its quantized module quantizes
-QUANT_OPERANDS: dict[str, tuple[str, ...]] = {
-    "linear": OPERANDS,
-    "conv1d": OPERANDS,
-    "conv2d": OPERANDS,
-    "batch_norm1d": OPERANDS,
-    "batch_norm2d": OPERANDS,
-    "relu": ("data_in", "data_out"),
-}
-#: kinds the ``default`` entry applies to
-DEFAULT_KINDS = frozenset({"linear", "conv1d", "conv2d", "relu"})
+#: op kind → the operands its quantized module quantizes (a live view of the op registry's ``operands``)
+QUANT_OPERANDS: Mapping[str, tuple[str, ...]] = OperandsView()
+#: kinds the ``default`` entry applies to (the op registry's ``default_quantized``)
+DEFAULT_KINDS: Set[str] = KindSet(lambda spec: spec.default_quantized)
 
 
 @dataclass(frozen=True)
-class Entries:
-    default: QuantLayerConfig
-    by_type: Mapping[str, QuantLayerConfig]
-    by_name: Mapping[str, QuantLayerConfig]
-
-
-@dataclass(frozen=True)
-class LayerPlan:
+class QuantLayerPlan:
     """The quantization of one node: its quantizer and the spec of each quantized operand."""
 
     node: str
@@ -70,16 +59,15 @@ class LayerPlan:
 
 
 def _closest(key: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(key, candidates, cutoff=0.6)
 
 
 def known_kinds() -> set[str]:
-    """Every op kind of the op table (``ir/ops.py``)."""
-    return {*MODULE_KINDS.values(), *FUNCTION_KINDS.values(), *METHOD_KINDS.values()}
+    """Every registered op kind (:data:`netcarve.ir.opspecs.OPS`)."""
+    return set(registered_kinds())
 
 
-def classify_entries(config: QuantizePassConfig, graph: Graph) -> Entries:
+def classify_entries(config: QuantizePassConfig, graph: Graph) -> LayerEntries[QuantLayerConfig]:
     """Sort the config's entries into node-name and op-type entries.
 
     A key that is neither a node nor an op kind is a ConfigError listing the valid ones; a known op kind
@@ -102,16 +90,7 @@ def classify_entries(config: QuantizePassConfig, graph: Graph) -> Entries:
                 f"quantize config entry {key!r} is neither a node nor an op type of this graph"
                 f"{_closest(key, names + kinds)} (nodes: {', '.join(names)}; types: {', '.join(kinds)})"
             )
-    return Entries(config.default.config, by_type, by_name)
-
-
-def resolve_layer(entries: Entries, name: str, kind: str) -> tuple[QuantLayerConfig, bool]:
-    """The config of node ``name`` (op ``kind``): default < type < name. Also: was it named explicitly?"""
-    if name in entries.by_name:
-        return entries.by_name[name], True
-    if kind in entries.by_type:
-        return entries.by_type[kind], True
-    return entries.default, False
+    return LayerEntries(config.default.config, by_type, by_name)
 
 
 def is_unsigned(graph: Graph, node: fx.Node, operand: str) -> bool:
@@ -181,14 +160,15 @@ def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict
     return specs
 
 
-def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[LayerPlan, ...]:
+def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[QuantLayerPlan, ...]:
     """The quantization of every node the config quantizes, in graph order (nothing is changed)."""
     entries = classify_entries(config, graph)
-    plans: list[LayerPlan] = []
+    plans: list[QuantLayerPlan] = []
     skipped: list[str] = []
     for node in graph.compute_nodes():
         kind = graph.meta(node).kind
-        layer, explicit = resolve_layer(entries, node.name, kind)
+        resolved = resolve(entries, node.name, kind)
+        layer, explicit = resolved.config, resolved.explicit
         if layer.name is None or not (explicit or kind in DEFAULT_KINDS):
             continue
         problem = _quantizable_error(graph, node, kind)
@@ -198,21 +178,21 @@ def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[LayerPl
             skipped.append(node.name)
             continue
         if explicit:
-            _check_operands(graph, node, layer, node.name if node.name in entries.by_name else kind)
+            _check_operands(graph, node, layer, node.name if resolved.source == "name" else kind)
         specs = _operand_specs(graph, node, layer)
         if not specs:
             if explicit:
                 widths = ", ".join(f"{op}_width" for op in QUANT_OPERANDS[kind])
                 raise ConfigError(f"node {node.name!r}: quantizer {layer.name!r} is set but none of {widths} is")
             continue
-        plans.append(LayerPlan(node.name, kind, str(node.target), specs[next(iter(specs))].quantizer, specs))
+        plans.append(QuantLayerPlan(node.name, kind, str(node.target), specs[next(iter(specs))].quantizer.name, specs))
     if skipped:
         log.warning("the default quantization does not apply to functional calls: %s", ", ".join(skipped))
     _check_shared_modules(graph, plans)
     return tuple(plans)
 
 
-def _check_shared_modules(graph: Graph, plans: list[LayerPlan]) -> None:
+def _check_shared_modules(graph: Graph, plans: list[QuantLayerPlan]) -> None:
     """A module called by several nodes is quantized once: all its nodes must resolve alike."""
     callers: dict[str, list[str]] = {}
     for node in graph.compute_nodes():

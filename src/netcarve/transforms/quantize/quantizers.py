@@ -28,41 +28,25 @@ Which operands are unsigned is decided by the quantize pass (see ``netcarve.tran
 
 from __future__ import annotations
 
-import contextvars
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 from netcarve.errors import ConfigError
+from netcarve.ir.fakequant import fake_quant_scope
 from netcarve.ir.meta import Precision
 from netcarve.registry import Registry
-
-_IN_FAKE_QUANT: contextvars.ContextVar[bool] = contextvars.ContextVar("netcarve_fake_quant", default=False)
-
-
-def in_fake_quant() -> bool:
-    """True while a quantizer computes: counting tools can skip the ops of fake quantization."""
-    return _IN_FAKE_QUANT.get()
-
-
-@contextmanager
-def _fake_quant_scope() -> Iterator[None]:
-    token = _IN_FAKE_QUANT.set(True)
-    try:
-        yield
-    finally:
-        _IN_FAKE_QUANT.reset(token)
 
 
 @dataclass(frozen=True)
 class QuantSpec:
-    """One operand's validated quantization: the quantizer's registered name and its parameters."""
+    """One operand's validated quantization: the quantizer itself (no registry lookup per forward pass) and
+    its parameters. ``quantizer.name`` is its registered name."""
 
-    quantizer: str
+    quantizer: Quantizer
     width: int
     frac_width: int | None = None
     exponent_width: int | None = None
@@ -70,14 +54,14 @@ class QuantSpec:
     signed: bool = True
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return QUANTIZERS.get(self.quantizer).quantize(x, self)
+        return self.quantizer.quantize(x, self)
 
     def bounds(self) -> tuple[float, float]:
         """The representable range [lo, hi]; the STE passes gradient only inside it."""
-        return QUANTIZERS.get(self.quantizer).bounds(self)
+        return self.quantizer.bounds(self)
 
     def precision(self) -> Precision:
-        return Precision(self.quantizer, self.width, self.frac_width, self.exponent_width, self.exponent_bias)
+        return Precision(self.quantizer.name, self.width, self.frac_width, self.exponent_width, self.exponent_bias)
 
     def describe(self) -> str:
         """E.g. ``integer(8,4)``; unsigned operands get a ``u`` prefix (``uinteger(8,4)``)."""
@@ -106,6 +90,30 @@ class Quantizer(Protocol):
 QUANTIZERS: Registry[Quantizer] = Registry("quantizer")
 
 
+def registered_quantizer(name: str) -> Quantizer:
+    """The quantizer registered as ``name`` (or an alias); raises UnknownNameError."""
+    return QUANTIZERS.get(name)
+
+
+class RegisteredQuantizer:
+    """Base of the quantizers: one stateless instance each, shared by every spec (a copy is that instance;
+    a pickle refers to it by its registered name)."""
+
+    name = ""
+
+    def __repr__(self) -> str:
+        return f"<quantizer {self.name}>"
+
+    def __copy__(self) -> RegisteredQuantizer:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RegisteredQuantizer:
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return registered_quantizer, (self.name,)
+
+
 class _ClippedSTE(torch.autograd.Function):
     """Forward ``fn(x)``; backward: the incoming gradient where lo ≤ x ≤ hi, zero elsewhere."""
 
@@ -123,11 +131,11 @@ class _ClippedSTE(torch.autograd.Function):
 
 def fake_quantize(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], lo: float, hi: float) -> torch.Tensor:
     """``fn(x)`` forward, clipped straight-through gradient on [lo, hi]."""
-    with _fake_quant_scope():
+    with fake_quant_scope():
         return _ClippedSTE.apply(x, fn, lo, hi)
 
 
-class IntegerQuantizer:
+class IntegerQuantizer(RegisteredQuantizer):
     """Fixed point k / 2^frac: round half to even, saturate (signed or unsigned range)."""
 
     name = "integer"
@@ -143,7 +151,7 @@ class IntegerQuantizer:
         if width < 1:
             raise ConfigError(f"integer quantizer: width must be ≥ 1, got {width}")
         frac = width // 2 if frac_width is None else frac_width
-        return QuantSpec(self.name, width, frac, signed=signed)
+        return QuantSpec(self, width, frac, signed=signed)
 
     @staticmethod
     def int_range(spec: QuantSpec) -> tuple[int, int]:
@@ -167,7 +175,7 @@ class IntegerQuantizer:
         return fake_quantize(x, fn, lo, hi)
 
 
-class MinifloatIEEEQuantizer:
+class MinifloatIEEEQuantizer(RegisteredQuantizer):
     """IEEE-like minifloat with subnormals, no inf/NaN codes, saturating at the max normal."""
 
     name = "minifloat_ieee"
@@ -189,7 +197,7 @@ class MinifloatIEEEQuantizer:
                 f"minifloat_ieee: width {width} has no room for a sign and {exponent_width} exponent bits"
             )
         bias = 2 ** (exponent_width - 1) - 1 if exponent_bias is None else exponent_bias
-        spec = QuantSpec(self.name, width, None, exponent_width, bias, signed)
+        spec = QuantSpec(self, width, None, exponent_width, bias, signed)
         m = width - 1 - exponent_width
         lowest, highest = -23 - m, 2**exponent_width + 23  # the biases with a magnitude in [2^-24, 2^24]
         if not lowest <= bias <= highest:
@@ -231,7 +239,7 @@ class MinifloatIEEEQuantizer:
         return fake_quantize(x, fn, -top, top)
 
 
-class BinaryQuantizer:
+class BinaryQuantizer(RegisteredQuantizer):
     """1 bit, unscaled: ±1 by sign (zero → +1); unsigned operands {0, 1} by rounding."""
 
     name = "binary"
@@ -246,7 +254,7 @@ class BinaryQuantizer:
     ) -> QuantSpec:
         if width != 1:
             raise ConfigError(f"binary quantizer stores 1 bit: set the operand's width to 1 (got {width})")
-        return QuantSpec(self.name, 1, signed=signed)
+        return QuantSpec(self, 1, signed=signed)
 
     def bounds(self, spec: QuantSpec) -> tuple[float, float]:
         return (-1.0, 1.0) if spec.signed else (0.0, 1.0)

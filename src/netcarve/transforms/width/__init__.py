@@ -1,7 +1,7 @@
 """The ``width`` transform (README: Transform): change the channel width of Linear/Conv layers, consistently.
 
-``width_transform_pass(graph, config)`` (registered as "width", alias "channel_multiplier") and
-``change_width(model_or_graph, config)`` take MASE's Lab 4 config (``by``, ``default``, per-node ``name`` =
+``width_transform_pass(graph, config)`` (:mod:`.pass_`: the registered pass "width" over :func:`apply_width`)
+and ``change_width(model_or_graph, config)`` take MASE's Lab 4 config (``by``, ``default``, per-node ``name`` =
 input_only|output_only|both with ``channel_multiplier``), explicit ``in_multiplier``/``out_multiplier`` or a
 target ``out_features``/``out_channels`` (see :mod:`.plan`).
 
@@ -31,20 +31,28 @@ from torch import nn
 from netcarve.config.passes import WidthPassConfig
 from netcarve.errors import ConfigError, PassError
 from netcarve.ir.graph import Graph
-from netcarve.ir.ops import WIDTH_KINDS, module_kind
-from netcarve.ir.passes import PassResult, register_pass
-from netcarve.transforms.width.channels import NORM_KINDS, OUTPUT_REASON, ChannelGroups, Group
+from netcarve.ir.opspecs import require_input_shape, spec_of_kind
+from netcarve.ir.passes import PassResult
+from netcarve.transforms.width.channels import OUTPUT_REASON, ChannelGroups, Group
 from netcarve.transforms.width.plan import (
-    LayerPlan,
+    WidthLayerPlan,
     config_to_dict,
     layer_widths,
     parse_config,
     plan_layers,
     width_nodes,
 )
-from netcarve.transforms.width.resize import ChannelMap, attr, choose_map, reinitialise, resize_layer, resize_norm
+from netcarve.transforms.width.resize import (
+    ChannelMap,
+    attr,
+    block_map,
+    choose_map,
+    reinitialise,
+    resize_layer,
+    resize_norm,
+)
 
-__all__ = ["LayerWidth", "WidthInfo", "change_width", "config_to_dict", "parse_config", "width_transform_pass"]
+__all__ = ["LayerWidth", "WidthInfo", "apply_width", "change_width", "config_to_dict", "parse_config"]
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +97,11 @@ class WidthInfo:
         return tuple(layer.name for layer in self.layers if layer.changed)
 
 
-@register_pass("width", kind="transform", aliases=("channel_multiplier",))
-def width_transform_pass(
-    graph: Graph, config: WidthPassConfig | Mapping[str, Any] | None = None
-) -> PassResult[WidthInfo]:
-    """Change the channel width of Linear/Conv layers; consumers and BatchNorms follow (net2net init)."""
-    cfg = parse_config(config)
+def apply_width(graph: Graph, cfg: WidthPassConfig) -> PassResult[WidthInfo]:
+    """Change the channel width of Linear/Conv layers; consumers and BatchNorms follow (net2net init).
+
+    The implementation of the registered ``width`` pass (:mod:`.pass_`) and of :func:`change_width`.
+    """
     plans = plan_layers(graph, cfg)
     groups = ChannelGroups(graph)
     new_widths, protected = _group_widths(graph, groups, plans)
@@ -119,9 +126,9 @@ def change_width(
     if isinstance(model_or_graph, Graph):
         graph = model_or_graph
     else:
-        shape = input_shape if input_shape is not None else _infer_input_shape(model_or_graph)
+        shape = input_shape if input_shape is not None else require_input_shape(model_or_graph)
         graph = Graph.from_module(copy.deepcopy(model_or_graph), shape)
-    return width_transform_pass(graph, config).graph
+    return apply_width(graph, parse_config(config)).graph
 
 
 # --- decisions ------------------------------------------------------------------------------------------------
@@ -134,7 +141,7 @@ def _reasons(group: Group) -> str:
 
 
 def _group_widths(
-    graph: Graph, groups: ChannelGroups, plans: Mapping[str, LayerPlan]
+    graph: Graph, groups: ChannelGroups, plans: Mapping[str, WidthLayerPlan]
 ) -> tuple[dict[int, int], list[str]]:
     """The new width of every group with producers; the producers must agree, fixed groups keep theirs."""
     widths: dict[int, int] = {}
@@ -174,7 +181,7 @@ def _disagreeing(wanted: Mapping[str, int]) -> tuple[str, str]:
     return first, other
 
 
-def _describe(plan: LayerPlan, width: int) -> str:
+def _describe(plan: WidthLayerPlan, width: int) -> str:
     return f"{width} outputs, {plan.out_reason}" if plan.out_reason else f"{width} outputs, unchanged"
 
 
@@ -186,15 +193,18 @@ def _input_node(node: fx.Node) -> fx.Node:
 
 
 def _check_inputs(
-    graph: Graph, groups: ChannelGroups, plans: Mapping[str, LayerPlan], widths: Mapping[int, int]
+    graph: Graph, groups: ChannelGroups, plans: Mapping[str, WidthLayerPlan], widths: Mapping[int, int]
 ) -> None:
     """An input multiplier must match what the producer outputs (inputs follow their producer)."""
     for name, plan in plans.items():
         if plan.expected_in is None:
             continue
-        root = groups.root(_input_node(graph.node(name)))
+        feeding = _input_node(graph.node(name))
+        root = groups.root(feeding)
         group = groups.groups[root] if root is not None else Group()
-        actual = widths.get(root, layer_widths(graph, graph.node(name))[0]) if root is not None else None
+        actual = layer_widths(graph, graph.node(name))[0] if root is not None else None
+        if root is not None and root in widths:  # channels of the group; features after a Flatten
+            actual = widths[root] * groups.block(feeding)
         if actual == plan.expected_in:
             continue
         advice = f"inputs follow their producer, so drop the input multiplier of {name!r}"
@@ -256,9 +266,12 @@ def _node_maps(
     graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelMap], node: fx.Node, kind: str
 ) -> tuple[tuple[int | None, int | None], ChannelMap | None, ChannelMap | None]:
     """(input group, output group) of a Linear/Conv/BatchNorm node and the channel maps that resize it."""
-    in_root = groups.root(_input_node(node)) if kind in WIDTH_KINDS else None
-    out_root = groups.root(node)
+    source = _input_node(node) if _is_producer(kind) else None
+    in_root = groups.root(source) if source is not None else None
     in_map = maps.get(in_root) if in_root is not None else None
+    if in_map is not None and source is not None:
+        in_map = block_map(in_map, groups.block(source))  # Flatten → Linear: each channel is a block of inputs
+    out_root = groups.root(node)
     out_map = maps.get(out_root) if out_root is not None else None
     return (in_root, out_root), in_map, out_map
 
@@ -286,7 +299,7 @@ def _check_size(graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelM
     seen: set[str] = set()
     for node in graph.nodes:
         kind = graph.meta(node).kind
-        if node.op != "call_module" or kind not in WIDTH_KINDS | NORM_KINDS or str(node.target) in seen:
+        if node.op != "call_module" or not _resizable(kind) or str(node.target) in seen:
             continue
         _, in_map, out_map = _node_maps(graph, groups, maps, node, kind)
         if in_map is None and out_map is None:
@@ -294,7 +307,7 @@ def _check_size(graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelM
         seen.add(str(node.target))
         module = graph.submodule(node)
         own = list(module.parameters(recurse=False))
-        if kind in WIDTH_KINDS:
+        if _is_producer(kind):
             weight = attr(module, "weight")
             n_in = in_map.new if in_map is not None else int(weight.shape[1])
             n_out = out_map.new if out_map is not None else int(weight.shape[0])
@@ -336,7 +349,7 @@ def _resize(
     done: dict[str, tuple[int | None, ...]] = {}
     for index, node in enumerate(graph.nodes):
         kind = graph.meta(node).kind
-        if node.op != "call_module" or kind not in WIDTH_KINDS | NORM_KINDS:
+        if node.op != "call_module" or not _resizable(kind):
             continue
         roots, in_map, out_map = _node_maps(graph, groups, maps, node, kind)
         if in_map is None and out_map is None:
@@ -349,10 +362,10 @@ def _resize(
         done[target] = roots
         module = gm.get_submodule(target)
         try:
-            if kind in WIDTH_KINDS:
+            if _is_producer(kind):
                 resize_layer(module, kind, node.name, in_map, out_map, split=cfg.init == "net2net")
             elif out_map is not None:
-                resize_norm(module, out_map)
+                resize_norm(module, kind, out_map)
             if cfg.init == "random":
                 reinitialise(module, cfg.seed + index)
         except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
@@ -372,14 +385,12 @@ def _info(before: Graph, after: Graph, protected: tuple[str, ...], init: str) ->
     return WidthInfo(tuple(layers), protected, init)
 
 
-def _infer_input_shape(module: nn.Module) -> tuple[int, ...]:
-    """One sample's shape from the first Linear or BatchNorm1d module (an MLP's input layer)."""
-    for sub in module.modules():
-        kind = module_kind(sub)
-        if kind == "linear":
-            return (int(attr(sub, "in_features")),)
-        if kind == "batch_norm1d":
-            return (int(attr(sub, "num_features")),)
-        if kind in ("conv1d", "conv2d"):
-            break
-    raise ConfigError(f"cannot infer the input shape of {type(module).__name__}: pass input_shape=(…)")
+def _is_producer(kind: str) -> bool:
+    spec = spec_of_kind(kind)
+    return spec is not None and spec.channels == "producer"
+
+
+def _resizable(kind: str) -> bool:
+    """Modules the pass resizes: producers and per-channel modules with width attributes (BatchNorm)."""
+    spec = spec_of_kind(kind)
+    return spec is not None and spec.width_attrs is not None and spec.channels in ("producer", "per_channel")

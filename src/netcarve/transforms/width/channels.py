@@ -1,9 +1,13 @@
 """Channel groups: which tensors of a graph must share one channel layout.
 
-Every tensor-valued node's output lives in a *channel group*. A Linear/Conv starts a new group (its
-outputs); BatchNorm and elementwise unary ops (ReLU, dropout, …) stay in their input's group; a binary
-elementwise op (add, mul, residual connections) merges the groups of its operands. So one group is "a set of
-channels", with the layers that produce it and every BatchNorm and consumer that has to follow it.
+Every tensor-valued node's output lives in a *channel group*. How a node treats channels is its op spec's
+``channels`` (:mod:`netcarve.ir.opspecs`): a ``producer`` (Linear/Conv module) starts a new group (its
+outputs); ``per_channel`` ops (BatchNorm, pooling) and ``elementwise`` ops (ReLU, dropout, …) stay in their
+input's group; a ``join`` (add, mul, residual connections) merges the groups of its operands; a ``flatten``
+(``nn.Flatten``, ``x.view(B, -1)``) of a (B, C, *S) tensor stays in its input's group with each channel now a
+*block* of S = ∏S consecutive features (``block(node)``), which a consuming Linear resizes as blocks. So one
+group is "a set of channels", with the layers that produce it and every BatchNorm and consumer that has to
+follow it.
 
 A group is *fixed* (its width cannot change) when it contains the model input, reaches the model output,
 or passes through an op netcarve cannot carry a width change through (reshape, cat, functional layers with
@@ -17,16 +21,9 @@ from dataclasses import dataclass, field
 import torch.fx as fx
 
 from netcarve.ir.graph import Graph
-from netcarve.ir.ops import WIDTH_KINDS
+from netcarve.ir.meta import NodeMeta
+from netcarve.ir.opspecs import OpSpec, spec_of_kind
 
-#: BatchNorm modules: their parameters and running stats follow their input's channels
-NORM_KINDS = frozenset({"batch_norm1d", "batch_norm2d"})
-#: parameter-free ops applied per element: a width change passes through them unchanged
-UNARY_KINDS = frozenset(
-    {"relu", "dropout", "identity", "tanh", "sigmoid", "gelu", "silu", "leaky_relu", "elu", "relu6", "hardtanh"}
-)
-#: elementwise ops of several tensors: their operands must share one channel layout
-BINARY_KINDS = frozenset({"add", "mul", "sub", "div"})
 OUTPUT_REASON = "it reaches the model's output"
 
 
@@ -51,6 +48,7 @@ class ChannelGroups:
         self._parent: list[int] = []
         self._space: dict[str, int] = {}
         self._raw: list[Group] = []
+        self._block: dict[str, int] = {}
         for node in graph.nodes:
             self._visit(graph, node)
         self.groups: dict[int, Group] = {}
@@ -71,6 +69,10 @@ class ChannelGroups:
     def group(self, node: fx.Node | str) -> Group | None:
         root = self.root(node)
         return None if root is None else self.groups[root]
+
+    def block(self, node: fx.Node | str) -> int:
+        """How many consecutive features of a node's output make one channel of its group (1 unless flattened)."""
+        return self._block.get(node if isinstance(node, str) else node.name, 1)
 
     # construction -------------------------------------------------------------------------------------------
     def _new(self, node: fx.Node) -> Group:
@@ -106,21 +108,37 @@ class ChannelGroups:
             return
         if meta.output is None:  # a shape query or other non-tensor value
             return
+        spec = spec_of_kind(meta.kind) if node.op in ("call_module", "call_function", "call_method") else None
         if node.op == "placeholder":
             self._new(node).fixed.append(f"it contains the model input {node.name!r}")
         elif node.op == "get_attr":
             if meta.output.numel > 1:  # scalar constants broadcast over any width
                 self._new(node).fixed.append(f"it contains the constant tensor {node.name!r}")
-        elif node.op == "call_module" and meta.kind in WIDTH_KINDS:
+        elif spec is not None and spec.channels == "producer" and node.op == "call_module":
             self._new(node).producers.append(node.name)
-        elif tensor_inputs and (
-            meta.kind in UNARY_KINDS
-            or meta.kind in BINARY_KINDS
-            or (node.op == "call_module" and meta.kind in NORM_KINDS)
-        ):
-            self._join(node, tensor_inputs)
-        else:
+        elif spec is None or not tensor_inputs or not self._passes(node, spec, meta, tensor_inputs):
             self._opaque(node, meta.kind, tensor_inputs)
+
+    def _passes(self, node: fx.Node, spec: OpSpec, meta: NodeMeta, inputs: list[fx.Node]) -> bool:
+        """Join ``node`` to its inputs' group when a width change passes through it; False when it cannot."""
+        blocks = {self.block(a) for a in inputs}
+        if len(blocks) > 1:
+            return False
+        block = blocks.pop()
+        if spec.channels == "per_channel":
+            # a module's parameters follow the channels; a functional call must not carry weights of its own
+            if block != 1 or (node.op != "call_module" and "weight" in spec.operands):
+                return False
+        elif spec.channels == "flatten":
+            spatial = _flattened(meta)
+            if spatial is None or len(inputs) != 1 or not _infers_features(node):
+                return False
+            block *= spatial
+        elif spec.channels not in ("elementwise", "join"):
+            return False
+        self._join(node, inputs)
+        self._block[node.name] = block
+        return True
 
     def _opaque(self, node: fx.Node, kind: str, inputs: list[fx.Node]) -> None:
         """An op a width change cannot pass through: its inputs and its output keep their widths."""
@@ -128,3 +146,27 @@ class ChannelGroups:
         for a in inputs:
             self._raw[self._find(self._space[a.name])].fixed.append(f"it feeds {why}")
         self._new(node).fixed.append(f"it is produced by {why}")
+
+
+def _flattened(meta: NodeMeta) -> int | None:
+    """S when the node turns (B, C, *S) into (B, C·∏S) (channel-major, so channel c is one block), else None."""
+    if not meta.inputs or meta.output is None:
+        return None
+    before, after = meta.inputs[0].shape, meta.output.shape
+    if len(before) < 2 or len(after) != 2 or after[0] != before[0]:
+        return None
+    spatial = 1
+    for s in before[2:]:
+        spatial *= s
+    return spatial if after[1] == before[1] * spatial else None
+
+
+def _infers_features(node: fx.Node) -> bool:
+    """A view/reshape call must leave its feature size to torch (``x.view(B, -1)``): a literal size
+    (``x.view(-1, 6)``) would not follow a width change. ``nn.Flatten`` and ``torch.flatten`` always do."""
+    if node.op != "call_method" or node.target not in ("view", "reshape"):
+        return True
+    shape = node.args[1:]
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return len(shape) == 2 and isinstance(shape[1], int) and shape[1] == -1

@@ -1,8 +1,9 @@
-"""Width config → one :class:`LayerPlan` per width-capable node (what its outputs become, what its inputs
+"""Width config → one :class:`WidthLayerPlan` per width-capable node (what its outputs become, what its inputs
 are checked against), with the config's entries validated against the graph.
 
-Resolution (MASE's): ``by = "name"`` looks a node up by its fx name, ``by = "type"`` by its op kind
-(``linear``, ``conv1d``, ``conv2d``); a node without an entry gets ``default``.
+Resolution (MASE's; :func:`netcarve.transforms.resolve.resolve`, shared with quantize): ``by = "name"`` looks
+a node up by its fx name, ``by = "type"`` by its op kind (``linear``, ``conv1d``, ``conv2d``); a node without an
+entry gets ``default``.
 
 Per entry:
 - outputs: ``out_features``/``out_channels`` (a target width) or ``out_multiplier`` or, with ``name`` =
@@ -18,7 +19,6 @@ New widths are ``round(old × multiplier)`` (Python's round, half to even) and m
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,17 +30,19 @@ from netcarve.config.passes import WidthLayerConfig, WidthPassConfig, coerce_pas
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
 from netcarve.ir.ops import WIDTH_KINDS
+from netcarve.registry import did_you_mean
+from netcarve.transforms.resolve import LayerEntries, Source, resolve
 from netcarve.transforms.width.resize import attr, width_attrs
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LayerPlan:
+class WidthLayerPlan:
     """What the config asks of one width-capable node."""
 
     node: str
-    source: str  # "name" | "type" | "default": where the entry came from
+    source: Source  # "name" | "type" | "default": where the entry came from
     new_out: int | None  # None: outputs unchanged
     out_reason: str  # e.g. "output_only channel_multiplier 2", for messages
     expected_in: int | None  # None: inputs not checked
@@ -85,8 +87,7 @@ def check_entries(graph: Graph, config: WidthPassConfig) -> None:
                     f"(by = 'type'); {listing}"
                 )
         elif key not in kinds:
-            close = difflib.get_close_matches(key, capable, n=2, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(key, capable, n=2)
             if key in WIDTH_KINDS:
                 hint = f"; {key!r} is an op type: set by = 'type'"
             by_target = [n.name for n in graph.nodes if n.op == "call_module" and n.target == key]
@@ -116,7 +117,7 @@ def _agreeing(node: str, side: str, candidates: list[tuple[str, int]]) -> tuple[
     return candidates[0][1], candidates[0][0]
 
 
-def plan_layer(node: str, source: str, cfg: WidthLayerConfig, old_in: int, old_out: int) -> LayerPlan:
+def plan_layer(node: str, source: Source, cfg: WidthLayerConfig, old_in: int, old_out: int) -> WidthLayerPlan:
     """Resolve one layer's entry into its new output width and the input width it expects (if any)."""
     outs: list[tuple[str, int]] = []
     ins: list[tuple[str, int]] = []
@@ -147,20 +148,19 @@ def plan_layer(node: str, source: str, cfg: WidthLayerConfig, old_in: int, old_o
             )
     new_out, out_reason = _agreeing(node, "output", outs)
     expected_in, in_reason = _agreeing(node, "input", ins)
-    return LayerPlan(node, source, new_out, out_reason, expected_in, in_reason, cfg.parent_block_name)
+    return WidthLayerPlan(node, source, new_out, out_reason, expected_in, in_reason, cfg.parent_block_name)
 
 
-def plan_layers(graph: Graph, config: WidthPassConfig) -> dict[str, LayerPlan]:
+def plan_layers(graph: Graph, config: WidthPassConfig) -> dict[str, WidthLayerPlan]:
     """One plan per width-capable node, in graph order."""
     check_entries(graph, config)
-    plans: dict[str, LayerPlan] = {}
+    plans: dict[str, WidthLayerPlan] = {}
+    layer_configs = {key: entry.config for key, entry in config.entries.items()}
+    entries = LayerEntries.keyed_by(config.by, config.default.config, layer_configs)
     for node in width_nodes(graph):
-        key = node.name if config.by == "name" else graph.meta(node).kind
-        entry = config.entries.get(key)
-        source = config.by if entry is not None else "default"
-        cfg = entry.config if entry is not None else config.default.config
+        resolved = resolve(entries, node.name, graph.meta(node).kind)
         old_in, old_out = layer_widths(graph, node)
-        plans[node.name] = plan_layer(node.name, source, cfg, old_in, old_out)
+        plans[node.name] = plan_layer(node.name, resolved.source, resolved.config, old_in, old_out)
     _warn_parent_blocks(graph, plans)
     return plans
 
@@ -183,7 +183,7 @@ def ancestors(node: fx.Node) -> set[str]:
     return seen
 
 
-def _warn_parent_blocks(graph: Graph, plans: Mapping[str, LayerPlan]) -> None:
+def _warn_parent_blocks(graph: Graph, plans: Mapping[str, WidthLayerPlan]) -> None:
     """``parent_block_name`` is MASE's way to name a layer's producer; netcarve finds it itself."""
     for plan in plans.values():
         parent = plan.parent_block_name

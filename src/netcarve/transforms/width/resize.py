@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from netcarve.errors import PassError
+from netcarve.ir.opspecs import spec_of_kind
 
 
 def attr(module: nn.Module, name: str) -> Any:
@@ -33,8 +34,11 @@ def attr(module: nn.Module, name: str) -> Any:
 
 
 def width_attrs(kind: str) -> tuple[str, str]:
-    """The module attributes holding a layer's (in, out) width."""
-    return ("in_features", "out_features") if kind == "linear" else ("in_channels", "out_channels")
+    """The module attributes holding a layer's (in, out) width (its op spec's ``width_attrs``)."""
+    spec = spec_of_kind(kind)
+    if spec is None or spec.width_attrs is None:
+        raise PassError(f"op kind {kind!r} has no width attributes")
+    return spec.width_attrs
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,10 @@ def resize_layer(
     module: nn.Module, kind: str, name: str, in_map: ChannelMap | None, out_map: ChannelMap | None, split: bool
 ) -> None:
     """Resize a Linear/Conv in place: rows by ``out_map``, columns by ``in_map`` (÷ copies when ``split``)."""
-    groups = getattr(module, "groups", 1)
+    groups = int(getattr(module, "groups", 1))
     if groups != 1:
-        raise PassError(f"{name!r}: grouped convolutions (groups = {groups}) cannot change width")
+        _resize_grouped(module, kind, name, groups, in_map, out_map)
+        return
     with torch.no_grad():
         weight = attr(module, "weight").detach()
         if in_map is not None:
@@ -102,18 +107,52 @@ def resize_layer(
             if split:
                 shape = (1, -1) + (1,) * (weight.dim() - 2)
                 weight = weight / in_map.copies().to(weight.device, weight.dtype).reshape(shape)
-        if out_map is not None:
-            weight = _select(weight, 0, out_map)
-            bias = attr(module, "bias")
-            if bias is not None:
-                module.bias = _param(bias, _select(bias.detach(), 0, out_map))
-        module.weight = _param(attr(module, "weight"), weight)
+        _set_rows(module, weight, out_map)
+    weight = attr(module, "weight")
     in_attr, out_attr = width_attrs(kind)
     setattr(module, in_attr, int(weight.shape[1]))
     setattr(module, out_attr, int(weight.shape[0]))
 
 
-def resize_norm(module: nn.Module, cmap: ChannelMap) -> None:
+def _set_rows(module: nn.Module, weight: torch.Tensor, out_map: ChannelMap | None) -> None:
+    if out_map is not None:
+        weight = _select(weight, 0, out_map)
+        bias = attr(module, "bias")
+        if bias is not None:
+            module.bias = _param(bias, _select(bias.detach(), 0, out_map))
+    module.weight = _param(attr(module, "weight"), weight)
+
+
+def _resize_grouped(
+    module: nn.Module, kind: str, name: str, groups: int, in_map: ChannelMap | None, out_map: ChannelMap | None
+) -> None:
+    """A grouped convolution scales when ``groups`` divides its new inputs and outputs: output channels are
+    selected by ``out_map``; each group's input columns keep the old ones first, then repeat them."""
+    weight = attr(module, "weight").detach()
+    n_in = in_map.new if in_map is not None else int(weight.shape[1]) * groups
+    n_out = out_map.new if out_map is not None else int(weight.shape[0])
+    if n_in % groups or n_out % groups:
+        raise PassError(
+            f"{name!r}: a grouped convolution (groups = {groups}) cannot have {n_in} input and {n_out} output "
+            f"channels: groups must divide both"
+        )
+    with torch.no_grad():
+        columns = torch.arange(n_in // groups) % int(weight.shape[1])
+        _set_rows(module, weight.index_select(1, columns.to(weight.device)), out_map)
+    in_attr, out_attr = width_attrs(kind)
+    setattr(module, in_attr, n_in)
+    setattr(module, out_attr, n_out)
+
+
+def block_map(cmap: ChannelMap, block: int) -> ChannelMap:
+    """The map of the flattened features when every channel is ``block`` consecutive features."""
+    if block == 1:
+        return cmap
+    offsets = torch.arange(block)
+    return ChannelMap((cmap.index[:, None] * block + offsets).reshape(-1), cmap.old * block)
+
+
+def resize_norm(module: nn.Module, kind: str, cmap: ChannelMap) -> None:
     """Resize a BatchNorm in place: copied units get their source's affine parameters and running stats."""
     with torch.no_grad():
         for pname in ("weight", "bias"):
@@ -124,7 +163,8 @@ def resize_norm(module: nn.Module, cmap: ChannelMap) -> None:
             b = getattr(module, bname, None)
             if b is not None:
                 setattr(module, bname, _select(b, 0, cmap).clone())
-    setattr(module, "num_features", cmap.new)  # noqa: B010  (typed as Tensor | Module)
+    for name in dict.fromkeys(width_attrs(kind)):
+        setattr(module, name, cmap.new)
 
 
 def reinitialise(module: nn.Module, seed: int) -> None:

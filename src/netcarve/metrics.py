@@ -5,18 +5,21 @@ only on the candidate's structure and precision: they are known before any train
 them prune a trial early. ``accuracy``/``loss`` come from evaluating the candidate; ``latency`` is measured
 (median forward time at batch size 1, in milliseconds) and is the one metric that varies between runs.
 Counts are per sample (batch size 1), as hardware designers quote them.
+
+This module imports neither torch, Optuna nor the search: the search records the metrics, the report reads
+their names, units and directions back from the run's files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from netcarve.registry import Registry
 
 if TYPE_CHECKING:
-    from netcarve.analysis.report import TotalRecord
+    from netcarve.analysis.records import TotalRecord
 
 Group = Literal["software", "hardware"]
 Stage = Literal["architecture", "evaluation", "latency"]
@@ -82,3 +85,19 @@ def split_groups(values: Mapping[str, float]) -> tuple[dict[str, float], dict[st
     software = {k: v for k, v in values.items() if k in METRICS and METRICS.get(k).group == "software"}
     hardware = {k: v for k, v in values.items() if k not in software}
     return software, hardware
+
+
+def canonical_metric(name: str) -> str:
+    """The registered name of a metric given by name or alias; ``name`` itself when no metric has it."""
+    return METRICS.canonical(name) if name in METRICS else name
+
+
+def unit_of(name: str) -> str:
+    """A metric's unit; empty for a name no metric has."""
+    return METRICS.get(name).unit if name in METRICS else ""
+
+
+def table_order(names: Iterable[str]) -> list[str]:
+    """``names`` as table columns: the registered metrics in registry order, then any others sorted."""
+    given = set(names)
+    return [m for m in METRICS.names() if m in given] + sorted(given - set(METRICS.names()))
