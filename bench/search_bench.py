@@ -12,14 +12,20 @@ transform (netcarve's passes, so only the loop differs), then Lightning ``Traine
 ``Trainer.fit`` with a validation loader (b) over ``DataLoader``s of a per-sample ``Dataset`` (torchmetrics
 accuracy, num_workers=0), with the same candidates and thread count.
 
-Run: ``.venv/bin/python bench/search_bench.py`` (needs the ``bench`` extra: lightning, torchmetrics). Last
-line: ``search speedup: eval N.Nx, retrain N.Nx``.
+(c) firmware metrics (only when da4ml is installed): an eval-mode brute-force search of hls4ml-jet over
+    weight widths 3–8 (every layer integer, so every candidate is exportable) with objectives accuracy and
+    ``fpga_luts``: the share of the trials' time spent in da4ml's trace (``netcarve.analysis.fpga``), with
+    an empty trace cache.
+
+Run: ``.venv/bin/python bench/search_bench.py`` (needs the ``bench`` extra: lightning, torchmetrics;
+``--fpga-only`` runs only (c) and needs neither). Last line: ``search speedup: eval N.Nx, retrain N.Nx``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import logging
 import tempfile
 import time
@@ -178,10 +184,61 @@ def compare(kind: str, tmp: Path, splits: TensorSplits, rows: int) -> float:
     return per_min_ours / per_min_base
 
 
+FPGA_WIDTHS = [3, 4, 5, 6, 7, 8]
+
+
+def fpga_share(tmp: Path, rows: int) -> None:
+    """(c): seconds in da4ml's trace over seconds of the study, per trial."""
+    import netcarve.analysis.fpga as fpga
+
+    real = fpga.fpga_costs
+    spent: list[float] = []
+
+    def timed(graph: Graph, *, per_layer: bool = True) -> fpga.FpgaCosts:
+        start = time.perf_counter()
+        try:
+            return real(graph, per_layer=per_layer)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    leaves = {"name": ["integer"], "data_in_width": [8], "weight_width": FPGA_WIDTHS, "bias_width": [8]}
+    strategy: dict[str, Any] = {"eval_mode": True, "setup": {"sampler": "brute_force"}}
+    strategy["metrics"] = {"accuracy": {"direction": "maximize"}, "fpga_luts": {"direction": "minimize"}}
+    data = {
+        "model": "hls4ml-jet", "dataset": f"synthetic-jsc:{rows}", "project": "bench-fpga", "project_dir": str(tmp),
+        "search": {"search_space": {"name": "graph/quantize/mixed_precision_ptq", "setup": {"by": "type"},
+                                    "seed": {"default": {"config": leaves}}}, "strategy": strategy},
+    }  # fmt: skip
+    fpga.clear_cache()
+    fpga.fpga_costs = timed
+    try:
+        seconds, trials = run_netcarve(data)
+    finally:
+        fpga.fpga_costs = real
+    luts = [t.user_attrs["hardware_metrics"]["fpga_luts"] for t in trials if t.state.name == "COMPLETE"]
+    print(f"(fpga) {len(trials)} trials in {seconds:.2f} s; da4ml traces {sum(spent):.2f} s = "
+          f"{100 * sum(spent) / seconds:.0f} % of trial time (per trial {min(spent):.2f}–{max(spent):.2f} s); "
+          f"fpga_luts {min(luts):,.0f}–{max(luts):,.0f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=ROWS, help="synthetic-jsc rows (70 %% train, 10 %% val)")
-    rows = parser.parse_args().rows
+    parser.add_argument("--fpga-only", action="store_true", help="run only the firmware-metrics section (c)")
+    args = parser.parse_args()
+    rows = args.rows
+    has_da4ml = importlib.util.find_spec("da4ml") is not None
+    if args.fpga_only:
+        import optuna
+
+        logging.basicConfig(level=logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if not has_da4ml:
+            print("(fpga) skipped: da4ml is not installed (pip install 'netcarve[fpga]')")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            fpga_share(Path(tmp), rows)
+        return
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
     import lightning  # noqa: F401  (it configures its loggers on import)
@@ -198,6 +255,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         eval_ratio = compare("eval", Path(tmp), splits, rows)
         retrain_ratio = compare("retrain", Path(tmp), splits, rows)
+        if has_da4ml:
+            fpga_share(Path(tmp), rows)
+        else:
+            print("(fpga) skipped: da4ml is not installed (pip install 'netcarve[fpga]')")
     print(f"search speedup: eval {eval_ratio:.1f}x, retrain {retrain_ratio:.1f}x")
 
 

@@ -51,3 +51,7 @@ class SearchError(NetcarveError):
 
 class StorageError(SearchError):
     """A study storage cannot be reached or opened."""
+
+
+class ExportError(NetcarveError):
+    """A model cannot be exported to firmware (source, output directory or backend)."""

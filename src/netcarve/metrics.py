@@ -1,8 +1,11 @@
 """The metrics a search can optimise or constrain, computed fresh from each candidate (README: Analyze, Search).
 
-Architecture metrics (params, model_size, macs, flops, bitops, average_bitwidth, memory_density) depend
-only on the candidate's structure and precision: they are known before any training, so constraints on
-them prune a trial early. ``accuracy``/``loss`` come from evaluating the candidate; ``latency`` is measured
+Architecture metrics (params, model_size, macs, flops, bitops, average_bitwidth, memory_density, and the
+firmware estimates fpga_luts and fpga_latency) depend only on the candidate's structure, precision and
+weights: they are known before any training, so constraints on them prune a trial early. The firmware
+estimates come from da4ml's trace of the candidate's fixed-point program (``netcarve.analysis.fpga``), which
+costs 0.1–2 s, so a search computes them only when its objectives or constraints use one.
+``accuracy``/``loss`` come from evaluating the candidate; ``latency`` is measured
 (median forward time at batch size 1, in milliseconds) and is the one metric that varies between runs.
 Counts are per sample (batch size 1), as hardware designers quote them.
 
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 from netcarve.registry import Registry
 
 if TYPE_CHECKING:
+    from netcarve.analysis.fpga import FpgaCosts
     from netcarve.analysis.records import TotalRecord
 
 Group = Literal["software", "hardware"]
@@ -35,6 +39,8 @@ class MetricDef:
     better: str  # "maximize" | "minimize": the natural direction, for documentation and defaults
     unit: str
     from_total: Callable[[TotalRecord, float], float] | None = None
+    #: a firmware metric: computed from da4ml's trace (only when asked for), not from the analysis total
+    from_fpga: Callable[[FpgaCosts], float] | None = None
 
     @property
     def architecture_only(self) -> bool:
@@ -65,6 +71,12 @@ _arch("flops", "per sample", lambda t, _: float(t.flops), "2·macs + bias adds +
 _arch("bitops", "per sample", lambda t, _: float(t.bitops), "bit operations per sample")
 _arch("average_bitwidth", "bits", lambda t, _: float(t.average_bitwidth), "mean stored bits of weights and biases")
 _arch("memory_density", "ratio", _density, "compare_to / average_bitwidth (MASE's)")
+METRICS.add("fpga_luts", MetricDef("fpga_luts", "hardware", "architecture", "minimize", "LUT",
+            from_fpga=lambda c: c.total_luts),
+            description="da4ml's LUT estimate of the firmware's adder graphs (not a synthesis result)")  # fmt: skip
+METRICS.add("fpga_latency", MetricDef("fpga_latency", "hardware", "architecture", "minimize", "adder delays",
+            from_fpga=lambda c: c.total_latency),
+            description="da4ml's critical-path estimate of the firmware, in adder delays")  # fmt: skip
 
 #: hardware metrics shown in the "Best trial(s)" table even when not optimised (as MASE showed them)
 ALWAYS_SHOWN = ("average_bitwidth", "memory_density")
@@ -77,6 +89,21 @@ def architecture_metrics(total: TotalRecord, compare_to: float) -> dict[str, flo
         fn = entry.obj.from_total
         if fn is not None:
             out[entry.name] = fn(total, compare_to)
+    return out
+
+
+def firmware_metric_names() -> tuple[str, ...]:
+    """The metrics computed from da4ml's trace of the firmware."""
+    return tuple(e.name for e in METRICS.entries() if e.obj.from_fpga is not None)
+
+
+def firmware_metrics(costs: FpgaCosts) -> dict[str, float]:
+    """Every firmware metric of a candidate from its da4ml estimates."""
+    out: dict[str, float] = {}
+    for entry in METRICS.entries():
+        fn = entry.obj.from_fpga
+        if fn is not None:
+            out[entry.name] = fn(costs)
     return out
 
 

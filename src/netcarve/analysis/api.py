@@ -104,6 +104,7 @@ def analyze(
     compare_to: int = 32,
     latency: bool = False,
     latency_runs: int = 100,
+    fpga: bool = False,
 ) -> Report:
     """Params, size, MACs/FLOPs/BitOPs (forward and backward), memory and optionally latency (DESIGN §5).
 
@@ -118,6 +119,9 @@ def analyze(
 
     ``convention="mase"`` reproduces the seed lab report's arithmetic. ``method`` chooses the counting
     path (``auto``: closed form where exact, else dispatch; both give identical counts).
+
+    ``fpga=True`` adds da4ml's firmware estimates (``fpga_luts``, ``fpga_latency``; total and per Dense
+    layer, :mod:`netcarve.analysis.fpga`); the graph must then be exportable (PassError naming the node).
     """
     if convention not in CONVENTIONS:
         raise ModelError(f"unknown convention {convention!r} (choose {' or '.join(CONVENTIONS)})")
@@ -132,6 +136,11 @@ def analyze(
     if latency:
         tensor = example if isinstance(example, torch.Tensor) else torch.zeros(shape, dtype=graph.input_dtype)
         report = report.with_latency(measure_latency(graph.module, tensor, runs=latency_runs))
+    if fpga:
+        from netcarve.analysis.fpga import fpga_costs
+
+        costs = fpga_costs(graph)
+        report = report.with_fpga(costs.total_luts, costs.total_latency, costs.per_layer)
     return report
 
 

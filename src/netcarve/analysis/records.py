@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+#: per-layer and total firmware estimates (da4ml), present only when computed
+FPGA_METRICS = ("fpga_luts", "fpga_latency")
+
 #: per-layer integer metrics, in table order (DESIGN §5)
 LAYER_METRICS = (
     "params",
@@ -52,6 +55,10 @@ class LayerRecord:
     backward_flops: int
     output_bytes: int
     uncounted: Mapping[str, int] = field(default_factory=dict)
+    #: da4ml's estimates of this layer's firmware (``analyze(..., fpga=True)``; None otherwise or for a
+    #: layer without its own logic): LUTs and critical path in adder delays
+    fpga_luts: float | None = None
+    fpga_latency: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,9 @@ class TotalRecord:
     peak_activation_bytes: int
     average_bitwidth: float
     memory_density: float
+    #: da4ml's estimates of the whole firmware (``analyze(..., fpga=True)``), None when not computed
+    fpga_luts: float | None = None
+    fpga_latency: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,11 +119,35 @@ class Report:
     def with_latency(self, latency: Latency) -> Report:
         return replace(self, latency=latency)
 
+    @property
+    def has_fpga(self) -> bool:
+        """Whether the firmware estimates were computed (:meth:`with_fpga`)."""
+        return self.total.fpga_luts is not None
+
+    def with_fpga(
+        self, total_luts: float, total_latency: float, per_layer: Mapping[str, tuple[float, float]]
+    ) -> Report:
+        """The report with da4ml's estimates: the total, and each layer in ``per_layer`` (node → (luts,
+        latency)); other layers keep None."""
+        layers = tuple(
+            replace(r, fpga_luts=per_layer[r.name][0], fpga_latency=per_layer[r.name][1]) if r.name in per_layer else r
+            for r in self.layers
+        )
+        total = replace(self.total, fpga_luts=total_luts, fpga_latency=total_latency)
+        return replace(self, layers=layers, total=total)
+
+    def _plain(self, record: LayerRecord | TotalRecord) -> dict[str, Any]:
+        item = asdict(record)
+        if not self.has_fpga:
+            for key in FPGA_METRICS:
+                del item[key]
+        return item
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: plain dicts, lists and numbers."""
+        """JSON-ready: plain dicts, lists and numbers (the fpga keys only when computed)."""
         layers = []
         for record in self.layers:
-            item = asdict(record)
+            item = self._plain(record)
             item["output_shape"] = list(record.output_shape)
             item["uncounted"] = dict(record.uncounted)
             layers.append(item)
@@ -121,7 +155,7 @@ class Report:
             "batch_size": self.batch_size,
             "convention": self.convention,
             "method": self.method,
-            "total": asdict(self.total),
+            "total": self._plain(self.total),
             "layers": layers,
             "uncounted": dict(self.uncounted),
             "latency": asdict(self.latency) if self.latency is not None else None,
@@ -129,8 +163,9 @@ class Report:
 
     def to_csv(self) -> str:
         """One row per layer and a last row ``total`` (layer-only columns empty there)."""
-        columns = ["name", "kind", "target", "output_shape", "precision", *LAYER_METRICS, "uncounted"]
-        total_only = [f.name for f in fields(TotalRecord) if f.name not in LAYER_METRICS]
+        fpga = list(FPGA_METRICS) if self.has_fpga else []
+        columns = ["name", "kind", "target", "output_shape", "precision", *LAYER_METRICS, *fpga, "uncounted"]
+        total_only = [f.name for f in fields(TotalRecord) if f.name not in (*LAYER_METRICS, *FPGA_METRICS)]
         if self.latency is not None:
             total_only += ["latency_median_s", "latency_p90_s", "latency_runs"]
         buffer = io.StringIO()
@@ -141,7 +176,7 @@ class Report:
             row["output_shape"] = "x".join(str(s) for s in record.output_shape)
             row["uncounted"] = ";".join(f"{op}={n}" for op, n in record.uncounted.items())
             writer.writerow(row)
-        total: dict[str, Any] = asdict(self.total)
+        total: dict[str, Any] = self._plain(self.total)
         if self.latency is not None:
             total.update(
                 latency_median_s=self.latency.median_s, latency_p90_s=self.latency.p90_s, latency_runs=self.latency.runs

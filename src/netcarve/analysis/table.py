@@ -18,6 +18,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("bwd FLOPs", "backward_flops"),
     ("output (bytes)", "output_bytes"),
 )
+#: da4ml's firmware estimates, shown when computed (``analyze --fpga``)
+FPGA_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("fpga (LUT)", "fpga_luts"),
+    ("fpga latency (adder delays)", "fpga_latency"),
+)
 
 
 def report_table(report: Report, title: str = "") -> Table:
@@ -27,6 +32,8 @@ def report_table(report: Report, title: str = "") -> Table:
     columns = COLUMNS
     if report.total.frozen_params:
         columns = (COLUMNS[0], ("frozen params", "frozen_params"), *COLUMNS[1:])
+    if report.has_fpga:
+        columns = (*columns, *FPGA_COLUMNS)
     table = Table(title=title or None)
     for header in ("layer", "kind", "output shape", *(["precision"] if quantized else [])):
         table.add_column(header)
@@ -35,13 +42,20 @@ def report_table(report: Report, title: str = "") -> Table:
     for r in report.layers:
         shape = "×".join(str(s) for s in r.output_shape)
         first = [r.name, r.kind, shape, *([r.precision] if quantized else [])]
-        table.add_row(*first, *(f"{getattr(r, attr):,}" for _, attr in columns))
+        table.add_row(*first, *(_cell(getattr(r, attr)) for _, attr in columns))
     t = report.total
     totals = {**vars(t), "output_bytes": t.activation_bytes}
     table.add_section()
     blanks = [""] * (3 if quantized else 2)
-    table.add_row("total", *blanks, *(f"{totals[attr]:,}" for _, attr in columns), style="bold")
+    table.add_row("total", *blanks, *(_cell(totals[attr]) for _, attr in columns), style="bold")
     return table
+
+
+def _cell(value: float | None) -> str:
+    """A count with thousands separators; da4ml's float estimates rounded to whole units; None blank."""
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if isinstance(value, float) else f"{value:,}"
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -58,6 +72,11 @@ def summary_lines(report: Report) -> list[str]:
     if report.uncounted:
         ops = ", ".join(f"{op} ×{n}" for op, n in report.uncounted.items())
         lines.append(f"uncounted (no formula): {ops}")
+    if report.has_fpga:
+        lines.append(
+            f"fpga (da4ml estimates, not synthesis): {t.fpga_luts:,.0f} LUTs, critical path "
+            f"{t.fpga_latency:,.0f} adder delays"
+        )
     if report.latency is not None:
         lat = report.latency
         lines.append(

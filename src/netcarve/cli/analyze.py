@@ -1,4 +1,5 @@
-"""``netcarve analyze MODEL DATASET``: per-layer params, size, MACs/FLOPs/BitOPs, memory and latency."""
+"""``netcarve analyze MODEL DATASET``: per-layer params, size, MACs/FLOPs/BitOPs, memory, latency and (``--fpga``)
+da4ml's firmware estimates."""
 
 from __future__ import annotations
 
@@ -99,6 +100,14 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", help="TOML config (model, dataset).")] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size B of the counts.")] = 1,
         latency: Annotated[bool, typer.Option("--latency", help="Also measure forward latency at B.")] = False,
+        fpga: Annotated[
+            bool,
+            typer.Option(
+                "--fpga",
+                help="Also estimate the firmware with da4ml: fpga_luts and fpga_latency (adder delays) per "
+                "layer and in total (the graph must be fixed-point quantized; needs netcarve[fpga]).",
+            ),
+        ] = False,
         fmt: Annotated[str, typer.Option("--format", help="Output format: table, json or csv.")] = "table",
         output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
         force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
@@ -149,6 +158,7 @@ def register(app: typer.Typer) -> None:
             (batch_size, *graph.input_shape),
             convention=convention,  # type: ignore[arg-type]
             latency=latency,
+            fpga=fpga,
         )
         title = f"{cfg.model} on {cfg.dataset}"
         try:

@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 #: modules under netcarve.cli that contribute commands through ``register(app)``
-COMMAND_MODULES = ("train", "info", "analyze", "transform", "search", "report", "compare")
+COMMAND_MODULES = ("train", "info", "analyze", "transform", "search", "report", "compare", "export")
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,7 @@ A pass table has a few fixed keys (``by``, ``default``, …); every other key is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -15,29 +15,51 @@ from netcarve.config.base import Strict
 from netcarve.errors import ConfigError
 
 OPERANDS = ("data_in", "weight", "bias", "data_out")
-_SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias")
+_SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias", "round", "overflow")
+
+#: How a fixed-point quantizer rounds x · 2^frac to an integer k (README: Transform). ``nearest_even``: round
+#: half to even (ap_fixed AP_RND_CONV), the default; ``nearest_up``: floor(x · 2^frac + 0.5), round half up
+#: (AP_RND, da4ml RND); ``truncate``: floor(x · 2^frac) (AP_TRN, da4ml TRN: free in hardware).
+RoundMode = Literal["nearest_even", "nearest_up", "truncate"]
+#: What a fixed-point quantizer does with an integer k outside its range [lo, hi]. ``saturate``: clamp (the
+#: default, AP_SAT); ``wrap``: two's-complement wrap-around, k ↦ ((k − lo) mod 2^w) + lo (AP_WRAP, da4ml WRAP).
+OverflowMode = Literal["saturate", "wrap"]
+ROUND_MODES: tuple[str, ...] = get_args(RoundMode)
+OVERFLOW_MODES: tuple[str, ...] = get_args(OverflowMode)
+DEFAULT_ROUND, DEFAULT_OVERFLOW = ROUND_MODES[0], OVERFLOW_MODES[0]
 
 
 class QuantLayerConfig(Strict):
-    """One layer's quantization: ``name`` is the quantizer (None / "NA" = leave the layer float)."""
+    """One layer's quantization: ``name`` is the quantizer (None / "NA" = leave the layer float).
+
+    ``<operand>_round`` / ``<operand>_overflow`` unset (None) mean the defaults ``nearest_even`` / ``saturate``.
+    """
 
     name: str | None = None
     data_in_width: int | None = Field(default=None, ge=1, le=64)
     data_in_frac_width: int | None = None
     data_in_exponent_width: int | None = None
     data_in_exponent_bias: int | None = None
+    data_in_round: RoundMode | None = None
+    data_in_overflow: OverflowMode | None = None
     weight_width: int | None = Field(default=None, ge=1, le=64)
     weight_frac_width: int | None = None
     weight_exponent_width: int | None = None
     weight_exponent_bias: int | None = None
+    weight_round: RoundMode | None = None
+    weight_overflow: OverflowMode | None = None
     bias_width: int | None = Field(default=None, ge=1, le=64)
     bias_frac_width: int | None = None
     bias_exponent_width: int | None = None
     bias_exponent_bias: int | None = None
+    bias_round: RoundMode | None = None
+    bias_overflow: OverflowMode | None = None
     data_out_width: int | None = Field(default=None, ge=1, le=64)
     data_out_frac_width: int | None = None
     data_out_exponent_width: int | None = None
     data_out_exponent_bias: int | None = None
+    data_out_round: RoundMode | None = None
+    data_out_overflow: OverflowMode | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -60,8 +82,8 @@ class QuantLayerConfig(Strict):
             raise ValueError(f"{key} = {value} is above {width_key} = {width}: a frac width must be in 0..{width}")
         return value
 
-    def operand(self, operand: str) -> dict[str, int | None]:
-        """The settings of one operand, e.g. ``{"width": 8, "frac_width": 4, …}``."""
+    def operand(self, operand: str) -> dict[str, Any]:
+        """The settings of one operand, e.g. ``{"width": 8, "frac_width": 4, …, "round": None, …}``."""
         return {s: getattr(self, f"{operand}_{s}") for s in _SUFFIXES}
 
 

@@ -8,6 +8,8 @@ from types import MappingProxyType
 
 import torch
 
+from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
+
 META_KEY = "netcarve"
 
 
@@ -30,28 +32,35 @@ class TensorMeta:
 
 @dataclass(frozen=True)
 class Precision:
-    """How one operand is stored: ``kind`` is "float" or a quantizer name; ``width`` in bits."""
+    """How one operand is stored: ``kind`` is "float" or a quantizer name; ``width`` in bits; ``round`` and
+    ``overflow`` are the fixed-point modes (``netcarve.config.passes.ROUND_MODES``/``OVERFLOW_MODES``)."""
 
     kind: str = "float"
     width: int = 32
     frac_width: int | None = None
     exponent_width: int | None = None
     exponent_bias: int | None = None
+    round: str = DEFAULT_ROUND
+    overflow: str = DEFAULT_OVERFLOW
 
     @property
     def is_float(self) -> bool:
         return self.kind == "float"
 
     def describe(self) -> str:
+        """E.g. ``float32``, ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (only non-default modes are shown)."""
         if self.is_float:
             return f"float{self.width}"
         if self.frac_width is not None:
-            return f"{self.kind}({self.width},{self.frac_width})"
+            modes = [_SHORT[m] for m in (self.round, self.overflow) if m not in (DEFAULT_ROUND, DEFAULT_OVERFLOW)]
+            return f"{self.kind}({','.join([str(self.width), str(self.frac_width), *modes])})"
         if self.exponent_width is not None:
             return f"{self.kind}({self.width},e{self.exponent_width})"
         return f"{self.kind}({self.width})"
 
 
+#: short names of the non-default modes in :meth:`Precision.describe` (ap_fixed's AP_RND, AP_TRN, AP_WRAP)
+_SHORT = {"nearest_up": "rnd", "truncate": "trn", "wrap": "wrap"}
 FLOAT32 = Precision()
 _EMPTY: Mapping[str, Precision] = MappingProxyType({})
 

@@ -19,7 +19,10 @@ Kind names are MASE's type names, used by ``by = "type"`` configs (linear, conv2
   ``free``; formulas in ``analysis/closed_form.py`` and ``analysis/aten_formulas.py``), the flops an
   elementwise kind spends per element and the ATen ops the dispatch counter charges to it;
 - ``input_shape``: how a first module of this kind gives a model's one-sample input shape (used when a
-  pass is handed an ``nn.Module`` without ``input_shape``); ``None`` result = cannot tell.
+  pass is handed an ``nn.Module`` without ``input_shape``); ``None`` result = cannot tell;
+- ``export``: its fixed-point firmware mapping (``netcarve.export.program``): ``dense``, ``relu``,
+  ``affine`` (BatchNorm: only as software preprocessing before the first quantizer) or ``skip``; None:
+  no mapping (exporting a graph with such a node is an error naming it).
 
 A new kind is one :func:`register_op` call; nothing else needs editing (tests/ir/test_opspecs.py checks
 the registry's contract and registers ``hardtanh`` to prove it).
@@ -41,6 +44,9 @@ from netcarve.registry import Registry
 
 Channels = Literal["producer", "per_channel", "elementwise", "join", "flatten", "opaque"]
 Count = Literal["mac", "elementwise", "pool", "free"]
+#: how a kind maps to fixed-point firmware (``netcarve.export.program``): a constant matrix-vector product,
+#: a ReLU, a per-feature affine (only as software preprocessing before the input port), or nothing
+Export = Literal["dense", "relu", "affine", "skip"]
 ShapeRule = Callable[[nn.Module], "tuple[int, ...] | None"]
 
 #: every operand a quantized module may quantize
@@ -75,6 +81,7 @@ class OpSpec:
     flops_per_element: int = 0
     aten: tuple[str, ...] = ()
     input_shape: ShapeRule | None = None
+    export: Export | None = None
     description: str = ""
 
     @property
@@ -249,6 +256,7 @@ _BUILTIN = (
         ("in_features", "out_features"),
         quantized=f"{_QMODULES}:QuantizedLinear",
         input_shape=_features("in_features"),
+        export="dense",
     ),
     _mac("conv1d", nn.Conv1d, F.conv1d, _CONV, quantized=f"{_QMODULES}:QuantizedConv1d", input_shape=lambda m: None),
     _mac("conv2d", nn.Conv2d, F.conv2d, _CONV, quantized=f"{_QMODULES}:QuantizedConv2d", input_shape=lambda m: None),
@@ -264,6 +272,7 @@ _BUILTIN = (
         flops_per_element=4,
         aten=_BATCH_NORM_ATEN,
         input_shape=_features("num_features"),
+        export="affine",
     ),
     OpSpec(
         "batch_norm2d",
@@ -289,6 +298,7 @@ _BUILTIN = (
         count="elementwise",
         flops_per_element=1,
         aten=("relu", "relu_"),
+        export="relu",
     ),
     OpSpec(
         "softmax",
@@ -324,12 +334,13 @@ _BUILTIN = (
         methods=("flatten",),
         channels="flatten",
         count="free",
+        export="skip",
     ),
     OpSpec("reshape", methods=("view", "reshape"), channels="flatten", count="free"),
     OpSpec("transpose", methods=("transpose",), count="free"),
     OpSpec("unflatten", modules=(nn.Unflatten,), methods=("unflatten",), count="free", input_shape=_unflatten_shape),
-    OpSpec("identity", modules=(nn.Identity,), channels="elementwise", count="free"),
-    OpSpec("dropout", modules=(nn.Dropout,), channels="elementwise", count="free"),
+    OpSpec("identity", modules=(nn.Identity,), channels="elementwise", count="free", export="skip"),
+    OpSpec("dropout", modules=(nn.Dropout,), channels="elementwise", count="free", export="skip"),
     _pool("max_pool1d", nn.MaxPool1d, functions=(F.max_pool1d,), aten="max_pool1d_with_indices"),
     _pool("max_pool2d", nn.MaxPool2d, functions=(F.max_pool2d,), aten="max_pool2d_with_indices"),
     _pool("avg_pool1d", nn.AvgPool1d, functions=(F.avg_pool1d,), aten="avg_pool1d"),

@@ -241,6 +241,51 @@ def _best_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Pat
     return build_candidate(session.prepared.base, transforms), None
 
 
+def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
+    """A search run's candidate and the run's config: its best trial (``best.pt``) when ``number`` is None,
+    else trial ``number`` (complete): its saved checkpoint, or rebuilt from its transforms as
+    :func:`finish` does for the best trial (retrained when the search retrains)."""
+    from optuna.trial import TrialState
+
+    from netcarve.train.checkpoint import load_saved_graph
+    from netcarve.workflow import initial_graph, load_splits
+
+    ref = read_study_ref(run_dir, storage_url)
+    config_log = logging.getLogger("netcarve.config")
+    previous = config_log.level
+    config_log.setLevel(logging.ERROR)  # the stored config's warnings were shown when the search started
+    try:
+        config, storage, study = load_stored(ref)
+    finally:
+        config_log.setLevel(previous)
+    if number is None:
+        best = run_dir / "best.pt"
+        if not best.is_file():
+            raise SearchError(
+                f"{str(run_dir)!r} has no best.pt (the search has not finished, or no trial completed): "
+                "finish it with --resume, or name a complete trial"
+            )
+        return load_saved_graph(best), config
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(number)
+    if trial is None:
+        known = f"trials 0–{max(trials)}" if trials else "no trials"
+        raise SearchError(f"trial {number} does not exist in {str(run_dir)!r} ({known})")
+    if trial.state != TrialState.COMPLETE:
+        state = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
+        raise SearchError(f"trial {number} is {state}, not complete: only complete trials can be exported")
+    saved = trial_checkpoint(run_dir / "trials", number)
+    if saved.is_file():
+        return load_saved_graph(saved), config
+    splits = load_splits(config)
+    prepared = prepare(config, splits, initial_graph(config, splits))
+    graph, saved_path = _best_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
+    if graph is None:
+        assert saved_path is not None
+        graph = load_saved_graph(saved_path)
+    return graph, config
+
+
 def write_report_safely(run_dir: Path) -> Path | None:
     """report.html of the run dir, regenerated with the results; a failing report never fails the search."""
     try:

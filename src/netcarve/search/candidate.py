@@ -7,6 +7,12 @@ configuration always gives the same metrics (latency, which is measured, aside).
 A configuration whose candidate cannot be built (a transform pass rejects it, e.g. a minifloat width with no
 room for its exponent bits) is *invalid*: :meth:`CandidateEvaluator.evaluate` returns it pruned with the
 reason, before any training (see :mod:`netcarve.search.validity`).
+
+When the plan uses a firmware metric (fpga_luts, fpga_latency), each candidate's fixed-point program is
+traced by da4ml with the architecture metrics (:mod:`netcarve.analysis.fpga`, cached by the program's
+digest); a candidate that cannot be exported (a float layer, a branch) is pruned with the reason. The
+estimates depend on the weights: a retrained candidate is pruned on its weights before retraining and
+records the estimates of its retrained weights (the firmware its checkpoint would export).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import torch
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import NetcarveError, TrainingError
 from netcarve.ir.graph import Graph
-from netcarve.metrics import architecture_metrics
+from netcarve.metrics import architecture_metrics, firmware_metrics
 from netcarve.search.plan import SearchPlan
 from netcarve.search.spaces import Transforms
 
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 LATENCY_RUNS, LATENCY_WARMUP = 30, 5
 #: the start of the ``pruned`` reason of a trial whose configuration is invalid
 INVALID = "invalid configuration"
+#: the start of the ``pruned`` reason of a trial whose candidate has no firmware (fpga metrics asked for)
+NOT_EXPORTABLE = "not exportable to firmware"
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,21 @@ class CandidateEvaluator:
         if isinstance(graph, NetcarveError):
             return Outcome({}, pruned=invalid_reason(graph))
         metrics = self.architecture(graph)
+        if self.plan.needs_fpga:
+            fpga = self.fpga(graph)
+            if isinstance(fpga, str):
+                return Outcome(metrics, pruned=fpga)
+            metrics.update(fpga)
         for constraint in self.plan.constraints:
             if constraint.architecture and constraint.violation(metrics[constraint.metric]) > 0:
                 return Outcome(metrics, pruned=constraint.reason(metrics[constraint.metric]))
         steps = self.train(graph) if self.retrain else 0
+        if self.retrain and self.plan.needs_fpga:
+            # pruned above on the weights before retraining; recorded for the retrained ones (the firmware)
+            fpga = self.fpga(graph)
+            if isinstance(fpga, str):
+                return Outcome(metrics, steps, pruned=fpga)
+            metrics.update(fpga)
         metrics.update(self.software(graph))
         if self.plan.needs_latency:
             metrics["latency"] = self.latency(graph)
@@ -96,6 +115,16 @@ class CandidateEvaluator:
 
         report = analyze(graph, (1, *graph.input_shape))
         return architecture_metrics(report.total, self.plan.compare_to)
+
+    def fpga(self, graph: Graph) -> dict[str, float] | str:
+        """The firmware metrics, or the ``pruned`` reason when the candidate cannot be exported."""
+        from netcarve.analysis.fpga import fpga_costs
+        from netcarve.errors import PassError
+
+        try:
+            return firmware_metrics(fpga_costs(graph, per_layer=False))
+        except PassError as exc:
+            return f"{NOT_EXPORTABLE} (needed by the fpga metrics): {exc}"
 
     def train(self, graph: Graph) -> int:
         from netcarve.train.loop import fit

@@ -14,7 +14,7 @@ from netcarve import outcomes
 from netcarve.config.run import RunConfig
 from netcarve.config.search import SearchConfig, SearchSpaceConfig
 from netcarve.errors import ConfigError, UnknownNameError
-from netcarve.metrics import METRICS
+from netcarve.metrics import METRICS, firmware_metric_names
 from netcarve.outcomes import DIRECTIONS, Direction
 from netcarve.registry import did_you_mean
 from netcarve.search.samplers import SAMPLERS
@@ -86,6 +86,12 @@ class SearchPlan:
     @property
     def needs_latency(self) -> bool:
         return any(m.name == "latency" for m in self.metrics) or any(c.metric == "latency" for c in self.constraints)
+
+    @property
+    def needs_fpga(self) -> bool:
+        """Whether an objective or constraint is a firmware metric (da4ml traces each candidate)."""
+        names = set(firmware_metric_names())
+        return any(m.name in names for m in self.metrics) or any(c.metric in names for c in self.constraints)
 
     def retrains(self, space: SearchSpace) -> bool:
         """Candidates are retrained unless eval_mode; width candidates always are (README: Transform)."""
@@ -185,7 +191,7 @@ def make_plan(config: RunConfig) -> SearchPlan:
     train, train_split = _train_config(config, search)
     evaluation = strategy.sw_runner.basic_evaluation
     hw = strategy.hw_runner.average_bitwidth
-    return SearchPlan(
+    plan = SearchPlan(
         space=search.search_space, sampler=_sampler(setup.sampler), metrics=_metrics(search),
         sum_scaled=setup.sum_scaled_metrics, constraints=_constraints(search), eval_mode=strategy.eval_mode,
         train=train, train_split=train_split,
@@ -195,6 +201,11 @@ def make_plan(config: RunConfig) -> SearchPlan:
         timeout=setup.timeout, seed=setup.seed if setup.seed is not None else config.seed,
         compare_to=hw.compare_to if hw else 32.0, heartbeat_interval=setup.heartbeat_interval,
     )  # fmt: skip
+    if plan.needs_fpga:
+        from netcarve.analysis.fpga import require_da4ml
+
+        require_da4ml()
+    return plan
 
 
 def target_trials(plan: SearchPlan, space: SearchSpace) -> int | None:

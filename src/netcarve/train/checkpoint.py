@@ -226,3 +226,15 @@ def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type
         raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit model {name!r}: {detail[:300]}") from exc
     graph.module.eval()
     return graph
+
+
+def load_saved_graph(path: str | Path) -> Graph:
+    """A netcarve checkpoint's graph on its own: model and dataset info come from its spec (a bare state dict
+    or a Lightning checkpoint, which record neither, is a CheckpointError)."""
+    ckpt = load_checkpoint(path)
+    if ckpt.spec is None:
+        raise CheckpointError(
+            f"checkpoint {ckpt.path!r} records no model and dataset (not a netcarve checkpoint): "
+            "save it with netcarve train or netcarve transform"
+        )
+    return load_graph(path, ckpt.spec.model, DatasetInfo.from_dict(ckpt.spec.dataset))

@@ -10,6 +10,9 @@ Rules (README: Transform):
   wins as a whole; fields are not merged across entries.
 - A quantizer ``name`` of None ("NA") leaves the node as it is. An operand whose ``<operand>_width`` is
   None stays float (e.g. weight-only quantization).
+- ``<operand>_round`` / ``<operand>_overflow`` unset mean ``nearest_even`` / ``saturate``; another mode needs
+  a quantizer that implements it (``integer``): on ``minifloat_ieee`` or ``binary`` it is a ConfigError
+  naming the key.
 - Quantizable kinds and their operands: linear, conv1d, conv2d, batch_norm1d, batch_norm2d (data_in,
   weight, bias, data_out) and relu (data_in, data_out), as ``nn`` module calls. The ``default`` entry
   applies to linear, conv1d, conv2d and relu (MASE's set); batch norms are quantized only when named by
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 
 import torch.fx as fx
 
-from netcarve.config.passes import OPERANDS, QuantizePassConfig, QuantLayerConfig
+from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OPERANDS, QuantizePassConfig, QuantLayerConfig
 from netcarve.errors import ConfigError, UnknownNameError
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import KindSet, OperandsView
@@ -150,10 +153,18 @@ def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict
         s = layer.operand(operand)
         if s["width"] is None or (operand in ("weight", "bias") and getattr(module, operand, None) is None):
             continue
+        modes = {"round": s["round"] or DEFAULT_ROUND, "overflow": s["overflow"] or DEFAULT_OVERFLOW}
+        has_modes = getattr(quantizer, "modes", False)  # a user's quantizer may predate the modes
+        for what, default in (("round", DEFAULT_ROUND), ("overflow", DEFAULT_OVERFLOW)):
+            if modes[what] != default and not has_modes:
+                raise ConfigError(
+                    f"node {node.name!r}: {operand}_{what} = {modes[what]!r} needs the integer (fixed-point) "
+                    f"quantizer; {quantizer.name} supports only {what} = {default!r}"
+                )
         try:
             specs[operand] = quantizer.make_spec(
                 s["width"], s["frac_width"], s["exponent_width"], s["exponent_bias"],
-                signed=not is_unsigned(graph, node, operand),
+                signed=not is_unsigned(graph, node, operand), **(modes if has_modes else {}),
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(f"node {node.name!r}, {operand}: {exc}") from exc

@@ -1,14 +1,21 @@
 """Quantizers: fake quantization with a clipped straight-through estimator, via the ``QUANTIZERS`` registry.
 
-A quantizer turns one operand's settings (``width``, ``frac_width``, ``exponent_width``, ``exponent_bias``)
-into a validated :class:`QuantSpec`, and maps a float tensor onto that number grid, returning floats.
+A quantizer turns one operand's settings (``width``, ``frac_width``, ``exponent_width``, ``exponent_bias``,
+``round``, ``overflow``) into a validated :class:`QuantSpec`, and maps a float tensor onto that number grid,
+returning floats.
 
 Gradient (all quantizers): the **clipped straight-through estimator**. The gradient of the quantizer is 1
 wherever the input lies inside the representable range ``[lo, hi]`` of the spec, bounds included, and 0
-strictly outside it (where the forward saturates). Rounding itself is treated as the identity.
+strictly outside it (where the forward saturates). Rounding itself is treated as the identity. With
+``overflow = "wrap"`` the gradient is the same: 1 on [lo, hi], the inputs that map without wrapping (bounds
+included), and 0 outside, where the forward wraps around (a wrapped value says nothing useful about the
+direction of the input, so no gradient is passed).
 
-- ``integer`` (alias ``fixed``): fixed point, value = k / 2^frac with integer k; ``k = round(x · 2^frac)``,
-  round half to even, then saturated to [−2^(w−1), 2^(w−1)−1] (signed) or [0, 2^w−1] (unsigned).
+- ``integer`` (alias ``fixed``): fixed point, value = k / 2^frac with integer k. ``round`` (README:
+  Transform; the modes are ``netcarve.config.passes.ROUND_MODES``): ``nearest_even`` (default) k =
+  round-half-to-even(x · 2^frac); ``nearest_up`` k = floor(x · 2^frac + 0.5); ``truncate`` k =
+  floor(x · 2^frac). Then ``overflow``: ``saturate`` (default) clamps k to [lo, hi] = [−2^(w−1), 2^(w−1)−1]
+  (signed) or [0, 2^w−1] (unsigned); ``wrap`` maps k ↦ ((k − lo) mod 2^w) + lo (two's complement).
   ``frac_width`` None ⇒ ``width // 2``. A config's ``*_frac_width`` must lie in 0..width
   (:class:`~netcarve.config.passes.QuantLayerConfig`); called directly, the quantizer computes any
   ``frac_width`` (a negative one gives steps coarser than 1).
@@ -18,10 +25,11 @@ strictly outside it (where the forward saturates). Rounding itself is treated as
   Round half to even, saturate at ± the max normal (2 − 2^−m) · 2^(2^e − 1 − b). Unsigned operands are
   not special-cased (the sign bit is kept). The bias must leave some magnitude in [2^−24, 2^24]: the
   smallest subnormal 2^(1−b−m) ≤ 2^24 and the max normal ≥ 2^−24, i.e. −23 − m ≤ b ≤ 2^e + 23; any other
-  bias rounds every value of ordinary size to zero or saturates it, and is a ConfigError.
+  bias rounds every value of ordinary size to zero or saturates it, and is a ConfigError. Only the default
+  modes (``nearest_even``, ``saturate``); any other is a ConfigError.
 - ``binary``: 1 bit, unscaled. Signed operands map x ≥ 0 → +1 and x < 0 → −1 (zero → +1), gradient on
   [−1, 1] (the usual hardtanh STE). Unsigned operands (ReLU inputs) use the 1-bit unsigned integer grid
-  {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1].
+  {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1]. Only the default modes, like minifloat_ieee.
 
 Which operands are unsigned is decided by the quantize pass (see ``netcarve.transforms.quantize.plan``).
 """
@@ -35,6 +43,7 @@ from typing import Any, Protocol
 
 import torch
 
+from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OVERFLOW_MODES, ROUND_MODES
 from netcarve.errors import ConfigError
 from netcarve.ir.fakequant import fake_quant_scope
 from netcarve.ir.meta import Precision
@@ -52,6 +61,8 @@ class QuantSpec:
     exponent_width: int | None = None
     exponent_bias: int | None = None
     signed: bool = True
+    round: str = DEFAULT_ROUND
+    overflow: str = DEFAULT_OVERFLOW
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.quantize(x, self)
@@ -61,15 +72,21 @@ class QuantSpec:
         return self.quantizer.bounds(self)
 
     def precision(self) -> Precision:
-        return Precision(self.quantizer.name, self.width, self.frac_width, self.exponent_width, self.exponent_bias)
+        return Precision(
+            self.quantizer.name, self.width, self.frac_width, self.exponent_width, self.exponent_bias,
+            self.round, self.overflow,
+        )  # fmt: skip
 
     def describe(self) -> str:
-        """E.g. ``integer(8,4)``; unsigned operands get a ``u`` prefix (``uinteger(8,4)``)."""
+        """E.g. ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (non-default modes); unsigned operands get a ``u``
+        prefix (``uinteger(8,4)``)."""
         return ("" if self.signed else "u") + self.precision().describe()
 
 
 class Quantizer(Protocol):
     name: str
+    #: whether it implements the round/overflow modes besides the defaults (nearest_even, saturate)
+    modes: bool
 
     def make_spec(
         self,
@@ -78,6 +95,8 @@ class Quantizer(Protocol):
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
+        round: str = DEFAULT_ROUND,
+        overflow: str = DEFAULT_OVERFLOW,
     ) -> QuantSpec:
         """Validate the settings and fill defaults; raises ConfigError."""
         ...
@@ -100,6 +119,21 @@ class RegisteredQuantizer:
     a pickle refers to it by its registered name)."""
 
     name = ""
+    modes = False
+
+    def check_modes(self, round: str, overflow: str) -> None:
+        """A ConfigError for an unknown mode, or a non-default one this quantizer does not implement."""
+        for what, value, allowed, default in (
+            ("round", round, ROUND_MODES, DEFAULT_ROUND),
+            ("overflow", overflow, OVERFLOW_MODES, DEFAULT_OVERFLOW),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"{self.name} quantizer: unknown {what} mode {value!r} (valid: {', '.join(allowed)})")
+            if value != default and not self.modes:
+                raise ConfigError(
+                    f"{self.name} quantizer: {what} = {value!r} is not supported (only {default!r}); "
+                    "round/overflow modes apply to the integer (fixed-point) quantizer"
+                )
 
     def __repr__(self) -> str:
         return f"<quantizer {self.name}>"
@@ -135,10 +169,19 @@ def fake_quantize(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], l
         return _ClippedSTE.apply(x, fn, lo, hi)
 
 
+#: round mode → how x · 2^frac becomes an integer (``netcarve.config.passes.ROUND_MODES``)
+_ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "nearest_even": torch.round,
+    "nearest_up": lambda t: torch.floor(t + 0.5),
+    "truncate": torch.floor,
+}
+
+
 class IntegerQuantizer(RegisteredQuantizer):
-    """Fixed point k / 2^frac: round half to even, saturate (signed or unsigned range)."""
+    """Fixed point k / 2^frac: round (half to even, half up or truncate), then saturate or wrap."""
 
     name = "integer"
+    modes = True
 
     def make_spec(
         self,
@@ -147,11 +190,14 @@ class IntegerQuantizer(RegisteredQuantizer):
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
+        round: str = DEFAULT_ROUND,
+        overflow: str = DEFAULT_OVERFLOW,
     ) -> QuantSpec:
+        self.check_modes(round, overflow)
         if width < 1:
             raise ConfigError(f"integer quantizer: width must be ≥ 1, got {width}")
         frac = width // 2 if frac_width is None else frac_width
-        return QuantSpec(self, width, frac, signed=signed)
+        return QuantSpec(self, width, frac, signed=signed, round=round, overflow=overflow)
 
     @staticmethod
     def int_range(spec: QuantSpec) -> tuple[int, int]:
@@ -168,8 +214,12 @@ class IntegerQuantizer(RegisteredQuantizer):
         k_lo, k_hi = self.int_range(spec)
         scale = 2.0 ** (spec.frac_width or 0)
 
+        rounding, wrap = _ROUNDING[spec.round], spec.overflow == "wrap"
+
         def fn(t: torch.Tensor) -> torch.Tensor:
-            return torch.clamp(torch.round(t * scale), k_lo, k_hi) / scale
+            k = rounding(t * scale)
+            k = torch.remainder(k - k_lo, k_hi - k_lo + 1) + k_lo if wrap else torch.clamp(k, k_lo, k_hi)
+            return k / scale
 
         lo, hi = self.bounds(spec)
         return fake_quantize(x, fn, lo, hi)
@@ -187,7 +237,10 @@ class MinifloatIEEEQuantizer(RegisteredQuantizer):
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
+        round: str = DEFAULT_ROUND,
+        overflow: str = DEFAULT_OVERFLOW,
     ) -> QuantSpec:
+        self.check_modes(round, overflow)
         if exponent_width is None:
             raise ConfigError("minifloat_ieee quantizer needs an exponent_width")
         if not 1 <= exponent_width <= 11:
@@ -251,7 +304,10 @@ class BinaryQuantizer(RegisteredQuantizer):
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
+        round: str = DEFAULT_ROUND,
+        overflow: str = DEFAULT_OVERFLOW,
     ) -> QuantSpec:
+        self.check_modes(round, overflow)
         if width != 1:
             raise ConfigError(f"binary quantizer stores 1 bit: set the operand's width to 1 (got {width})")
         return QuantSpec(self, 1, signed=signed)

@@ -1,0 +1,148 @@
+"""Firmware estimates from da4ml (README: Analyze): ``fpga_luts`` and ``fpga_latency``, per layer and total.
+
+The quantized graph's fixed-point program (:func:`netcarve.export.program.build_program`) is traced by da4ml
+(:func:`netcarve.export.da4ml.trace_program`) into a fully pipelined adder graph of its constant
+multiplications. da4ml's ``cost`` is its LUT estimate of that logic and ``max(latency)`` its adder-depth
+estimate of the critical path, in adder delays: estimates, not a synthesis result.
+
+The total is the trace of the whole program; a layer's numbers are the trace of that layer alone
+(:meth:`~netcarve.export.program.Program.layer_programs`: its Dense between its input and output
+quantizers), so the layers need not add up to the total exactly (ReLUs and quantizers between layers, and
+latency is a critical path, not a sum).
+
+Tracing takes 0.1–2 s, so results are kept in a small in-process LRU keyed by a digest of everything the
+trace reads (formats, weights, biases and step order): a configuration a search meets again costs nothing.
+da4ml is imported only when something is traced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netcarve.errors import NetcarveError
+
+if TYPE_CHECKING:
+    from netcarve.export.program import FixedFormat, Program
+    from netcarve.ir.graph import Graph
+
+log = logging.getLogger(__name__)
+
+#: traced programs remembered per process (a cost is two floats; the key a 32-byte digest)
+CACHE_SIZE = 512
+
+
+class FpgaUnavailableError(NetcarveError):
+    """da4ml, which the firmware estimates need, is not installed."""
+
+
+@dataclass(frozen=True)
+class FpgaCost:
+    """da4ml's estimates of one traced program: LUTs, and the critical path in adder delays."""
+
+    luts: float
+    latency: float
+
+
+@dataclass(frozen=True)
+class FpgaCosts:
+    """The whole program's estimates and each Dense layer's (node → (luts, latency)), in graph order (empty
+    when not asked for)."""
+
+    total_luts: float
+    total_latency: float
+    per_layer: dict[str, tuple[float, float]]
+
+
+_cache: OrderedDict[str, FpgaCost] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _format_bytes(fmt: FixedFormat | None) -> bytes:
+    if fmt is None:
+        return b"-"
+    return f"{int(fmt.signed)},{fmt.width},{fmt.frac},{fmt.round},{fmt.overflow};".encode()
+
+
+def _array_bytes(array: np.ndarray | None) -> bytes:
+    if array is None:
+        return b"-"
+    a = np.ascontiguousarray(array, dtype=np.float64)
+    return repr(a.shape).encode() + a.tobytes()
+
+
+def program_digest(program: Program) -> str:
+    """A digest of everything the trace reads: the port, and each step's kind, formats and constants in
+    order (node names are left out: the same arithmetic under another name costs the same)."""
+    from netcarve.export.program import Dense, Quantize
+
+    h = hashlib.blake2b(digest_size=32)
+    h.update(f"in={program.in_features};".encode())
+    h.update(_format_bytes(program.port))
+    for step in program.steps:
+        if isinstance(step, Quantize):
+            h.update(b"Q" + _format_bytes(step.fmt))
+        elif isinstance(step, Dense):
+            h.update(b"D" + _format_bytes(step.weight_fmt) + _format_bytes(step.bias_fmt))
+            h.update(_array_bytes(step.weight) + _array_bytes(step.bias))
+        else:
+            h.update(b"R")
+    return h.hexdigest()
+
+
+def require_da4ml() -> None:
+    """A one-line error naming the extra when da4ml is missing."""
+    if importlib.util.find_spec("da4ml") is None:
+        raise FpgaUnavailableError(
+            "the fpga metrics (fpga_luts, fpga_latency) need the 'da4ml' package: pip install 'netcarve[fpga]'"
+        )
+
+
+def trace_cost(program: Program) -> FpgaCost:
+    """da4ml's estimates of ``program``, traced once per process for the same digest (an LRU)."""
+    key = program_digest(program)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    require_da4ml()
+    from netcarve.export.da4ml import trace_program
+
+    comb = trace_program(program)
+    cost = FpgaCost(float(comb.cost), float(max(comb.latency)))
+    with _lock:
+        _cache[key] = cost
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return cost
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def fpga_costs(graph: Graph, *, per_layer: bool = True) -> FpgaCosts:
+    """da4ml's LUT and latency estimates of ``graph``'s firmware, total and (``per_layer``) per Dense layer;
+    a search needs only the total, which halves the tracing.
+
+    PassError (from :func:`~netcarve.export.program.build_program`, naming the node) when the graph cannot
+    be exported; FpgaUnavailableError when da4ml is missing."""
+    from netcarve.export.program import build_program
+
+    program = build_program(graph)
+    total = trace_cost(program)
+    layers = {}
+    for node, layer in program.layer_programs().items() if per_layer else ():
+        cost = trace_cost(layer)
+        layers[node] = (cost.luts, cost.latency)
+    log.debug("fpga: %.0f LUTs, %.0f adder delays (%d layers)", total.luts, total.latency, len(layers))
+    return FpgaCosts(total.luts, total.latency, layers)

@@ -1,0 +1,61 @@
+"""``netcarve export``: a quantized checkpoint or a search's best trial to firmware, checked bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from netcarve.cli.common import console, handle_errors, setup_logging
+from netcarve.cli.search import StorageOpt
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("export")
+    @handle_errors
+    def export_cmd(
+        source: Annotated[Path, typer.Argument(help="A transformed checkpoint (.pt) or a search run dir.")],
+        to: Annotated[str, typer.Option("--to", help="Backend: da4ml or hls4ml.")],
+        output: Annotated[Path, typer.Option(help="Directory to write (must not exist, unless --force).")],
+        trial: Annotated[
+            int | None, typer.Option(help="Trial number of a search run dir (default: its best trial, best.pt).")
+        ] = None,
+        force: Annotated[bool, typer.Option(help="Replace the output directory if it exists.")] = False,
+        part: Annotated[str | None, typer.Option(help="FPGA part (hls4ml).")] = None,
+        default_precision: Annotated[
+            str | None, typer.Option(help="Precision for layers left float (hls4ml), e.g. ap_fixed<16,6>.")
+        ] = None,
+        split: Annotated[str, typer.Option(help="Split for the check: train, val or test.")] = "test",
+        dataset: Annotated[str | None, typer.Option(help="Dataset for the check (default: the source's).")] = None,
+        storage: StorageOpt = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        """Write firmware for a quantized model and check it against netcarve on a dataset split.
+
+        The exported design's inputs are quantized by netcarve's first input quantizer (the input port);
+        the check prints the largest difference from netcarve's fake-quantized forward pass and the argmax
+        agreement (0 and 100 % for a fully fixed-point model) and writes them to OUTPUT/export.json.
+        """
+        setup_logging(verbose)
+        from netcarve.export.api import export
+        from netcarve.export.backends import ExportOptions
+
+        outcome = export(
+            source,
+            to,
+            output,
+            trial=trial,
+            force=force,
+            options=ExportOptions(part=part, default_precision=default_precision),
+            split=split,
+            dataset=dataset,
+            storage_url=storage,
+        )
+        figures = ", ".join(f"{k} {v}" for k, v in outcome.figures.items())
+        console.print(f"port: {outcome.program.port.describe()} × {outcome.program.in_features}", highlight=False)
+        if figures:
+            console.print(f"{outcome.backend}: {figures}", highlight=False)
+        console.print(outcome.check_line() + (" (bit-exact)" if outcome.exact else ""), highlight=False)
+        files = ", ".join(str(outcome.directory / f) for f in outcome.files.values())
+        console.print(f"wrote {files}", highlight=False, soft_wrap=True)

@@ -1,0 +1,200 @@
+"""``netcarve export`` as a library call: a quantized model to firmware files, checked bit for bit.
+
+The source is a transformed checkpoint or a search run dir (its best trial, or ``trial``). The model's
+fixed-point :class:`~netcarve.export.program.Program` is handed to the backend, which writes the firmware
+into ``output``; then the check runs, always: the dataset's ``split`` goes through the exported design (on
+the port values) and through netcarve's own fake-quantized forward pass, and the largest absolute
+difference and the share of equal argmaxes are reported and written to ``output/export.json``. For a fully
+fixed-point model they are 0 and 100 %.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netcarve.errors import ExportError, NetcarveError
+from netcarve.export.backends import BACKENDS, Backend, ExportOptions, require_package
+from netcarve.export.program import Program, build_program, float_layers, netcarve_forward
+from netcarve.ir.graph import Graph
+
+log = logging.getLogger(__name__)
+
+#: the modules that register the built-in backends (imported on first use; one missing from this build is
+#: skipped)
+BACKEND_MODULES = ("netcarve.export.da4ml", "netcarve.export.hls4ml")
+SUMMARY_FILE = "export.json"
+PORT_NOTE = "inputs are quantized by netcarve's first input quantizer"
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    backend: str
+    source: str
+    trial: int | None
+    directory: Path
+    program: Program
+    split: str
+    rows: int
+    #: max |exported − netcarve| over the split's outputs
+    max_abs_diff: float
+    #: share of rows whose argmax agrees (0 … 1)
+    argmax_agreement: float
+    figures: dict[str, Any]
+    files: dict[str, str]
+    summary: dict[str, Any]
+
+    @property
+    def exact(self) -> bool:
+        return self.max_abs_diff == 0.0
+
+    def check_line(self) -> str:
+        return (
+            f"check on {self.split} ({self.rows} rows): max |{self.backend} − netcarve| = {self.max_abs_diff:g}, "
+            f"argmax agreement {100 * self.argmax_agreement:.2f} %"
+        )
+
+
+def load_backends() -> None:
+    for name in BACKEND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a backend that is not part of this build
+            if exc.name != name:
+                raise
+
+
+def backend_named(name: str) -> Backend:
+    load_backends()
+    return BACKENDS.get(name)
+
+
+def load_source(source: Path, trial: int | None = None, storage_url: str | None = None) -> tuple[Graph, str | None]:
+    """The model to export and the dataset spec it was made with (None: take it from the checkpoint)."""
+    if source.is_dir():
+        if not (source / "manifest.json").is_file():
+            raise ExportError(f"{str(source)!r} is neither a checkpoint nor a search run dir (no manifest.json)")
+        from netcarve.search.api import trial_graph
+
+        graph, config = trial_graph(source, trial, storage_url)
+        return graph, config.dataset
+    if trial is not None:
+        raise ExportError(f"--trial picks a trial of a search run dir; {str(source)!r} is a checkpoint")
+    from netcarve.train.checkpoint import load_saved_graph
+
+    return load_saved_graph(source), None
+
+
+def _prepare_output(output: Path, source: Path, force: bool) -> None:
+    """Refuse an existing output dir; with ``force`` remove it (only it), never one holding the source."""
+    if not output.exists():
+        return
+    if not force:
+        raise ExportError(f"output {str(output)!r} already exists: choose another --output or pass --force")
+    if not output.is_dir():
+        raise ExportError(f"output {str(output)!r} is a file, not a directory: nothing was removed")
+    out, src = output.resolve(), source.resolve()
+    if out == src or out in src.parents or out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:
+        raise ExportError(f"--force would remove {str(output)!r}, which holds the source or this directory")
+    shutil.rmtree(output)
+
+
+def _dataset_split(spec: str, split: str) -> np.ndarray:
+    from netcarve.data import load_dataset
+
+    splits = load_dataset(spec)
+    return splits.split(split).x.detach().cpu().double().numpy()
+
+
+def export(
+    source: str | Path,
+    to: str,
+    output: str | Path,
+    *,
+    trial: int | None = None,
+    force: bool = False,
+    options: ExportOptions | None = None,
+    split: str = "test",
+    dataset: str | None = None,
+    storage_url: str | None = None,
+) -> ExportOutcome:
+    """Export ``source`` with backend ``to`` into the directory ``output``, then check it on ``split`` of
+    the dataset (``dataset`` overrides the one the source was made with)."""
+    options = options or ExportOptions()
+    backend = backend_named(to)
+    require_package(backend)
+    src, out = Path(source), Path(output)
+    if not src.exists():
+        raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
+    if out.exists() and not force:
+        raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
+    graph, run_dataset = load_source(src, trial, storage_url)
+    graph.module.cpu()
+    # a backend that allows float layers (hls4ml) gives them --default-precision (see export/hls4ml.py)
+    parse = backend.extra.get("parse_precision") if backend.allows_float and options.default_precision else None
+    if options.default_precision is not None and parse is None:
+        raise ExportError(
+            f"--default-precision is for backends that allow float layers (hls4ml); {backend.name} exports "
+            "fixed-point quantized models only"
+        )
+    float_precision = parse(options.default_precision) if parse else None
+    floats = float_layers(graph) if float_precision is not None else []
+    program = build_program(graph, float_precision=float_precision)
+    spec = dataset or run_dataset or (graph.spec.dataset["name"] if graph.spec is not None else None)
+    if spec is None:
+        raise ExportError("the source records no dataset: pass --dataset")
+    x = _dataset_split(str(spec), split)
+    if x.shape[1] != program.in_features:
+        raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")
+    _prepare_output(out, src, force)
+    out.mkdir(parents=True)
+    try:
+        result = backend.write(program, out, options)
+        got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)
+    except NetcarveError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}") from exc
+    ref = netcarve_forward(graph, x)
+    diff = float(np.abs(got - ref).max()) if ref.size else 0.0
+    agreement = float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1))) if len(ref) else 1.0
+    summary = {
+        "backend": backend.name,
+        "source": str(src),
+        "trial": trial,
+        "check": {
+            "split": split,
+            "dataset": str(spec),
+            "rows": len(x),
+            "max_abs_diff": diff,
+            "argmax_agreement": agreement,
+            "compared_with": "netcarve's fake-quantized forward pass in float64",
+        },
+        "figures": result.figures,
+        "port": {
+            "format": program.port.describe(),
+            "kif": list(program.port.kif),
+            "in_features": program.in_features,
+            "out_features": program.out_features,
+            "note": PORT_NOTE,
+            "preprocess": program.preprocess,
+        },
+        "precisions": program.precisions,
+        # layers given --default-precision: the check then differs from netcarve's float forward by its rounding
+        "float_layers": floats,
+        "files": result.files,
+    }
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    outcome = ExportOutcome(
+        backend.name, str(src), trial, out, program, split, len(x), diff, agreement, result.figures,
+        {**result.files, "summary": SUMMARY_FILE}, summary,
+    )  # fmt: skip
+    log.debug("%s", outcome.check_line())
+    return outcome

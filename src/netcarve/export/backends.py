@@ -1,0 +1,73 @@
+"""Export backends (``netcarve export --to NAME``): one registry entry each.
+
+A backend turns a :class:`~netcarve.export.program.Program` into firmware files in a directory and returns
+a :class:`BackendResult` whose ``predict`` runs the exported design (da4ml's bit-exact interpreter, hls4ml's
+compiled C simulation) on port values, so the export can be checked against netcarve.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netcarve.errors import NetcarveError
+from netcarve.registry import Registry
+
+#: the pip extra that installs every backend
+EXTRA = "netcarve[fpga]"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Settings a backend may read: the FPGA part (hls4ml), a precision for float layers (hls4ml only)."""
+
+    part: str | None = None
+    default_precision: str | None = None
+
+
+@dataclass
+class BackendResult:
+    """What a backend wrote and how to run it."""
+
+    #: runs the exported design on port values (rows of ``in_features`` values on the port's grid)
+    predict: Callable[[np.ndarray], np.ndarray]
+    #: file or directory name → path, relative to the output directory
+    files: dict[str, str] = field(default_factory=dict)
+    #: backend figures for export.json (e.g. da4ml's cost and latency estimates)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    #: the Python package the backend needs (checked before anything is written)
+    package: str
+    write: Callable[..., BackendResult]  # (program, directory, options) -> BackendResult
+    #: whether float layers are allowed (with ``ExportOptions.default_precision``)
+    allows_float: bool = False
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+BACKENDS: Registry[Backend] = Registry("export backend")
+
+
+class MissingBackendError(NetcarveError):
+    """The package a backend needs is not installed."""
+
+
+def require_package(backend: Backend) -> None:
+    """A one-line error naming the extra to install when the backend's package is missing."""
+    if importlib.util.find_spec(backend.package) is None:
+        raise MissingBackendError(
+            f"exporting to {backend.name} needs the {backend.package!r} package: pip install '{EXTRA}'"
+        )
+
+
+def relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root))

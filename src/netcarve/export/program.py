@@ -1,0 +1,357 @@
+"""The fixed-point program of a quantized graph: what the firmware computes, step by step, and its exact
+reference.
+
+A quantized graph (``netcarve transform`` / a search's best trial) is read node by node, in graph order,
+through each op kind's ``export`` mapping (:mod:`netcarve.ir.opspecs`):
+
+- ``dense`` (Linear): ``Quantize`` its ``data_in``; ``Dense`` with the fake-quantized weight and bias
+  (values on their fixed-point grids); ``Quantize`` its ``data_out``;
+- ``relu``: ``Quantize`` ``data_in``, ``Relu``, ``Quantize`` ``data_out``;
+- ``skip`` (Identity, Dropout, Flatten of a vector): nothing;
+- ``affine`` (BatchNorm): only *before* the first quantizer, where it is software preprocessing of the
+  input (like the dataset's scaler) and runs in netcarve, not in the firmware.
+
+**The input port** is the first quantizer: the firmware takes values already on its grid, and
+:meth:`Program.port_inputs` gives them exactly as netcarve's forward pass rounds and saturates them (any
+preprocessing before that quantizer included). A quantizer applied between layers keeps its rounding and
+overflow modes; the matrix products and bias additions in between are exact (as wide as they need to be).
+
+:meth:`Program.reference` evaluates the program in float64 numpy, which is exact while every partial sum
+fits 53 bits (any practical trigger network: widths up to about 20 bits); the export's check compares the
+firmware with both it and netcarve's own fake-quantized forward pass run in float64.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx as fx
+
+from netcarve.errors import PassError
+from netcarve.ir.graph import Graph
+from netcarve.ir.opspecs import spec_of_module
+
+ROUND_DEFAULT = "nearest_even"
+OVERFLOW_DEFAULT = "saturate"
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """A fixed-point number format: ``width`` bits, ``frac`` of them fractional, signed or not, with the
+    rounding and overflow modes of the quantizer that produces it (value = k · 2^−frac, k an integer)."""
+
+    signed: bool
+    width: int
+    frac: int
+    round: str = ROUND_DEFAULT
+    overflow: str = OVERFLOW_DEFAULT
+
+    @property
+    def int_bits(self) -> int:
+        """ap_fixed's I: integer bits including the sign bit (``width − frac``)."""
+        return self.width - self.frac
+
+    @property
+    def kif(self) -> tuple[int, int, int]:
+        """da4ml's (k, i, f): sign bit, integer bits without the sign, fractional bits."""
+        k = int(self.signed)
+        return k, self.width - self.frac - k, self.frac
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        if self.signed:
+            return -(2 ** (self.width - 1)), 2 ** (self.width - 1) - 1
+        return 0, 2**self.width - 1
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """``x`` on this format's grid, rounded and overflowed as the quantizer does (float64, exact)."""
+        y = np.asarray(x, dtype=np.float64) * 2.0**self.frac
+        if self.round == "nearest_even":
+            k = np.round(y)  # numpy rounds half to even, as torch.round does
+        elif self.round == "nearest_up":
+            k = np.floor(y + 0.5)
+        elif self.round == "truncate":
+            k = np.floor(y)
+        else:
+            raise PassError(f"unknown rounding mode {self.round!r}")
+        lo, hi = self.int_range
+        k = np.clip(k, lo, hi) if self.overflow == "saturate" else np.mod(k - lo, 2.0**self.width) + lo
+        return k * 2.0**-self.frac
+
+    def describe(self) -> str:
+        modes = (
+            "" if (self.round, self.overflow) == (ROUND_DEFAULT, OVERFLOW_DEFAULT) else f",{self.round},{self.overflow}"
+        )
+        return f"{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}{modes}>"
+
+
+@dataclass(frozen=True)
+class Quantize:
+    node: str
+    operand: str
+    fmt: FixedFormat
+
+
+@dataclass(frozen=True)
+class Dense:
+    """``y = x @ weight.T + bias`` with constant weight (out, in) and bias (out,) on their grids."""
+
+    node: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+    weight_fmt: FixedFormat
+    bias_fmt: FixedFormat | None
+
+
+@dataclass(frozen=True)
+class Relu:
+    node: str
+
+
+Step = Quantize | Dense | Relu
+
+
+@dataclass
+class Program:
+    """The firmware's computation: an input port of ``in_features`` values in ``port`` format, then
+    ``steps``. ``preprocess`` names the nodes run in software before the port (e.g. an input BatchNorm)."""
+
+    graph: Graph
+    in_features: int
+    out_features: int
+    port: FixedFormat
+    steps: list[Step]
+    preprocess: list[str] = field(default_factory=list)
+    #: node → operand → format, as written to export.json
+    precisions: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def layers(self) -> Iterator[Dense]:
+        return (s for s in self.steps if isinstance(s, Dense))
+
+    def layer_programs(self) -> dict[str, Program]:
+        """Each Dense as a program of its own, keyed by node: its input port is the last format its values
+        were quantized to (the nearest preceding ``Quantize``, or this program's port), its steps whatever
+        runs between that quantizer and the Dense (a ReLU without quantizers), the Dense and the Dense's own
+        output quantizers."""
+        out: dict[str, Program] = {}
+        port, start = self.port, 0
+        for index, step in enumerate(self.steps):
+            if isinstance(step, Quantize):
+                port, start = step.fmt, index + 1
+                continue
+            if not isinstance(step, Dense):
+                continue
+            end = index + 1
+            while end < len(self.steps) and isinstance(q := self.steps[end], Quantize) and q.node == step.node:
+                end += 1
+            out[step.node] = Program(
+                self.graph,
+                in_features=int(step.weight.shape[1]),
+                out_features=int(step.weight.shape[0]),
+                port=port,
+                steps=self.steps[start:end],
+                precisions={step.node: dict(self.precisions.get(step.node, {}))},
+            )
+        return out
+
+    def port_inputs(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        """The values to feed the firmware's input port: ``x`` through netcarve's preprocessing (if any) and
+        first input quantizer, exactly as netcarve's forward pass does (float64)."""
+        xt = torch.as_tensor(x, dtype=torch.float64)
+        if self.preprocess:
+            module = _float64_eval(self.graph)
+            env = _run_prefix(module, self.preprocess, xt)
+            xt = env
+        return self.port.quantize(xt.detach().numpy())
+
+    def reference(self, port_values: np.ndarray) -> np.ndarray:
+        """The program evaluated exactly (float64) from port values."""
+        x = np.asarray(port_values, dtype=np.float64)
+        for step in self.steps:
+            if isinstance(step, Quantize):
+                x = step.fmt.quantize(x)
+            elif isinstance(step, Dense):
+                x = x @ step.weight.T + (step.bias if step.bias is not None else 0.0)
+            else:
+                x = np.maximum(x, 0.0)
+        return x
+
+
+def netcarve_forward(graph: Graph, x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """netcarve's own fake-quantized forward pass of ``x``, in float64 (eval mode, a copy of the model)."""
+    module = _float64_eval(graph)
+    with torch.no_grad():
+        out = module(torch.as_tensor(x, dtype=torch.float64))
+    return out.detach().numpy()
+
+
+def _float64_eval(graph: Graph) -> fx.GraphModule:
+    module = copy.deepcopy(graph.module).double()
+    module.eval()
+    return module
+
+
+def _run_prefix(module: fx.GraphModule, names: list[str], x: torch.Tensor) -> torch.Tensor:
+    """Run the leading call_module nodes ``names`` (a chain from the input) on ``x``."""
+    with torch.no_grad():
+        for name in names:
+            node = next(n for n in module.graph.nodes if n.name == name)
+            x = module.get_submodule(str(node.target))(x)
+    return x
+
+
+def fixed_format(spec: Any, where: str) -> FixedFormat:
+    """The fixed-point format of a quantizer spec; PassError when it is not a fixed-point quantizer."""
+    name = getattr(getattr(spec, "quantizer", None), "name", None)
+    if name != "integer" or spec.frac_width is None:
+        raise PassError(f"{where} is quantized with {spec.describe()}, which has no fixed-point mapping")
+    return FixedFormat(
+        bool(spec.signed),
+        int(spec.width),
+        int(spec.frac_width),
+        str(getattr(spec, "round", ROUND_DEFAULT)),
+        str(getattr(spec, "overflow", OVERFLOW_DEFAULT)),
+    )
+
+
+def float_layers(graph: Graph) -> list[str]:
+    """The Linear/Conv nodes whose input, weight or bias is not fixed-point quantized."""
+    out = []
+    for node in graph.compute_nodes():
+        if node.op != "call_module":
+            continue
+        module = graph.submodule(node)
+        spec = spec_of_module(module)
+        if spec is None or spec.export != "dense":
+            continue
+        quant: Mapping[str, Any] = getattr(module, "quant", {})
+        has_bias = getattr(module, "bias", None) is not None
+        needed = ("data_in", "weight", *(("bias",) if has_bias else ()))
+        if any(getattr(getattr(quant.get(op), "quantizer", None), "name", None) != "integer" for op in needed):
+            out.append(node.name)
+    return out
+
+
+class _Builder:
+    def __init__(self, graph: Graph, float_precision: FixedFormat | None = None) -> None:
+        self.graph = graph
+        #: the format of float operands (hls4ml's default precision), or None: float operands are errors
+        self.float_precision = float_precision
+        self.steps: list[Step] = []
+        self.preprocess: list[str] = []
+        self.port: FixedFormat | None = None
+        self.precisions: dict[str, dict[str, str]] = {}
+
+    def quantize(self, node: fx.Node, quant: Mapping[str, Any], operand: str, *, dense: bool = False) -> None:
+        spec = quant.get(operand)
+        if spec is None:
+            # a float input (of a layer, or the port) takes the float precision; other float operands stay exact
+            if self.float_precision is None or operand != "data_in" or not (dense or self.port is None):
+                return
+            fmt = self.float_precision
+        else:
+            fmt = fixed_format(spec, f"node {node.name!r}, {operand}")
+        self.precisions.setdefault(node.name, {})[operand] = fmt.describe()
+        if self.port is None:
+            self.port = fmt  # the input port: values arrive on this grid (see Program.port_inputs)
+        else:
+            self.steps.append(Quantize(node.name, operand, fmt))
+
+    def dense(self, node: fx.Node, module: torch.nn.Module, quant: Mapping[str, Any]) -> None:
+        self.quantize(node, quant, "data_in", dense=True)
+        if self.port is None:
+            raise PassError(f"node {node.name!r}: its input is float; quantize its data_in to export it")
+        with torch.no_grad():
+            weight_fmt, weight = self.constant(node, quant, "weight", torch.as_tensor(module.weight))
+            bias_param = getattr(module, "bias", None)
+            bias_fmt = bias = None
+            if bias_param is not None:
+                bias_fmt, bias = self.constant(node, quant, "bias", bias_param)
+        self.precisions.setdefault(node.name, {})["weight"] = weight_fmt.describe()
+        if bias_fmt is not None:
+            self.precisions[node.name]["bias"] = bias_fmt.describe()
+        self.steps.append(Dense(node.name, weight, bias, weight_fmt, bias_fmt))
+        self.quantize(node, quant, "data_out")
+
+    def constant(
+        self, node: fx.Node, quant: Mapping[str, Any], operand: str, value: torch.Tensor
+    ) -> tuple[FixedFormat, np.ndarray]:
+        """A weight or bias on its grid and its format (the float precision when it is float and one is set)."""
+        spec = quant.get(operand)
+        if spec is None:
+            if self.float_precision is None:
+                raise PassError(f"node {node.name!r}: its {operand} is float; quantize its {operand} to export it")
+            return self.float_precision, self.float_precision.quantize(value.detach().double().numpy())
+        return fixed_format(spec, f"node {node.name!r}, {operand}"), spec(value.detach().double()).numpy()
+
+    def visit(self, node: fx.Node) -> None:
+        meta = self.graph.meta(node)
+        module = self.graph.submodule(node) if node.op == "call_module" else None
+        spec = spec_of_module(module) if module is not None else None
+        mapping = spec.export if spec is not None else None
+        if module is None or mapping is None:
+            raise PassError(f"node {node.name!r} ({meta.kind}) has no fixed-point mapping; it cannot be exported")
+        quant: Mapping[str, Any] = getattr(module, "quant", {})
+        if mapping == "skip":
+            if len(meta.output.shape if meta.output else ()) > 2:
+                raise PassError(f"node {node.name!r} ({meta.kind}): only vectors (batch, features) can be exported")
+            return
+        if mapping == "affine":
+            if self.port is not None or self.steps:
+                raise PassError(
+                    f"node {node.name!r} ({meta.kind}) is inside the network: BatchNorm can be exported only "
+                    "before the first quantizer (as preprocessing of the input); fold it into its layer first"
+                )
+            self.preprocess.append(node.name)
+            return
+        if mapping == "dense":
+            self.dense(node, module, quant)
+            return
+        self.quantize(node, quant, "data_in")
+        if self.port is None:
+            raise PassError(f"node {node.name!r}: its input is float; quantize its data_in to export it")
+        self.steps.append(Relu(node.name))
+        self.quantize(node, quant, "data_out")
+
+
+def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> Program:
+    """The fixed-point program of ``graph`` (a chain of nodes from one input to one output).
+
+    PassError (one line, naming the node) for a node without a fixed-point mapping, a float layer, a branch,
+    or a BatchNorm inside the network. With ``float_precision`` (hls4ml's default precision), float layers
+    are allowed: their unquantized input, weight and bias take that format (their outputs stay exact, up to
+    the next layer's input), and the program then differs from netcarve's float forward by that rounding.
+    """
+    floats = float_layers(graph)
+    if floats and float_precision is None:
+        raise PassError(
+            f"layer(s) {', '.join(floats)} are not fixed-point quantized (input, weight and bias): "
+            "quantize them with the integer quantizer to export them bit-exactly"
+        )
+    builder = _Builder(graph, float_precision)
+    previous: fx.Node | None = None
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            previous = node if node.op == "placeholder" else previous
+            continue
+        if previous is None or node.all_input_nodes != [previous]:
+            raise PassError(f"node {node.name!r} does not follow a single chain of layers; only chains export")
+        builder.visit(node)
+        previous = node
+    if builder.port is None or not any(isinstance(s, Dense) for s in builder.steps):
+        raise PassError("the graph has no fixed-point quantized layer to export")
+    dense = [s for s in builder.steps if isinstance(s, Dense)]
+    return Program(
+        graph,
+        in_features=int(dense[0].weight.shape[1]),
+        out_features=int(dense[-1].weight.shape[0]),
+        port=builder.port,
+        steps=builder.steps,
+        preprocess=builder.preprocess,
+        precisions=builder.precisions,
+    )

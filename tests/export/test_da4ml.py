@@ -1,0 +1,160 @@
+"""The da4ml backend: traced logic equals the program's exact reference and netcarve's forward bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from netcarve.config.passes import QuantLayerConfig
+from netcarve.export.backends import BACKENDS, ExportOptions
+from netcarve.export.program import FixedFormat, Quantize, build_program, netcarve_forward
+from tests.export.test_program import integer, quantized
+
+pytest.importorskip("da4ml")
+
+from da4ml.trace import FixedVariableArrayInput, comb_trace
+from da4ml.trace.ops import quantize as da4ml_quantize
+from da4ml.types import CombLogic
+
+from netcarve.export.da4ml import _quantize, trace_program
+
+HAS_MODES = "data_out_round" in QuantLayerConfig.model_fields
+
+
+def modes(**kw: str) -> dict[str, str]:
+    """Rounding/overflow keys, only once the quantizers have them."""
+    return kw if HAS_MODES else {}
+
+
+#: per-layer mixes of hls4ml-jet (Linear seq_blocks_0/2/4/6, ReLU 1/3/5); data_out frac widths below the
+#: accumulators' (data_in frac + weight frac) make ties and overflows common
+JET_MIXES = {
+    "wide": {
+        "by": "name",
+        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
+                           bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
+        "seq_blocks_0": integer(data_in_width=10, data_in_frac_width=6, weight_width=4, weight_frac_width=3,
+                                bias_width=6, bias_frac_width=3, data_out_width=12, data_out_frac_width=5),
+        "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=8, weight_frac_width=6,
+                                bias_width=5, bias_frac_width=2, data_out_width=8, data_out_frac_width=2),
+    },
+    "narrow": {
+        "by": "name",
+        "default": integer(data_in_width=6, data_in_frac_width=3, weight_width=5, weight_frac_width=4,
+                           bias_width=5, bias_frac_width=3, data_out_width=6, data_out_frac_width=2),
+        "seq_blocks_3": integer(data_in_width=4, data_in_frac_width=2, data_out_width=5, data_out_frac_width=3),
+        "seq_blocks_4": integer(data_in_width=5, data_in_frac_width=2, weight_width=4, weight_frac_width=4,
+                                bias_width=4, bias_frac_width=2, data_out_width=7, data_out_frac_width=1),
+    },
+    "modes": {
+        "by": "name",
+        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
+                           bias_width=8, bias_frac_width=4, data_out_width=8, data_out_frac_width=2),
+        "seq_blocks_0": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
+                                bias_width=8, bias_frac_width=4, data_out_width=6, data_out_frac_width=1,
+                                **modes(data_out_round="truncate", data_out_overflow="wrap")),
+        "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=5, weight_frac_width=4,
+                                bias_width=6, bias_frac_width=3, data_out_width=7, data_out_frac_width=2,
+                                **modes(data_in_round="truncate", data_out_round="nearest_up")),
+        "seq_blocks_4": integer(data_in_width=6, data_in_frac_width=2, weight_width=5, weight_frac_width=3,
+                                bias_width=6, bias_frac_width=3, data_out_width=5, data_out_frac_width=0,
+                                **modes(data_in_round="nearest_up", data_out_overflow="wrap")),
+    },
+}  # fmt: skip
+
+#: jsc-three-linear-layers: BatchNorm 0 (software preprocessing), ReLU 1/3/5/7, Linear 2/4/6
+JSC_MIXES = {
+    "wide": {
+        "by": "name",
+        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
+                           bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
+        "seq_blocks_4": integer(data_in_width=10, data_in_frac_width=5, weight_width=8, weight_frac_width=7,
+                                bias_width=6, bias_frac_width=3, data_out_width=9, data_out_frac_width=3),
+    },
+    "narrow": {
+        "by": "name",
+        "default": integer(data_in_width=5, data_in_frac_width=2, weight_width=3, weight_frac_width=2,
+                           bias_width=4, bias_frac_width=2, data_out_width=6, data_out_frac_width=1),
+        "seq_blocks_1": integer(data_in_width=6, data_in_frac_width=3, data_out_width=6, data_out_frac_width=3),
+        "seq_blocks_6": integer(data_in_width=4, data_in_frac_width=1, weight_width=4, weight_frac_width=3,
+                                bias_width=3, bias_frac_width=1, data_out_width=8, data_out_frac_width=2,
+                                **modes(data_out_round="truncate", data_out_overflow="wrap")),
+    },
+}  # fmt: skip
+
+CASES = [("hls4ml-jet", m) for m in JET_MIXES] + [("jsc-three-linear-layers", m) for m in JSC_MIXES]
+
+
+@pytest.mark.parametrize(("model", "mix"), CASES)
+def test_trace_is_bit_exact(model: str, mix: str) -> None:
+    """On 2,000 rows (σ = 3, so the port and narrow layers saturate), da4ml's interpreter, the program's
+    float64 reference and netcarve's fake-quantized forward agree exactly: max |diff| = 0."""
+    config = (JET_MIXES if model == "hls4ml-jet" else JSC_MIXES)[mix]
+    graph = quantized(model, config, seed=1)
+    program = build_program(graph)
+    torch.manual_seed(2)
+    x = torch.randn(2000, 16) * 3
+    port = program.port_inputs(x)
+    logic = trace_program(program).predict(port)
+    reference = program.reference(port)
+    assert np.abs(reference).max() > 0  # not a dead network
+    np.testing.assert_array_equal(logic, reference)
+    np.testing.assert_array_equal(logic, netcarve_forward(graph, x))
+
+
+@pytest.mark.parametrize("round_mode", ["nearest_even", "nearest_up", "truncate"])
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+@pytest.mark.parametrize("signed", [True, False])
+def test_quantize_modes_on_every_grid_point(round_mode: str, overflow: str, signed: bool) -> None:
+    """The values k/16, k = −192 … 191 (−12 … 11.9375) on a signed <10,6> port (frac 4), quantized to 4 bits
+    with frac 1 (step 1/2, so every value with k ≡ 4 mod 8 is a tie, and the range −4 … 3.5 or 0 … 7.5
+    overflows): da4ml's mapping equals FixedFormat.quantize, the hand-checked reference of test_program."""
+    port = FixedFormat(True, 10, 4)
+    target = FixedFormat(signed, 4, 1, round_mode, overflow)
+    inp = FixedVariableArrayInput(384)
+    y = _quantize(da4ml_quantize(inp, *port.kif), target)
+    x = np.arange(-192, 192) / 16.0
+    got = comb_trace(inp, y).predict(x[None, :])[0]
+    np.testing.assert_array_equal(got, target.quantize(x))
+
+
+def test_write_saves_loadable_logic_and_verilog(tmp_path: Path) -> None:
+    """The backend writes logic.json (CombLogic.load gives the same predictions) and Verilog sources, and
+    reports cost and latency [min, max]."""
+    graph = quantized("jsc-three-linear-layers", JSC_MIXES["wide"])
+    program = build_program(graph)
+    result = BACKENDS.get("da4ml").write(program, tmp_path, ExportOptions())
+    assert result.files == {"logic": "logic.json", "verilog": "verilog"}
+    assert list((tmp_path / "verilog" / "src").glob("*.v"))
+    port = program.port_inputs(torch.randn(500, 16) * 3)
+    loaded = CombLogic.load(tmp_path / "logic.json")
+    np.testing.assert_array_equal(loaded.predict(port), result.predict(port))
+    np.testing.assert_array_equal(result.predict(port), program.reference(port))
+    cost: Any = result.figures["cost"]
+    low, high = result.figures["latency"]
+    assert cost > 0 and 0 < low <= high
+
+
+def test_every_mode_between_layers_matches_the_reference() -> None:
+    """The narrow hls4ml-jet program with its quantizers between layers cycled through the six
+    rounding × overflow modes (FixedFormat's, independent of the quantizers' config keys): the traced logic
+    equals the program's reference bit for bit."""
+    program = build_program(quantized("hls4ml-jet", JET_MIXES["narrow"], seed=1))
+    combos = [(r, o) for o in ("wrap", "saturate") for r in ("truncate", "nearest_up", "nearest_even")]
+    steps, k = [], 0
+    for step in program.steps:
+        if isinstance(step, Quantize):
+            r, o = combos[k % len(combos)]
+            step = dataclasses.replace(step, fmt=dataclasses.replace(step.fmt, round=r, overflow=o))
+            k += 1
+        steps.append(step)
+    assert k >= 6
+    program = dataclasses.replace(program, steps=steps)
+    torch.manual_seed(3)
+    port = program.port_inputs(torch.randn(2000, 16) * 3)
+    np.testing.assert_array_equal(trace_program(program).predict(port), program.reference(port))

@@ -1,0 +1,160 @@
+"""``netcarve export`` end to end: a transformed checkpoint and a search run dir to da4ml, the check, and
+every bad input as one error line."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.e2e.cli import CONFIGS, run, run_error
+
+pytest.importorskip("da4ml")
+
+#: hls4ml-jet with every Linear and ReLU on 8-bit inputs, 6-bit weights (frac 4), 8-bit biases
+FIXED = """
+model = "hls4ml-jet"
+dataset = "synthetic-jsc:2000"
+
+[passes.quantize]
+by = "type"
+[passes.quantize.default.config]
+name = "integer"
+data_in_width = 8
+data_in_frac_width = 4
+weight_width = 6
+weight_frac_width = 4
+bias_width = 8
+bias_frac_width = 4
+"""
+
+#: only seq_blocks_2 is quantized: the other three Linear layers stay float
+PARTIAL = """
+model = "hls4ml-jet"
+dataset = "synthetic-jsc:2000"
+
+[passes.quantize]
+by = "name"
+[passes.quantize.default.config]
+name = "NA"
+[passes.quantize.seq_blocks_2.config]
+name = "integer"
+data_in_width = 8
+weight_width = 6
+bias_width = 8
+"""
+
+#: digits-cnn starts by unflattening its 64 inputs to an 8×8 image, which has no fixed-point mapping
+CNN = """
+model = "digits-cnn"
+dataset = "digits"
+
+[passes.quantize]
+by = "type"
+[passes.quantize.default.config]
+name = "integer"
+data_in_width = 8
+weight_width = 8
+bias_width = 8
+"""
+
+DATA = ("--dataset", "synthetic-jsc:2000")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A directory with three transformed checkpoints: fixed.pt, partial.pt and cnn.pt."""
+    root = tmp_path_factory.mktemp("export")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("COLUMNS", "200")
+        for name, text in (("fixed", FIXED), ("partial", PARTIAL), ("cnn", CNN)):
+            (root / f"{name}.toml").write_text(text)
+            code, out = run("transform", "--config", f"{name}.toml", "--output", f"{name}.pt")
+            assert code == 0, out
+        yield root
+
+
+def test_checkpoint_export_is_bit_exact(work: Path) -> None:
+    """The check on synthetic-jsc:2000's test split (400 rows): 0 difference, 100 % argmax agreement; export.json
+    holds it with the port format, the precisions and the files; the Verilog sources are there."""
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw", *DATA)
+    assert code == 0, out
+    assert "max |da4ml − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
+    summary = json.loads((work / "fw" / "export.json").read_text())
+    assert summary["check"]["rows"] == 400 and summary["check"]["max_abs_diff"] == 0.0
+    assert summary["check"]["argmax_agreement"] == 1.0
+    assert summary["port"]["format"] == "fixed<8,4>" and "first input quantizer" in summary["port"]["note"]
+    assert summary["precisions"]["seq_blocks_0"]["weight"] == "fixed<6,2>"
+    assert summary["files"] == {"logic": "logic.json", "verilog": "verilog"}
+    assert summary["figures"]["cost"] > 0 and len(summary["figures"]["latency"]) == 2
+    assert list((work / "fw" / "verilog" / "src").glob("*.v"))
+
+
+def test_existing_output_is_refused_and_force_replaces_only_it(work: Path) -> None:
+    (work / "fw2").mkdir()
+    (work / "fw2" / "stale.txt").write_text("old")
+    (work / "keep.txt").write_text("keep")
+    assert "already exists" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", *DATA)
+    assert (work / "fw2" / "stale.txt").is_file()
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", "--force", *DATA)
+    assert code == 0, out
+    assert not (work / "fw2" / "stale.txt").exists() and (work / "fw2" / "logic.json").is_file()
+    assert (work / "keep.txt").read_text() == "keep" and (work / "fixed.pt").is_file()
+    assert "holds the source" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", ".", "--force")
+
+
+def test_bad_input_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    line = run_error("export", "partial.pt", "--to", "da4ml", "--output", "o1", *DATA)
+    assert "seq_blocks_0, seq_blocks_4, seq_blocks_6 are not fixed-point" in line
+    line = run_error("export", "cnn.pt", "--to", "da4ml", "--output", "o2")
+    assert "node 'seq_blocks_0' (unflatten) has no fixed-point mapping" in line
+    assert "did you mean 'da4ml'" in run_error("export", "fixed.pt", "--to", "da4m", "--output", "o3")
+    line = run_error("export", "partial.pt", "--to", "da4ml", "--output", "o7", "--default-precision", "ap_fixed<16,6>")
+    assert "--default-precision is for backends that allow float layers" in line
+    assert "is a checkpoint" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o4", "--trial", "1")
+    assert "does not exist" in run_error("export", "missing.pt", "--to", "da4ml", "--output", "o5")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "da4ml" else real(name, *a))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o6")
+    assert "needs the 'da4ml' package: pip install 'netcarve[fpga]'" in line
+    assert not any((work / f"o{i}").exists() for i in range(1, 8))  # nothing written on bad input
+
+
+def test_search_run_dir_best_and_trial(work: Path) -> None:
+    """A two-trial demo search (one epoch each): its best trial and a complete trial export bit-exactly; a
+    trial that does not exist, or that failed, is one error line."""
+    args = ["search", "--config", str(CONFIGS / "demo_search_digits.toml"), "--project", "s", "--n-trials", "2",
+            "--set", "search.strategy.sw_runner.basic_train.max_epochs=1"]  # fmt: skip
+    code, out = run(*args)
+    assert code == 0, out
+    run_dir = work / "runs" / "s" / "latest"
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "best")
+    assert code == 0, out
+    assert "= 0, argmax agreement 100.00 %" in out
+    with (run_dir / "trials.csv").open() as fh:
+        numbers = [int(r["number"]) for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "t", "--trial", str(numbers[-1]))
+    assert code == 0, out
+    summary = json.loads((work / "t" / "export.json").read_text())
+    assert summary["trial"] == numbers[-1] and summary["check"]["max_abs_diff"] == 0.0
+    assert summary["check"]["rows"] == 360 and np.isclose(summary["check"]["argmax_agreement"], 1.0)
+    line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t2", "--trial", "99")
+    assert "trial 99 does not exist" in line
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from netcarve.search import storage as st
+    from netcarve.search.api import read_study_ref
+
+    ref = read_study_ref(run_dir, None)
+    study = optuna.load_study(study_name=ref.name, storage=st.open_storage(ref.storage))
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    failed = max(t.number for t in study.get_trials(deepcopy=False))
+    line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t3", "--trial", str(failed))
+    assert f"trial {failed} is failed, not complete" in line
