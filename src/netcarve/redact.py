@@ -16,11 +16,16 @@ MASK = "***"
 
 # scheme://user:password@ — the password is anything up to the last '@' before the host part
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)(?P<secret>[^\s'\"]*)(?P<at>@)")
+#: a password given as a URL query parameter (libpq's ``?password=…``, also ``passwd``/``pwd``)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<secret>[^&\s'\"]*)", re.IGNORECASE)
 
 
 def redact_text(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], text) if "://" in text else text
+    """``text`` with the password of every URL in it (``user:password@`` or ``?password=``) replaced by ``***``."""
+    if "://" not in text:
+        return text
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], text)
+    return _QUERY_PASSWORD.sub(lambda m: m["head"] + MASK, text)
 
 
 def redact(value: Any) -> Any:

@@ -118,3 +118,37 @@ def test_config_errors_name_the_users_key(in_tmp: Path, toml: str, key: str) -> 
     assert line.startswith("error: p.toml: ")
     assert f"'{key}'" in line
     assert "entries" not in line
+
+
+@pytest.mark.parametrize(
+    ("multiplier", "expected"),
+    [
+        # 8 outputs × 1e9: not even the channel map (8 bytes a channel) is built
+        ("1e9", "error: layer 'seq_blocks_2' would have 8,000,000,000 outputs (8 now): too large to allocate"),
+        ("inf", "invalid value for 'passes.width.seq_blocks_2.config.channel_multiplier': Input should be a finite"),
+    ],
+)
+def test_absurd_multipliers_are_refused_before_any_allocation(in_tmp: Path, multiplier: str, expected: str) -> None:
+    (in_tmp / "w.toml").write_text(WIDTH_1E6.replace("1e6", multiplier))
+    assert expected in run_error("transform", "jsc-toy", "digits", "--config", "w.toml")
+
+
+def test_seeds_outside_32_bits_and_text_checkpoints(in_tmp: Path) -> None:
+    """Seeds are 0..2^32 − 1 (what Optuna's samplers take); a text file given as a checkpoint is corrupt."""
+    line = run_error("train", "jsc-toy", "digits", "--seed", "99999999999999999999")
+    assert "invalid value for 'seed': Input should be less than or equal to 4294967295" in line
+    (in_tmp / "text.pt").write_text("hello\n")
+    line = run_error("test", "jsc-toy", "digits", "--load", "text.pt")
+    assert line.startswith("error: checkpoint 'text.pt' is corrupt or not a torch file (KeyError: ")
+
+
+@pytest.mark.parametrize(("label", "shown"), [(1e20, "1e+20"), (0.5, "0.5"), (7, "7.0")])
+def test_class_labels_outside_0_to_4_name_the_value_and_row(in_tmp: Path, label: float, shown: str) -> None:
+    cols: dict[str, np.ndarray] = {k: v.astype(object) for k, v in synthetic_jsc_columns(120, seed=4).items()}
+    cols["class"] = np.arange(120, dtype=np.float64) % 5
+    cols["class"][9] = label
+    write_csv(in_tmp / "c.csv", cols)
+    line = run_error("train", "jsc-toy", "c.csv")
+    assert (
+        line == f"error: c.csv: column 'class' has {shown} in data row 10 (line 11): labels must be 0..4 or g/q/w/z/t"
+    )

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from netcarve.config.passes import QuantLayerConfig
 from netcarve.export.backends import BACKENDS, ExportOptions
 from netcarve.export.program import FixedFormat, Quantize, build_program, netcarve_forward
 from tests.export.test_program import integer, quantized
@@ -22,14 +21,6 @@ from da4ml.trace.ops import quantize as da4ml_quantize
 from da4ml.types import CombLogic
 
 from netcarve.export.da4ml import _quantize, trace_program
-
-HAS_MODES = "data_out_round" in QuantLayerConfig.model_fields
-
-
-def modes(**kw: str) -> dict[str, str]:
-    """Rounding/overflow keys, only once the quantizers have them."""
-    return kw if HAS_MODES else {}
-
 
 #: per-layer mixes of hls4ml-jet (Linear seq_blocks_0/2/4/6, ReLU 1/3/5); data_out frac widths below the
 #: accumulators' (data_in frac + weight frac) make ties and overflows common
@@ -57,13 +48,13 @@ JET_MIXES = {
                            bias_width=8, bias_frac_width=4, data_out_width=8, data_out_frac_width=2),
         "seq_blocks_0": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
                                 bias_width=8, bias_frac_width=4, data_out_width=6, data_out_frac_width=1,
-                                **modes(data_out_round="truncate", data_out_overflow="wrap")),
+                                data_out_round="truncate", data_out_overflow="wrap"),
         "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=5, weight_frac_width=4,
                                 bias_width=6, bias_frac_width=3, data_out_width=7, data_out_frac_width=2,
-                                **modes(data_in_round="truncate", data_out_round="nearest_up")),
+                                data_in_round="truncate", data_out_round="nearest_up"),
         "seq_blocks_4": integer(data_in_width=6, data_in_frac_width=2, weight_width=5, weight_frac_width=3,
                                 bias_width=6, bias_frac_width=3, data_out_width=5, data_out_frac_width=0,
-                                **modes(data_in_round="nearest_up", data_out_overflow="wrap")),
+                                data_in_round="nearest_up", data_out_overflow="wrap"),
     },
 }  # fmt: skip
 
@@ -83,7 +74,7 @@ JSC_MIXES = {
         "seq_blocks_1": integer(data_in_width=6, data_in_frac_width=3, data_out_width=6, data_out_frac_width=3),
         "seq_blocks_6": integer(data_in_width=4, data_in_frac_width=1, weight_width=4, weight_frac_width=3,
                                 bias_width=3, bias_frac_width=1, data_out_width=8, data_out_frac_width=2,
-                                **modes(data_out_round="truncate", data_out_overflow="wrap")),
+                                data_out_round="truncate", data_out_overflow="wrap"),
     },
 }  # fmt: skip
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from netcarve.config.passes import QuantLayerConfig
 from netcarve.data.jsc_schema import jsc_info
 from netcarve.errors import PassError
 from netcarve.export.backends import BACKENDS, ExportOptions
@@ -27,18 +26,12 @@ pytest.importorskip("hls4ml")
 
 import netcarve.export.hls4ml as hls
 
-HAS_MODES = "data_out_round" in QuantLayerConfig.model_fields
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="hls4ml's C simulation needs g++ on the PATH")
-
-
-def modes(**kw: str) -> dict[str, Any]:
-    """Rounding/overflow keys, only once the quantizers have them."""
-    return kw if HAS_MODES else {}
 
 
 #: hls4ml-jet: Linear seq_blocks_0/2/4/6, ReLU 1/3/5. "mixed": every layer its own frac widths, so a
 #: Linear's data_out (frac 5) and the next ReLU's data_in (frac 4) are two roundings (moved past the ReLU).
-#: "modes": truncate and nearest_up data_out roundings (when the quantizers have them).
+#: "modes": truncate and nearest_up data_out roundings.
 JET_MIXES = {
     "mixed": {
         "by": "name",
@@ -55,13 +48,13 @@ JET_MIXES = {
                            bias_width=8, bias_frac_width=4, data_out_width=8, data_out_frac_width=2),
         "seq_blocks_0": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
                                 bias_width=8, bias_frac_width=4, data_out_width=6, data_out_frac_width=1,
-                                **modes(data_out_round="truncate")),
+                                data_out_round="truncate"),
         "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=5, weight_frac_width=4,
                                 bias_width=6, bias_frac_width=3, data_out_width=7, data_out_frac_width=2,
-                                **modes(data_out_round="nearest_up")),
+                                data_out_round="nearest_up"),
         "seq_blocks_6": integer(data_in_width=6, data_in_frac_width=2, weight_width=5, weight_frac_width=3,
                                 bias_width=6, bias_frac_width=3, data_out_width=9, data_out_frac_width=3,
-                                **modes(data_out_round="truncate")),
+                                data_out_round="truncate"),
     },
 }  # fmt: skip
 
@@ -79,7 +72,7 @@ JSC_MIXES = {
         "seq_blocks_1": integer(data_in_width=6, data_in_frac_width=3, data_out_width=6, data_out_frac_width=3),
         "seq_blocks_4": integer(data_in_width=6, data_in_frac_width=3, weight_width=4, weight_frac_width=3,
                                 bias_width=3, bias_frac_width=1, data_out_width=8, data_out_frac_width=2,
-                                **modes(data_out_round="nearest_up")),
+                                data_out_round="nearest_up"),
     },
 }  # fmt: skip
 

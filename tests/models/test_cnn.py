@@ -100,9 +100,10 @@ def test_flatten_resizes_the_linear_by_blocks() -> None:
     torch.testing.assert_close(narrow.module.fc.weight, model.fc.weight[:, columns])
 
 
-def test_grouped_convolution_scales_when_groups_divide() -> None:
+def test_grouped_convolution_scales_when_groups_divide(caplog: pytest.LogCaptureFixture) -> None:
     """Conv(1→4) → Conv(4→4, groups 2) → Conv(4→2): widening the first ×2 gives the grouped conv 8 inputs
-    (8/2 = 4 per group); ×1.5 (6 outputs) still divides by 2; a target of 5 channels does not: error."""
+    (8/2 = 4 per group); ×1.5 (6 outputs) still divides by 2; a target of 5 channels does not: error. The
+    widened grouped conv keeps the shapes, not the function, and a warning says so."""
 
     class Grouped(nn.Module):
         def __init__(self) -> None:
@@ -118,6 +119,7 @@ def test_grouped_convolution_scales_when_groups_divide() -> None:
     g = new.module.g
     assert (g.in_channels, g.out_channels, tuple(g.weight.shape)) == (8, 6, (6, 4, 1))
     assert new(torch.randn(2, 1, 3)).shape == (2, 2, 3)
+    assert any("'g' is a grouped convolution (groups = 2)" in r.getMessage() for r in caplog.records)
     with pytest.raises(PassError, match=r"^'g': a grouped convolution \(groups = 2\) cannot have 5 input"):
         netcarve.change_width(graph, {"by": "name", "a": {"config": {"out_channels": 5}}})
 

@@ -26,6 +26,10 @@ def parse_seeds(text: str) -> list[int]:
         raise ConfigError(f"--seeds must be integers separated by commas (e.g. 0,1,2), got {text!r}") from exc
     if not seeds:
         raise ConfigError("--seeds: give at least one seed (e.g. 0,1,2)")
+    from netcarve.config.training import MAX_SEED
+
+    if bad := [s for s in seeds if not 0 <= s <= MAX_SEED]:
+        raise ConfigError(f"--seeds: every seed must be in 0..{MAX_SEED} (2^32 − 1), got {bad[0]}")
     return list(dict.fromkeys(seeds))
 
 

@@ -160,7 +160,10 @@ def summary_text(counts: Counts, seconds: float) -> str:
     parts = [f"{counts.complete} complete" + (f" ({counts.reused} reused a repeat's result)" if counts.reused else "")]
     parts += [f"{counts.pruned} pruned", f"{counts.failed} failed"]
     if counts.stale:
-        parts.append(f"{counts.stale} interrupted or lost with their worker (stale; their configurations run again)")
+        parts.append(
+            f"{counts.stale} interrupted or lost with their worker "
+            "(stale rows: run again by the other workers or by --resume)"
+        )
     if counts.running or counts.waiting:
         parts.append(f"{counts.running} still running, {counts.waiting} waiting")
     return f"{counts.total} trials in {seconds:.1f} s: " + ", ".join(parts)

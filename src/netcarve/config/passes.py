@@ -98,9 +98,9 @@ class WidthLayerConfig(Strict):
     """One layer's width change (Lab 4 format, or explicit multipliers, or a target width)."""
 
     name: WidthMode | None = None
-    channel_multiplier: float | None = Field(default=None, gt=0)
-    in_multiplier: float | None = Field(default=None, gt=0)
-    out_multiplier: float | None = Field(default=None, gt=0)
+    channel_multiplier: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    in_multiplier: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    out_multiplier: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     out_features: int | None = Field(default=None, ge=1)
     out_channels: int | None = Field(default=None, ge=1)
     parent_block_name: str | None = None

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from netcarve.config.base import Strict
-from netcarve.config.training import Epochs, TrainingSettings
+from netcarve.config.training import MAX_SEED, Epochs, TrainingSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class StrategySetup(Strict):
     sampler: str = "tpe"
     sum_scaled_metrics: bool = True
     direction: str = "maximize"
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
 
 class MetricConfig(Strict):

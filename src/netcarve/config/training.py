@@ -22,6 +22,9 @@ from pydantic import ConfigDict, Field, field_validator
 from netcarve.config.base import Strict
 from netcarve.errors import UnknownNameError
 
+#: seeds are 32-bit: Optuna's samplers (numpy) take at most 2^32 − 1
+MAX_SEED = 2**32 - 1
+
 #: epochs over the training split (shared by the tables that give it another default)
 Epochs = Annotated[int, Field(ge=1)]
 
@@ -58,7 +61,7 @@ class TrainingSettings(Strict):
     """A name in ``netcarve.train.optim.SCHEDULES``: constant, linear, cosine (both decay to 0 over the run)."""
     num_warmup_steps: int = Field(default=0, ge=0)
     """Steps of linear warm-up from lr/num_warmup_steps to the learning rate, then the schedule."""
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
     """Seed of the initialisation and of the batch order."""
     num_samples: int | None = Field(default=None, ge=1)
     """Train on the first N rows of the training split only; None = all of them."""

@@ -51,14 +51,14 @@ def numeric_column(values: np.ndarray, name: str, source: str, first_line: int |
 
 
 def _labels_from_class(values: np.ndarray, source: str, first_line: int | None = None) -> np.ndarray:
-    if values.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+    if values.dtype.kind in "iuf":
+        outside = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= len(CLASSES))
+        bad = np.flatnonzero(outside)
         if bad.size:
             raise DataError(
-                f"{source}: column 'class' has {values[bad[0]]!r} in {row_text(int(bad[0]), first_line)}: "
+                f"{source}: column 'class' has {values[bad[0]].item()!r} in {row_text(int(bad[0]), first_line)}: "
                 "labels must be 0..4 or g/q/w/z/t"
             )
-    if values.dtype.kind in "iu" or values.dtype.kind == "f":
         labels = values.astype(np.int64)
     else:
         text = np.char.lower(np.char.strip(values.astype(str)))

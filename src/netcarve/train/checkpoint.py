@@ -153,8 +153,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 f"({unsafe[0][:120]})"
             ) from exc
         raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a torch file: {exc}") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(p)!r} is corrupt or not a torch file ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {str(p)!r} holds a {type(data).__name__}, not a state dict")
     if _is_netcarve_format(data, str(p)):

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 #: the most channels a width transform may give a layer: 2**16, a thousand times the widest JSC layer; one
 #: activation of that width at the evaluation batch size (EVAL_BATCH) already takes 2 GiB of float32
 MAX_CHANNELS = 2**16
+#: beyond this many channels not even the channel map is built (the detailed size check needs it)
+MAX_MAPPED = 2**24
 #: the batch size ``netcarve test``/``transform`` evaluate at by default (quoted when a layer is too wide)
 EVAL_BATCH = 8192
 #: the most parameters a width transform may grow a model to: 2**28 (1 GiB of float32 weights, 4 GiB to train
@@ -226,6 +228,11 @@ def _channel_maps(graph: Graph, groups: ChannelGroups, widths: Mapping[int, int]
     for root, new in widths.items():
         producers = groups.groups[root].producers
         old = _old_out(graph, producers[0])
+        if new > MAX_MAPPED:  # even the channel map (8 bytes a channel) would be too large to build
+            raise PassError(
+                f"layer {producers[0]!r} would have {new:,} outputs ({old:,} now): too large to allocate "
+                f"(at most {MAX_CHANNELS:,} channels a layer); choose a smaller multiplier or width"
+            )
         cmap = choose_map(old, new, [graph.submodule(graph.node(p)) for p in producers])
         if cmap is not None:
             maps[root] = cmap

@@ -17,6 +17,7 @@ seeded, forked RNG (what MASE's lab did: fresh layers).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ def width_attrs(kind: str) -> tuple[str, str]:
     if spec is None or spec.width_attrs is None:
         raise PassError(f"op kind {kind!r} has no width attributes")
     return spec.width_attrs
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,13 @@ def _resize_grouped(
         raise PassError(
             f"{name!r}: a grouped convolution (groups = {groups}) cannot have {n_in} input and {n_out} output "
             f"channels: groups must divide both"
+        )
+    if (in_map is not None and in_map.new > in_map.old) or (out_map is not None and out_map.new > out_map.old):
+        log.warning(
+            "%r is a grouped convolution (groups = %d): widening it or its input keeps the shapes but not the "
+            "network's function (net2net preserves it only for groups = 1); retrain the result",
+            name,
+            groups,
         )
     with torch.no_grad():
         columns = torch.arange(n_in // groups) % int(weight.shape[1])
