@@ -12,7 +12,7 @@ import torch
 
 from netcarve.export.backends import BACKENDS, ExportOptions
 from netcarve.export.program import FixedFormat, Quantize, build_program, netcarve_forward
-from tests.export.test_program import integer, quantized
+from tests.export.test_program import JET_PER_LAYER, integer, quantized
 
 pytest.importorskip("da4ml")
 
@@ -25,15 +25,7 @@ from netcarve.export.da4ml import _quantize, trace_program
 #: per-layer mixes of hls4ml-jet (Linear seq_blocks_0/2/4/6, ReLU 1/3/5); data_out frac widths below the
 #: accumulators' (data_in frac + weight frac) make ties and overflows common
 JET_MIXES = {
-    "wide": {
-        "by": "name",
-        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
-                           bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
-        "seq_blocks_0": integer(data_in_width=10, data_in_frac_width=6, weight_width=4, weight_frac_width=3,
-                                bias_width=6, bias_frac_width=3, data_out_width=12, data_out_frac_width=5),
-        "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=8, weight_frac_width=6,
-                                bias_width=5, bias_frac_width=2, data_out_width=8, data_out_frac_width=2),
-    },
+    "wide": JET_PER_LAYER,
     "narrow": {
         "by": "name",
         "default": integer(data_in_width=6, data_in_frac_width=3, weight_width=5, weight_frac_width=4,

@@ -20,7 +20,7 @@ from netcarve.export.program import FixedFormat, build_program, netcarve_forward
 from netcarve.ir import Graph
 from netcarve.models import create_model
 
-from .test_program import integer, quantized
+from .test_program import JET_PER_LAYER, integer, quantized
 
 pytest.importorskip("hls4ml")
 
@@ -33,15 +33,7 @@ needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="hls4ml's C s
 #: Linear's data_out (frac 5) and the next ReLU's data_in (frac 4) are two roundings (moved past the ReLU).
 #: "modes": truncate and nearest_up data_out roundings.
 JET_MIXES = {
-    "mixed": {
-        "by": "name",
-        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
-                           bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
-        "seq_blocks_0": integer(data_in_width=10, data_in_frac_width=6, weight_width=4, weight_frac_width=3,
-                                bias_width=6, bias_frac_width=3, data_out_width=12, data_out_frac_width=5),
-        "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=8, weight_frac_width=6,
-                                bias_width=5, bias_frac_width=2, data_out_width=8, data_out_frac_width=2),
-    },
+    "mixed": JET_PER_LAYER,
     "modes": {
         "by": "name",
         "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,

@@ -1,4 +1,4 @@
-"""Analysis: exact params, size, MACs/FLOPs/BitOPs (forward and backward), memory and latency (DESIGN §5)."""
+"""Analysis: exact params, size, MACs/FLOPs/BitOPs (forward and backward), memory and latency (README: Analyze)."""
 
 from netcarve.analysis.api import AnalyzeConfig, analyze, analyze_pass, count
 from netcarve.analysis.latency import measure_latency

@@ -106,7 +106,7 @@ def analyze(
     latency_runs: int = 100,
     fpga: bool = False,
 ) -> Report:
-    """Params, size, MACs/FLOPs/BitOPs (forward and backward), memory and optionally latency (DESIGN §5).
+    """Params, size, MACs/FLOPs/BitOPs (forward and backward), memory and optionally latency (README: Analyze).
 
     ``example_inputs`` is a tensor, a tuple of one tensor (``(x,)``, as fvcore and torch's
     ``FlopCounterMode`` take it) or a shape including the batch, e.g. ``(1, 16)``; counts are at that batch
@@ -156,7 +156,7 @@ class AnalyzeConfig:
 
 @register_pass("analyze", kind="analysis")
 def analyze_pass(graph: Graph, config: AnalyzeConfig | None = None) -> PassResult[Report]:
-    """Count params, size, MACs/FLOPs/BitOPs, backward and memory of a graph (DESIGN §5); graph unchanged."""
+    """Count params, size, MACs/FLOPs/BitOPs, backward and memory of a graph (README: Analyze); graph unchanged."""
     config = config or AnalyzeConfig()
     if config.batch_size < 1:
         raise PassError(f"analyze: batch_size must be ≥ 1, got {config.batch_size}")

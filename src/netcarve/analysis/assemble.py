@@ -1,4 +1,4 @@
-"""Turn per-node counts, storage and output shapes into a :class:`Report` (DESIGN §5 definitions)."""
+"""Turn per-node counts, storage and output shapes into a :class:`Report` (README: Analyze)."""
 
 from __future__ import annotations
 

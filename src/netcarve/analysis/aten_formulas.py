@@ -1,4 +1,4 @@
-"""Formulas for ATen ops, as seen by the dispatch counter (DESIGN §5).
+"""Formulas for ATen ops, as seen by the dispatch counter (README: Analyze).
 
 MAC ops (one multiply-accumulate per weight use)::
 
@@ -9,7 +9,7 @@ MAC ops (one multiply-accumulate per weight use)::
 Elementwise and pooling ops come from the op registry (:mod:`netcarve.ir.opspecs`): every kind whose
 ``count`` is ``elementwise`` charges ``flops_per_element`` per output element to each ATen op in its
 ``aten`` (relu 1, add/sub 1, mul/div 1, softmax 5, batch norm — every ATen variant, inference
-convention — 4); ``sub`` and ``div`` are DESIGN's add and mul with the other sign/inverse. A ``pool`` kind
+convention — 4); ``sub`` and ``div`` are the README's add and mul with the other sign/inverse. A ``pool`` kind
 charges one comparison (max) or add (avg) per window element: numel(out)·∏kernel, and for adaptive
 pooling Σ over outputs of its window (start ⌊i·In/Out⌋, end ⌈(i+1)·In/Out⌉ per dim). Other elementwise ops
 (exp, tanh, cumsum, rounding, …) have no formula and are reported as uncounted.

@@ -1,4 +1,4 @@
-"""The fast counting path: DESIGN §5 formulas evaluated on the shapes already in each node's NodeMeta.
+"""The fast counting path: the README's formulas (Analyze) evaluated on the shapes already in each node's NodeMeta.
 
 No forward pass runs, so counting a built graph costs only a walk over its nodes. It applies only where
 the formula is exact: every node must be a module of a class whose computation netcarve knows (torch's

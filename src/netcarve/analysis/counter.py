@@ -3,7 +3,7 @@
 The graph runs under an :class:`fx.Interpreter` that sets the current node before each node runs, so
 functional calls, ``x @ w``, ``x + y``, in-place ops and subclassed modules are all attributed to the node
 that caused them. It runs on fake tensors (no real compute, no real memory), in eval mode, with autograd
-enabled so that ``requires_grad`` tells which operands would receive a gradient (DESIGN §5 backward).
+enabled so that ``requires_grad`` tells which operands would receive a gradient (README: Analyze, backward).
 
 An operand gets a *data* gradient (dgrad) when it depends on the model input, otherwise a *weight*
 gradient (wgrad); an operand that needs no gradient gets none (e.g. the input of the first layer).
@@ -128,7 +128,7 @@ def count_by_dispatch(graph: Graph, example: torch.Tensor | tuple[int, ...]) -> 
     except Exception as exc:
         shape = tuple(x.shape)
         first = str(exc).strip().split("\n", 1)[0]  # without torch.fx's "While executing …" lines
-        raise ModelError(f"counting a forward pass on input {shape} failed: {type(exc).__name__}: {first}") from None
+        raise ModelError(f"counting a forward pass on input {shape} failed: {type(exc).__name__}: {first}") from exc
     finally:
         gm.train(was_training)
     if OUTSIDE in counter.counts:

@@ -1,11 +1,11 @@
-"""Raw per-node operation counts and the DESIGN §5 metrics derived from them.
+"""Raw per-node operation counts and the metrics (README: Analyze) derived from them.
 
 Both counting paths (the dispatch counter and the closed form over NodeMeta shapes) produce
 :class:`OpCounts`; :func:`derive` turns them into flops, bitops and backward flops for a convention.
 
 Conventions
 -----------
-``netcarve`` (DESIGN §5)::
+``netcarve`` (README: Analyze)::
 
     flops          = 2·macs + bias_adds + elementwise
     bitops         = macs·w·a + bias_adds·b + elementwise·a      (w, a, b: weight, data_in, bias bits)

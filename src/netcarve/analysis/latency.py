@@ -1,4 +1,4 @@
-"""Latency: forward wall time at a stated batch size after warm-up (the one measured metric, DESIGN §5).
+"""Latency: forward wall time at a stated batch size after warm-up (the one measured metric, README: Analyze).
 
 Each run is timed on its own with ``torch.utils.benchmark.Timer`` (eval mode, no autograd, the thread
 count stated in the result), so the median and the 90th percentile are over single forward passes.

@@ -1,4 +1,4 @@
-"""Parameters, buffers and their stored bits, per node (DESIGN §5: params, size_bits, buffer_bits).
+"""Parameters, buffers and their stored bits, per node (README: Analyze — params, size_bits, buffer_bits).
 
 ``params`` counts trainable parameter elements (``requires_grad``), ``frozen_params`` the others; both are
 stored, so ``size_bits`` covers both. A parameter is stored at its operand's precision from the owning

@@ -11,7 +11,7 @@ from typing import Any
 #: per-layer and total firmware estimates (da4ml), present only when computed
 FPGA_METRICS = ("fpga_luts", "fpga_latency")
 
-#: per-layer integer metrics, in table order (DESIGN §5)
+#: per-layer integer metrics, in table order (README: Analyze)
 LAYER_METRICS = (
     "params",
     "frozen_params",

@@ -144,7 +144,7 @@ class Graph:
                 gm = fx.symbolic_trace(module)
             except Exception as exc:
                 name = type(module).__name__
-                raise ModelError(f"model {name} cannot be traced by torch.fx: {type(exc).__name__}: {exc}") from None
+                raise ModelError(f"model {name} cannot be traced by torch.fx: {type(exc).__name__}: {exc}") from exc
             keep_unused(module, gm)
         return cls(gm, input_shape, spec, batch_size=batch_size, dtype=dtype)
 
@@ -189,7 +189,7 @@ class Graph:
             where = f"{(batch_size, *self.input_shape)} ({str(dtype).removeprefix('torch.')})"
             raise ModelError(
                 f"forward pass on input shape {where} failed: {type(exc).__name__}: {_first_line(exc)}"
-            ) from None
+            ) from exc
         finally:
             gm.train(was_training)
         for node in gm.graph.nodes:
