@@ -1,4 +1,4 @@
-"""``netcarve analyze`` through a throwaway typer app (the lead wires ``register`` into the real one)."""
+"""``netcarve analyze`` through a throwaway typer app holding only that command (the ``app`` fixture)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,6 @@ from pathlib import Path
 import pytest
 import typer
 from typer.testing import CliRunner
-
-from netcarve.cli.analyze import register
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """Test app."""
-
-    register(app)
-    return app
 
 
 def run(app: typer.Typer, *args: str):  # type: ignore[no-untyped-def]

@@ -17,7 +17,6 @@ pytest.importorskip("da4ml")
 from netcarve.analysis import analyze
 from netcarve.analysis import fpga as fpga_module
 from netcarve.analysis.fpga import fpga_costs, program_digest
-from netcarve.cli.analyze import register
 from netcarve.data.jsc_schema import jsc_info
 from netcarve.errors import PassError
 from netcarve.export import da4ml as da4ml_backend
@@ -176,18 +175,6 @@ def test_report_fields_only_when_computed() -> None:
     header, *rows = report.to_csv().splitlines()
     column = header.split(",").index("fpga_luts")
     assert float(rows[-1].split(",")[column]) == costs.total_luts
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """Test app."""
-
-    register(app)
-    return app
 
 
 def test_cli_fpga_json_and_table(app: typer.Typer, tmp_path: Path) -> None:

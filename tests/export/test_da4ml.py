@@ -12,7 +12,7 @@ import torch
 
 from netcarve.export.backends import BACKENDS, ExportOptions
 from netcarve.export.program import FixedFormat, Quantize, build_program, netcarve_forward
-from tests.export.test_program import JET_PER_LAYER, integer, quantized
+from tests.export.test_program import JET_PER_LAYER, UNIFORM, integer, quantized
 
 pytest.importorskip("da4ml")
 
@@ -54,8 +54,7 @@ JET_MIXES = {
 JSC_MIXES = {
     "wide": {
         "by": "name",
-        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
-                           bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
+        "default": UNIFORM["default"],
         "seq_blocks_4": integer(data_in_width=10, data_in_frac_width=5, weight_width=8, weight_frac_width=7,
                                 bias_width=6, bias_frac_width=3, data_out_width=9, data_out_frac_width=3),
     },

@@ -20,7 +20,7 @@ from netcarve.export.program import FixedFormat, build_program, netcarve_forward
 from netcarve.ir import Graph
 from netcarve.models import create_model
 
-from .test_program import JET_PER_LAYER, integer, quantized
+from .test_program import JET_PER_LAYER, UNIFORM, integer, quantized
 
 pytest.importorskip("hls4ml")
 
@@ -54,8 +54,7 @@ JET_MIXES = {
 JSC_MIXES = {
     "uniform": {
         "by": "name",
-        "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
-                           bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
+        "default": UNIFORM["default"],
     },
     "narrow": {
         "by": "name",
@@ -146,8 +145,7 @@ def test_relu_output_then_coarser_input_is_refused() -> None:
     data_in to frac 2 (both nearest_even, both after the ReLU, so neither can move) is double rounding:
     11/32 → 3/8 → (a tie) 1/2, while one rounding gives 1/4. PassError naming the ReLU. With data_out frac 1
     (the data_in grid is finer: the identity on its values) the chain is one precision."""
-    base = integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
-                   bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4)  # fmt: skip
+    base = UNIFORM["default"]
     layer2 = {"config": {**base["config"], "data_in_frac_width": 2}}
     layer0 = {"config": {**base["config"], "data_out_width": 11, "data_out_frac_width": 5}}
     relu1 = integer(data_in_width=9, data_in_frac_width=5, data_out_width=6, data_out_frac_width=1)

@@ -34,8 +34,7 @@ UNIFORM = {
 #: and the next ReLU's data_in round twice, and ties and overflows are common
 JET_PER_LAYER: dict[str, Any] = {
     "by": "name",
-    "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
-                       bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
+    "default": UNIFORM["default"],
     "seq_blocks_0": integer(data_in_width=10, data_in_frac_width=6, weight_width=4, weight_frac_width=3,
                             bias_width=6, bias_frac_width=3, data_out_width=12, data_out_frac_width=5),
     "seq_blocks_2": integer(data_in_width=7, data_in_frac_width=3, weight_width=8, weight_frac_width=6,
