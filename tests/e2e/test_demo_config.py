@@ -24,7 +24,8 @@ def test_demo_search_runs_and_shrinks(in_tmp: Path) -> None:
     → 30 504 bytes; any searched candidate is narrower or equal and stores its Linear weights in ≤ 8 bits.
     """
     args = ["search", "--config", CONFIG, "--project", "d", "--n-trials", "4",
-            "--set", "search.strategy.sw_runner.basic_train.max_epochs=1"]  # fmt: skip
+            "--set", "search.strategy.sw_runner.basic_train.max_epochs=1",
+            "--set", "search.constraints.accuracy.min=0"]  # one epoch is not enough for 90 %  # fmt: skip
     code, out = run(*args)
     assert code == 0, out
     assert "Best trial(s)" in out

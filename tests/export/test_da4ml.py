@@ -12,7 +12,7 @@ import torch
 
 from netcarve.export.backends import BACKENDS, ExportOptions
 from netcarve.export.program import FixedFormat, Quantize, build_program, netcarve_forward
-from tests.export.test_program import JET_PER_LAYER, UNIFORM, integer, quantized
+from tests.export.test_program import JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized
 
 pytest.importorskip("da4ml")
 
@@ -69,16 +69,18 @@ JSC_MIXES = {
     },
 }  # fmt: skip
 
-CASES = [("hls4ml-jet", m) for m in JET_MIXES] + [("jsc-three-linear-layers", m) for m in JSC_MIXES]
+MIXES = {"hls4ml-jet": JET_MIXES, "jsc-three-linear-layers": JSC_MIXES, "jsc-toy": TOY_MIXES}
+CASES = [(model, mix) for model, mixes in MIXES.items() for mix in mixes]
 
 
 @pytest.mark.parametrize(("model", "mix"), CASES)
 def test_trace_is_bit_exact(model: str, mix: str) -> None:
     """On 2,000 rows (σ = 3, so the port and narrow layers saturate), da4ml's interpreter, the program's
-    float64 reference and netcarve's fake-quantized forward agree exactly: max |diff| = 0."""
-    config = (JET_MIXES if model == "hls4ml-jet" else JSC_MIXES)[mix]
-    graph = quantized(model, config, seed=1)
+    float64 reference and netcarve's fake-quantized forward agree exactly: max |diff| = 0. jsc-toy's
+    BatchNorms are folded: its firmware is the folded, requantized graph (program.graph) bit for bit."""
+    graph = quantized(model, MIXES[model][mix], seed=1)
     program = build_program(graph)
+    assert (len(program.folded) == 3) == (model == "jsc-toy")
     torch.manual_seed(2)
     x = torch.randn(2000, 16) * 3
     port = program.port_inputs(x)
@@ -86,7 +88,7 @@ def test_trace_is_bit_exact(model: str, mix: str) -> None:
     reference = program.reference(port)
     assert np.abs(reference).max() > 0  # not a dead network
     np.testing.assert_array_equal(logic, reference)
-    np.testing.assert_array_equal(logic, netcarve_forward(graph, x))
+    np.testing.assert_array_equal(logic, netcarve_forward(program.graph, x))
 
 
 @pytest.mark.parametrize("round_mode", ["nearest_even", "nearest_up", "truncate"])

@@ -20,7 +20,7 @@ from netcarve.export.program import FixedFormat, build_program, netcarve_forward
 from netcarve.ir import Graph
 from netcarve.models import create_model
 
-from .test_program import JET_PER_LAYER, UNIFORM, integer, quantized
+from .test_program import JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized
 
 pytest.importorskip("hls4ml")
 
@@ -67,8 +67,13 @@ JSC_MIXES = {
     },
 }  # fmt: skip
 
-#: 3 compiles here and 1 in test_float_model_with_default_precision (~6-13 s each)
-CASES = [("hls4ml-jet", "mixed"), ("hls4ml-jet", "modes"), ("jsc-three-linear-layers", "narrow")]
+MIXES = {"hls4ml-jet": JET_MIXES, "jsc-three-linear-layers": JSC_MIXES, "jsc-toy": TOY_MIXES}
+#: 5 compiles here and 1 in test_float_model_with_default_precision (~6-13 s each); jsc-toy's BatchNorms are
+#: folded into its Linears (both mixes: together every rounding mode, saturate and wrap)
+CASES = [
+    ("hls4ml-jet", "mixed"), ("hls4ml-jet", "modes"), ("jsc-three-linear-layers", "narrow"),
+    ("jsc-toy", "modes"), ("jsc-toy", "narrow"),
+]  # fmt: skip
 
 
 @needs_gxx
@@ -76,9 +81,9 @@ CASES = [("hls4ml-jet", "mixed"), ("hls4ml-jet", "modes"), ("jsc-three-linear-la
 def test_compiled_model_is_bit_exact(model: str, mix: str, tmp_path: Path) -> None:
     """On 3,000 rows (σ = 3: the port and narrow layers saturate, data_out roundings hit ties), hls4ml's
     compiled C simulation, the program's float64 reference and netcarve's fake-quantized forward agree
-    exactly (max |diff| = 0, argmax 100 %); the project and log are in the directory."""
-    config = (JET_MIXES if model == "hls4ml-jet" else JSC_MIXES)[mix]
-    graph = quantized(model, config, seed=1)
+    exactly (max |diff| = 0, argmax 100 %); the project and log are in the directory. With BatchNorms folded
+    (jsc-toy), netcarve's forward is that of the folded graph (program.graph)."""
+    graph = quantized(model, MIXES[model][mix], seed=1)
     program = build_program(graph)
     start = time.perf_counter()
     result = BACKENDS.get("hls4ml").write(program, tmp_path, ExportOptions())
@@ -91,7 +96,7 @@ def test_compiled_model_is_bit_exact(model: str, mix: str, tmp_path: Path) -> No
     assert got.shape == (3000, program.out_features)
     assert len(np.unique(reference)) >= 5  # not a dead network
     np.testing.assert_array_equal(got, reference)
-    np.testing.assert_array_equal(got, netcarve_forward(graph, x))
+    np.testing.assert_array_equal(got, netcarve_forward(program.graph, x))
     assert (got.argmax(1) == reference.argmax(1)).all()
     assert set(result.files) == {"project", "config", "precisions", "log"}
     assert all((tmp_path / f).exists() for f in result.files.values())

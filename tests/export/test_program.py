@@ -7,13 +7,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from netcarve.data.jsc_schema import jsc_info
 from netcarve.errors import PassError
 from netcarve.export.program import Dense, FixedFormat, Quantize, Relu, build_program, netcarve_forward
 from netcarve.ir import Graph
 from netcarve.models import create_model
+from netcarve.models.jsc import SeqBlocks
 from netcarve.transforms.quantize.api import quantize
+from tests.transforms.helpers import settled
 
 
 def integer(**widths: int) -> dict[str, Any]:
@@ -42,10 +45,43 @@ JET_PER_LAYER: dict[str, Any] = {
 }  # fmt: skip
 
 
+#: jsc-toy: BatchNorm 0 (software preprocessing), ReLU 1/4/7/10, Linear 2/5/8 each followed by a BatchNorm
+#: (3/6/9), folded into it on export. "modes": truncate weights, nearest_up biases and BatchNorm outputs,
+#: a wrapping BatchNorm output, a quantized γ/β (seq_blocks_6); "narrow": few bits, nearest_even, a
+#: truncating wrapping BatchNorm output. Together: nearest_even, nearest_up, truncate, saturate and wrap.
+TOY_MIXES: dict[str, dict[str, Any]] = {
+    "modes": {
+        "by": "name",
+        "default": UNIFORM["default"],
+        "seq_blocks_2": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
+                                bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4,
+                                weight_round="truncate", bias_round="nearest_up"),
+        "seq_blocks_3": integer(data_out_width=8, data_out_frac_width=3, data_out_round="nearest_up",
+                                data_out_overflow="wrap"),
+        "seq_blocks_5": integer(data_in_width=7, data_in_frac_width=3, weight_width=5, weight_frac_width=3,
+                                bias_width=6, bias_frac_width=3, data_out_width=9, data_out_frac_width=3,
+                                data_in_round="truncate"),
+        "seq_blocks_6": integer(weight_width=6, weight_frac_width=4, bias_width=6, bias_frac_width=3,
+                                data_out_width=8, data_out_frac_width=2, data_out_round="truncate"),
+        "seq_blocks_10": integer(data_in_width=8, data_in_frac_width=3, data_out_width=6, data_out_frac_width=2,
+                                 data_out_round="truncate"),
+    },
+    "narrow": {
+        "by": "name",
+        "default": integer(data_in_width=5, data_in_frac_width=2, weight_width=4, weight_frac_width=2,
+                           bias_width=4, bias_frac_width=2, data_out_width=7, data_out_frac_width=2),
+        "seq_blocks_3": integer(data_out_width=6, data_out_frac_width=2),
+        "seq_blocks_9": integer(data_out_width=5, data_out_frac_width=1, data_out_round="truncate",
+                                data_out_overflow="wrap"),
+    },
+}  # fmt: skip
+
+
 def quantized(model: str, config: dict[str, Any], seed: int = 0) -> Graph:
+    """``model`` quantized by ``config``, in eval mode; its BatchNorms get random affine parameters and running
+    statistics (seeded), so that folding them changes the weights."""
     torch.manual_seed(seed)
-    module = create_model(model, jsc_info())
-    module.eval()
+    module = settled(create_model(model, jsc_info()), seed, passes=30)
     return quantize(module, config, input_shape=(16,))
 
 
@@ -91,9 +127,37 @@ def test_program_of_hls4ml_jet() -> None:
 
 
 def test_what_cannot_be_exported_is_named() -> None:
-    """A float layer, a BatchNorm inside the network (jsc-toy) and a float input are one-line errors."""
+    """A float layer and a BatchNorm inside the network that follows a ReLU (it cannot be folded into a
+    Linear) are one-line errors naming the node."""
     partial = {"by": "name", "seq_blocks_2": integer(data_in_width=8, weight_width=6, bias_width=8)}
     with pytest.raises(PassError, match=r"seq_blocks_0, seq_blocks_4, seq_blocks_6 are not fixed-point"):
         build_program(quantized("hls4ml-jet", partial))
-    with pytest.raises(PassError, match=r"'seq_blocks_3' \(batch_norm1d\) is inside the network"):
-        build_program(quantized("jsc-toy", UNIFORM))
+    torch.manual_seed(0)
+    module = settled(SeqBlocks(nn.Linear(16, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 5)))
+    with pytest.raises(PassError, match=r"'seq_blocks_2' \(batch_norm1d\) is inside the network and cannot be "
+                       r"folded into a Linear \(its input 'seq_blocks_1' is not a Linear\)") as info:  # fmt: skip
+        build_program(quantize(module, UNIFORM, input_shape=(16,)))
+    assert "\n" not in str(info.value)
+
+
+def test_batchnorm_after_a_linear_is_folded() -> None:
+    """jsc-toy ("modes" mix): its BatchNorms 3, 6 and 9 fold into Linears 2, 5 and 8; BatchNorm 0 stays input
+    preprocessing. The program is the folded graph's: Linear 2's data_out is BatchNorm 3's quantizer
+    (8 bits, frac 3: fixed<8,5>, nearest_up, wrap) and no BatchNorm is left in the precisions. The reference
+    equals netcarve's forward of the folded graph bit for bit, not the unfolded one's (requantized weights);
+    the graph given is not changed."""
+    graph = quantized("jsc-toy", TOY_MIXES["modes"], seed=1)
+    names = graph.node_names()
+    program = build_program(graph)
+    assert [(f.batch_norm, f.into) for f in program.folded] == [
+        ("seq_blocks_3", "seq_blocks_2"), ("seq_blocks_6", "seq_blocks_5"), ("seq_blocks_9", "seq_blocks_8"),
+    ]  # fmt: skip
+    assert program.unfolded is graph and graph.node_names() == names and program.graph is not graph
+    assert program.preprocess == ["seq_blocks_0"] and program.port == FixedFormat(False, 8, 4)
+    assert program.precisions["seq_blocks_2"]["data_out"] == "fixed<8,5,nearest_up,wrap>"
+    assert not {"seq_blocks_3", "seq_blocks_6", "seq_blocks_9"} & set(program.precisions)
+    torch.manual_seed(2)
+    x = torch.randn(2000, 16) * 3
+    reference = program.reference(program.port_inputs(x))
+    np.testing.assert_array_equal(reference, netcarve_forward(program.graph, x))
+    assert not np.array_equal(reference, netcarve_forward(graph, x))

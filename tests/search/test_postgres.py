@@ -61,7 +61,8 @@ def test_search_and_worker_share_a_postgres_study(tmp_path: Path) -> None:
     """3 × 3 = 9 configurations; a `search` and a `worker` process split them: each is run exactly once."""
     import optuna
 
-    data = search_dict(tmp_path, seed=SEED, dataset="synthetic-jsc:6000")
+    # population 3: neither process claims the whole grid at once (auto would, not knowing of the worker)
+    data = search_dict(tmp_path, seed=SEED, dataset="synthetic-jsc:6000", population=3)
     data["search"]["strategy"]["sw_runner"]["basic_train"]["max_epochs"] = 40
     lead, name, storage = start_lead(tmp_path, data)
     worker = netcarve("worker", "--storage", URL, "--study-name", name, "--worker-index", "1", cwd=tmp_path)
@@ -86,7 +87,7 @@ def test_kill_9_of_one_of_two_postgres_workers_loses_no_configuration(tmp_path: 
 
     from tests.search.test_worker_death import GRID_SEED, assert_every_configuration_once, kill_a_running_worker
 
-    data = search_dict(tmp_path, seed=GRID_SEED, dataset="synthetic-jsc:4000", heartbeat_interval=1)
+    data = search_dict(tmp_path, seed=GRID_SEED, dataset="synthetic-jsc:4000", heartbeat_interval=1, population=4)
     data["search"]["strategy"]["sw_runner"]["basic_train"]["max_epochs"] = 4
     lead, name, storage = start_lead(tmp_path, data)
     workers = [

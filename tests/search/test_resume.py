@@ -77,7 +77,8 @@ def test_kill_9_then_resume_completes_exactly_n_trials(tmp_path: Path, sampler: 
     evaluated = [tuple(sorted(t.params.items())) for t in done if "reused_from" not in t.user_attrs]
     assert len(evaluated) == len(set(evaluated))  # no configuration evaluated twice
     failed = [t for t in trials if t.state.name == "FAIL"]
-    assert all(t.user_attrs.get("stale") for t in failed) and len(failed) <= 1
+    # the killed process's trial, or each trial of the population it was training, is stale and redone
+    assert all(t.user_attrs.get("stale") for t in failed)
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
     if sampler == "brute_force":
         assert sorted(t.user_attrs["grid_id"] for t in done) == list(range(N_TRIALS))

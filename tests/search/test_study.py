@@ -100,7 +100,7 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, monkeyp
     monkeypatch.setattr(candidate.CandidateEvaluator, "train", fail_at_two)
     seed = {"default": {"config": {"name": [None]}},
             "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2, 3]}}}  # fmt: skip
-    session = run_search(config(search_dict(tmp_path, seed=seed, n_trials=None)))
+    session = run_search(config(search_dict(tmp_path, seed=seed, n_trials=None, population=1)))
     failed = trials(session, "FAIL")
     assert len(failed) == 1 and failed[0].params == {"seq_blocks_2/channel_multiplier": 2}
     assert failed[0].user_attrs["error"] == "PassError: cannot train this candidate"
@@ -121,7 +121,7 @@ def test_nan_training_fails_the_trial(tmp_path: Path, monkeypatch: pytest.Monkey
         return real(self, graph)
 
     monkeypatch.setattr(candidate.CandidateEvaluator, "train", diverge)
-    session = run_search(config(search_dict(tmp_path)))
+    session = run_search(config(search_dict(tmp_path, population=1)))
     assert len(trials(session, "FAIL")) == 2 and len(trials(session, "COMPLETE")) == 2
     assert all("loss is nan" in t.user_attrs["error"] for t in trials(session, "FAIL"))
 

@@ -49,7 +49,7 @@ def test_the_order_of_the_choices_does_not_change_the_outcome(tmp_path: Path, mo
     outcomes = []
     for i, widths in enumerate(([4, 8], [8, 4])):  # the first order's first configuration is the invalid one
         trained.clear()
-        session = run_search(config(minifloat(tmp_path / str(i), widths, [5, 3])))
+        session = run_search(config(minifloat(tmp_path / str(i), widths, [5, 3], population=1)))
         assert len(trials(session)) == 4 and not trials(session, "FAIL")
         assert len(trained) == 3  # the invalid configuration is never trained
         outcomes.append(outcome(session))

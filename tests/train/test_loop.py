@@ -10,6 +10,7 @@ from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
 from netcarve.models import create_model
 from netcarve.train import TrainConfig, evaluate, fit
+from netcarve.train.loop import EpochRecord
 from netcarve.train.optim import lr_multiplier
 
 
@@ -141,3 +142,36 @@ def test_a_one_row_last_batch_is_skipped_for_batch_norm(synthetic_small: TensorS
     assert fit(with_bn, splits, cfg).steps == 2 * 2
     plain = nn.Sequential(nn.Linear(splits.info.in_features, 8), nn.ReLU(), nn.Linear(8, splits.info.num_classes))
     assert fit(plain, splits, cfg).steps == 2 * 3
+
+
+def test_keep_going_stops_training_and_forces_validation(synthetic_small: TensorSplits) -> None:
+    """keep_going sees each epoch's record after on_epoch, with a validation accuracy although validate=False;
+    returning False after epoch 1 of 5 ends training there: 2 records, stopped, the steps of 2 epochs, and the
+    weights of a 2-epoch fit (constant learning rate)."""
+    cfg = TrainConfig(max_epochs=5, batch_size=256, learning_rate=3e-3)
+    order: list[str] = []
+
+    def keep_going(record: EpochRecord) -> bool:
+        order.append(f"keep_going {record.epoch}")
+        assert 0 <= record.val_accuracy <= 1
+        return record.epoch < 1
+
+    torch.manual_seed(0)
+    model = create_model("jsc-toy", synthetic_small.info)
+    result = fit(
+        model,
+        synthetic_small,
+        cfg,
+        validate=False,
+        keep_going=keep_going,
+        on_epoch=lambda record, best: order.append(f"on_epoch {record.epoch}"),
+    )
+    assert order == ["on_epoch 0", "keep_going 0", "on_epoch 1", "keep_going 1"]
+    assert result.stopped and len(result.history) == 2 and not model.training
+    assert result.steps == 2 * math.ceil(len(synthetic_small.train) / 256)
+    torch.manual_seed(0)
+    two_epochs = create_model("jsc-toy", synthetic_small.info)
+    full = fit(two_epochs, synthetic_small, cfg.model_copy(update={"max_epochs": 2}), validate=False)
+    assert not full.stopped
+    for key, value in two_epochs.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

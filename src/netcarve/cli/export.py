@@ -57,5 +57,8 @@ def register(app: typer.Typer) -> None:
         if figures:
             console.print(f"{outcome.backend}: {figures}", highlight=False)
         console.print(outcome.check_line() + (" (bit-exact)" if outcome.exact else ""), highlight=False)
+        fold_line = outcome.fold_line()
+        if fold_line is not None:
+            console.print(fold_line, highlight=False, soft_wrap=True)
         files = ", ".join(str(outcome.directory / f) for f in outcome.files.values())
         console.print(f"wrote {files}", highlight=False, soft_wrap=True)

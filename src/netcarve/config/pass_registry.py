@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from netcarve.config.passes import QuantizePassConfig, WidthPassConfig, coerce_pass_config
+from netcarve.config.passes import FoldBatchNormPassConfig, QuantizePassConfig, WidthPassConfig, coerce_pass_config
 from netcarve.errors import ConfigError, PassError
 from netcarve.registry import Registry
 
@@ -150,3 +150,4 @@ declare_pass("quantize", QuantizePassConfig, module="netcarve.transforms.quantiz
 declare_pass(
     "width", WidthPassConfig, module="netcarve.transforms.width.pass_", aliases=("channel_multiplier", "redefine")
 )
+declare_pass("fold_batchnorm", FoldBatchNormPassConfig, module="netcarve.transforms.fold")

@@ -1,4 +1,5 @@
-"""Config models of the transform passes (``[passes.quantize]``, ``[passes.width]``), MASE's layout.
+"""Config models of the transform passes (``[passes.quantize]``, ``[passes.width]``, ``[passes.fold_batchnorm]``),
+MASE's layout.
 
 A pass table has a few fixed keys (``by``, ``default``, …); every other key is an entry naming an op type
 (``linear``) or an fx node (``seq_blocks_2``), each holding a ``config`` table.
@@ -172,6 +173,14 @@ class WidthPassConfig(_EntryTable):
     @classmethod
     def _collect(cls, data: Any) -> Any:
         return _split_entries(data, ("by", "default", "init", "seed"))
+
+
+class FoldBatchNormPassConfig(Strict):
+    """``[passes.fold_batchnorm]``: fold every BatchNorm that follows a Linear into it (no keys)."""
+
+    def to_mase_dict(self) -> dict[str, Any]:
+        """This config as a plain dict (empty: the pass has no settings)."""
+        return {}
 
 
 def pass_config_error(exc: ValidationError, model: type[Strict], source: str) -> ConfigError:

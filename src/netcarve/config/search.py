@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -84,6 +84,10 @@ class HwRunner(Strict):
     average_bitwidth: AverageBitwidthRunner | None = None
 
 
+#: the largest population a config may ask for (memory grows linearly with it)
+MAX_POPULATION = 256
+
+
 class StrategySetup(Strict):
     n_jobs: int = Field(default=1, ge=1)
     n_trials: int | None = Field(default=20, ge=1)
@@ -92,6 +96,11 @@ class StrategySetup(Strict):
     #: this long is failed and its configuration run again by another worker
     heartbeat_interval: int = Field(default=30, ge=1, le=3600)
     sampler: str = "tpe"
+    #: retrained candidates trained together in one batched pass: a count, or "auto" (as many as fit the
+    #: memory budget, at most 32; model-based samplers at most a quarter of n_trials); 1 = one by one
+    population: Annotated[int, Field(ge=1, le=MAX_POPULATION)] | Literal["auto"] = "auto"
+    #: Optuna pruner that stops retrained candidates early: none, median, successive_halving, hyperband
+    pruner: str = "none"
     sum_scaled_metrics: bool = True
     direction: str = "maximize"
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)

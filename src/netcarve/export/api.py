@@ -6,6 +6,11 @@ into ``output``; then the check runs, always: the dataset's ``split`` goes throu
 the port values) and through netcarve's own fake-quantized forward pass, and the largest absolute
 difference and the share of equal argmaxes are reported and written to ``output/export.json``. For a fully
 fixed-point model they are 0 and 100 %.
+
+A model with BatchNorms inside the network is exported folded (see :mod:`netcarve.export.program`): the
+check compares the firmware with the folded, requantized model (bit-exact), and the agreement of the
+firmware with the model as given (unfolded) is measured on the same rows and reported next to it
+(:meth:`ExportOutcome.fold_line`, ``export.json``'s ``folded``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ log = logging.getLogger(__name__)
 BACKEND_MODULES = ("netcarve.export.da4ml", "netcarve.export.hls4ml")
 SUMMARY_FILE = "export.json"
 PORT_NOTE = "inputs are quantized by netcarve's first input quantizer"
+FOLD_NOTE = (
+    "BatchNorms folded into their Linears, weights and biases requantized to the Linears' formats: the firmware "
+    "equals the folded model; vs_unfolded compares it with the model as given"
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,9 @@ class ExportOutcome:
     figures: dict[str, Any]
     files: dict[str, str]
     summary: dict[str, Any]
+    #: with BatchNorms folded: max |exported − unfolded netcarve| and the argmax agreement with it
+    unfolded_max_abs_diff: float | None = None
+    unfolded_argmax_agreement: float | None = None
 
     @property
     def exact(self) -> bool:
@@ -60,6 +72,24 @@ class ExportOutcome:
             f"check on {self.split} ({self.rows} rows): max |{self.backend} − netcarve| = {self.max_abs_diff:g}, "
             f"argmax agreement {100 * self.argmax_agreement:.2f} %"
         )
+
+    def fold_line(self) -> str | None:
+        """What folding did, and how the firmware compares with the unfolded model; None if nothing folded."""
+        folded = self.program.folded
+        if not folded or self.unfolded_argmax_agreement is None:
+            return None
+        return (
+            f"folded BatchNorm {', '.join(f.describe() for f in folded)} (weights requantized to their formats); "
+            f"{self.backend} vs unfolded model: max |diff| = {self.unfolded_max_abs_diff:g}, "
+            f"argmax agreement {100 * self.unfolded_argmax_agreement:.2f} %"
+        )
+
+
+def _compare(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """max |got − ref| and the share of rows whose argmax agrees."""
+    diff = float(np.abs(got - ref).max()) if ref.size else 0.0
+    agreement = float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1))) if len(ref) else 1.0
+    return diff, agreement
 
 
 def load_backends() -> None:
@@ -145,8 +175,8 @@ def export(
             "fixed-point quantized models only"
         )
     float_precision = parse(options.default_precision) if parse else None
-    floats = float_layers(graph) if float_precision is not None else []
     program = build_program(graph, float_precision=float_precision)
+    floats = float_layers(program.graph) if float_precision is not None else []
     spec = dataset or run_dataset or (graph.spec.dataset["name"] if graph.spec is not None else None)
     if spec is None:
         raise ExportError("the source records no dataset: pass --dataset")
@@ -162,9 +192,16 @@ def export(
         raise
     except Exception as exc:
         raise ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}") from exc
-    ref = netcarve_forward(graph, x)
-    diff = float(np.abs(got - ref).max()) if ref.size else 0.0
-    agreement = float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1))) if len(ref) else 1.0
+    diff, agreement = _compare(got, netcarve_forward(program.graph, x))
+    folded: dict[str, Any] | None = None
+    unfolded_diff = unfolded_agreement = None
+    if program.unfolded is not None:
+        unfolded_diff, unfolded_agreement = _compare(got, netcarve_forward(program.unfolded, x))
+        folded = {
+            "batch_norms": [{"batch_norm": f.batch_norm, "into": f.into} for f in program.folded],
+            "note": FOLD_NOTE,
+            "vs_unfolded": {"max_abs_diff": unfolded_diff, "argmax_agreement": unfolded_agreement},
+        }
     summary = {
         "backend": backend.name,
         "source": str(src),
@@ -175,8 +212,10 @@ def export(
             "rows": len(x),
             "max_abs_diff": diff,
             "argmax_agreement": agreement,
-            "compared_with": "netcarve's fake-quantized forward pass in float64",
+            "compared_with": "netcarve's fake-quantized forward pass in float64"
+            + (" (of the model with its BatchNorms folded)" if folded else ""),
         },
+        "folded": folded,
         "figures": result.figures,
         "port": {
             "format": program.port.describe(),
@@ -194,7 +233,7 @@ def export(
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     outcome = ExportOutcome(
         backend.name, str(src), trial, out, program, split, len(x), diff, agreement, result.figures,
-        {**result.files, "summary": SUMMARY_FILE}, summary,
+        {**result.files, "summary": SUMMARY_FILE}, summary, unfolded_diff, unfolded_agreement,
     )  # fmt: skip
     log.debug("%s", outcome.check_line())
     return outcome

@@ -11,6 +11,14 @@ through each op kind's ``export`` mapping (:mod:`netcarve.ir.opspecs`):
 - ``affine`` (BatchNorm): only *before* the first quantizer, where it is software preprocessing of the
   input (like the dataset's scaler) and runs in netcarve, not in the firmware.
 
+**BatchNorm inside the network**: :func:`build_program` first runs the ``fold_batchnorm`` pass
+(:mod:`netcarve.transforms.fold`), which folds every BatchNorm that follows a Linear into it (``W' = W·s``,
+``b' = (b − mean)·s + β``, requantized by the Linear's own weight and bias quantizers; the BatchNorm's
+``data_out`` quantizer becomes the Linear's). The program is that of the *folded* graph
+(:attr:`Program.graph`; the original is :attr:`Program.unfolded`), and the firmware equals the folded model
+bit for bit; it differs from the unfolded quantized model by the requantization (the export measures it).
+A BatchNorm inside the network that cannot be folded (after a ReLU, say) is a one-line PassError naming it.
+
 **The input port** is the first quantizer: the firmware takes values already on its grid, and
 :meth:`Program.port_inputs` gives them exactly as netcarve's forward pass rounds and saturates them (any
 preprocessing before that quantizer included). A quantizer applied between layers keeps its rounding and
@@ -35,6 +43,7 @@ import torch.fx as fx
 from netcarve.errors import PassError
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import spec_of_module
+from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
 
 ROUND_DEFAULT = "nearest_even"
 OVERFLOW_DEFAULT = "saturate"
@@ -119,7 +128,10 @@ Step = Quantize | Dense | Relu
 @dataclass
 class Program:
     """The firmware's computation: an input port of ``in_features`` values in ``port`` format, then
-    ``steps``. ``preprocess`` names the nodes run in software before the port (e.g. an input BatchNorm)."""
+    ``steps``. ``preprocess`` names the nodes run in software before the port (e.g. an input BatchNorm).
+
+    ``graph`` is the graph the program computes exactly: the exported graph, or, when BatchNorms were folded
+    into their Linears (``folded``), the folded graph; ``unfolded`` is then the graph as given."""
 
     graph: Graph
     in_features: int
@@ -129,6 +141,10 @@ class Program:
     preprocess: list[str] = field(default_factory=list)
     #: node → operand → format, as written to export.json
     precisions: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the BatchNorms folded into their Linears before the program was built (graph order)
+    folded: tuple[FoldedBatchNorm, ...] = ()
+    #: the graph before folding (None when nothing was folded)
+    unfolded: Graph | None = None
 
     def layers(self) -> Iterator[Dense]:
         return (s for s in self.steps if isinstance(s, Dense))
@@ -238,8 +254,12 @@ def float_layers(graph: Graph) -> list[str]:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, float_precision: FixedFormat | None = None) -> None:
+    def __init__(
+        self, graph: Graph, float_precision: FixedFormat | None = None, kept: Mapping[str, str] | None = None
+    ) -> None:
         self.graph = graph
+        #: BatchNorm node → why the fold pass left it in place
+        self.kept = dict(kept or {})
         #: the format of float operands (hls4ml's default precision), or None: float operands are errors
         self.float_precision = float_precision
         self.steps: list[Step] = []
@@ -303,9 +323,10 @@ class _Builder:
             return
         if mapping == "affine":
             if self.port is not None or self.steps:
+                why = self.kept.get(node.name, "it does not follow a Linear")
                 raise PassError(
-                    f"node {node.name!r} ({meta.kind}) is inside the network: BatchNorm can be exported only "
-                    "before the first quantizer (as preprocessing of the input); fold it into its layer first"
+                    f"node {node.name!r} ({meta.kind}) is inside the network and cannot be folded into a Linear "
+                    f"({why}); BatchNorm exports only folded or before the first quantizer (input preprocessing)"
                 )
             self.preprocess.append(node.name)
             return
@@ -322,18 +343,24 @@ class _Builder:
 def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> Program:
     """The fixed-point program of ``graph`` (a chain of nodes from one input to one output).
 
-    PassError (one line, naming the node) for a node without a fixed-point mapping, a float layer, a branch,
-    or a BatchNorm inside the network. With ``float_precision`` (hls4ml's default precision), float layers
+    BatchNorms that follow a Linear are folded into it first (``fold_batchnorm``; the program is then the
+    folded graph's, see :attr:`Program.unfolded`). PassError (one line, naming the node) for a node without
+    a fixed-point mapping, a float layer, a branch, or a BatchNorm inside the network that cannot be folded.
+    With ``float_precision`` (hls4ml's default precision), float layers
     are allowed: their unquantized input, weight and bias take that format (their outputs stay exact, up to
     the next layer's input), and the program then differs from netcarve's float forward by that rounding.
     """
+    unfolded: Graph | None = None
+    fold = fold_batchnorms(graph)
+    if fold.info.folded:
+        unfolded, graph = graph, fold.graph
     floats = float_layers(graph)
     if floats and float_precision is None:
         raise PassError(
             f"layer(s) {', '.join(floats)} are not fixed-point quantized (input, weight and bias): "
             "quantize them with the integer quantizer to export them bit-exactly"
         )
-    builder = _Builder(graph, float_precision)
+    builder = _Builder(graph, float_precision, {k.node: k.reason for k in fold.info.kept})
     previous: fx.Node | None = None
     for node in graph.nodes:
         if node.op in ("placeholder", "output"):
@@ -354,4 +381,6 @@ def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> P
         steps=builder.steps,
         preprocess=builder.preprocess,
         precisions=builder.precisions,
+        folded=fold.info.folded,
+        unfolded=unfolded,
     )

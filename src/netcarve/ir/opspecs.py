@@ -21,8 +21,9 @@ Kind names are MASE's type names, used by ``by = "type"`` configs (linear, conv2
 - ``input_shape``: how a first module of this kind gives a model's one-sample input shape (used when a
   pass is handed an ``nn.Module`` without ``input_shape``); ``None`` result = cannot tell;
 - ``export``: its fixed-point firmware mapping (``netcarve.export.program``): ``dense``, ``relu``,
-  ``affine`` (BatchNorm: only as software preprocessing before the first quantizer) or ``skip``; None:
-  no mapping (exporting a graph with such a node is an error naming it).
+  ``affine`` (BatchNorm: only as software preprocessing before the first quantizer; one after a Linear is
+  folded into it by the ``fold_batchnorm`` pass first) or ``skip``; None: no mapping (exporting a graph
+  with such a node is an error naming it).
 
 A new kind is one :func:`register_op` call; nothing else needs editing (tests/ir/test_opspecs.py checks
 the registry's contract and registers ``hardtanh`` to prove it).

@@ -28,7 +28,7 @@ from netcarve.search.plan import make_plan
 from netcarve.search.recovery import recover_stale
 from netcarve.search.results import write_results
 from netcarve.search.runner import remove_lock
-from netcarve.search.session import Prepared, Session, join, prepare, sampler_for, stored_attrs
+from netcarve.search.session import Prepared, Session, join, prepare, pruner_for, sampler_for, stored_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -132,7 +132,9 @@ def start_search(
     storage = storage or st.open_storage(url)
     if url.startswith("sqlite") and prepared.plan.n_jobs > 1:
         log.warning("SQLite is for one process; with n_jobs > 1 use the default journal file or PostgreSQL")
-    study = st.create_study(storage, url, name, prepared.plan.directions, sampler_for(prepared.plan))
+    study = st.create_study(
+        storage, url, name, prepared.plan.directions, sampler_for(prepared.plan), pruner_for(prepared.plan)
+    )
     name_objectives(study, prepared.plan)  # study.metric_names, for plain Optuna clients (optuna-dashboard)
     for key, value in stored_attrs(stored, run_dir).items():
         study.set_user_attr(key, redact(value))

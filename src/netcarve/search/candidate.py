@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -30,6 +32,10 @@ from netcarve.metrics import architecture_metrics, firmware_metrics
 from netcarve.search.plan import SearchPlan
 from netcarve.search.spaces import Transforms
 
+if TYPE_CHECKING:
+    from netcarve.train.loop import EpochRecord, FitResult
+    from netcarve.train.population import KeepGoing, MemberOutcome
+
 log = logging.getLogger(__name__)
 
 #: latency measurement in a search: single forward passes at batch size 1
@@ -38,6 +44,14 @@ LATENCY_RUNS, LATENCY_WARMUP = 30, 5
 INVALID = "invalid configuration"
 #: the start of the ``pruned`` reason of a trial whose candidate has no firmware (fpga metrics asked for)
 NOT_EXPORTABLE = "not exportable to firmware"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A candidate built and measured before training: its graph and architecture (firmware) metrics."""
+
+    graph: Graph
+    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,16 @@ class CandidateEvaluator:
         self.train_splits = replace(splits, train=splits.split(plan.train_split))
 
     def evaluate(self, transforms: Transforms) -> Outcome:
+        """Build, (retrain alone,) measure: one candidate from start to end."""
+        built = self.build(transforms)
+        if isinstance(built, Outcome):
+            return built
+        steps = self.train(built.graph).steps if self.retrain else 0
+        return self.finish(built, steps)
+
+    def build(self, transforms: Transforms) -> Outcome | Built:
+        """The candidate with its architecture (and firmware) metrics, ready to train; or its Outcome when it
+        is pruned before any training (invalid, not exportable, an architecture constraint violated)."""
         graph = try_build(self.base, transforms)
         if isinstance(graph, NetcarveError):
             return Outcome({}, pruned=invalid_reason(graph))
@@ -98,7 +122,11 @@ class CandidateEvaluator:
         for constraint in self.plan.constraints:
             if constraint.architecture and constraint.violation(metrics[constraint.metric]) > 0:
                 return Outcome(metrics, pruned=constraint.reason(metrics[constraint.metric]))
-        steps = self.train(graph) if self.retrain else 0
+        return Built(graph, metrics)
+
+    def finish(self, built: Built, steps: int) -> Outcome:
+        """The metrics of a built candidate after its training (``steps`` optimizer steps; 0 in eval mode)."""
+        graph, metrics = built.graph, dict(built.metrics)
         if self.retrain and self.plan.needs_fpga:
             # pruned above on the weights before retraining; recorded for the retrained ones (the firmware)
             fpga = self.fpga(graph)
@@ -109,6 +137,22 @@ class CandidateEvaluator:
         if self.plan.needs_latency:
             metrics["latency"] = self.latency(graph)
         return Outcome(metrics, steps, None, graph)
+
+    def train_together(self, built: Sequence[Built], keep_going: KeepGoing | None = None) -> list[MemberOutcome]:
+        """Train built candidates together (one batched pass per shared template; see
+        :mod:`netcarve.train.population`), each exactly as :meth:`train` trains it alone. One candidate is
+        trained by :meth:`train` itself (its errors propagate, as they do one by one)."""
+        from netcarve.train.population import MemberOutcome, fit_population
+
+        if len(built) == 1:
+            one = (lambda record: keep_going(0, record)) if keep_going is not None else None
+            result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
+            return [MemberOutcome(result, stopped=result.stopped)]
+        modules = [b.graph.module for b in built]
+        outcomes = fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going)
+        for module in modules:
+            module.eval()
+        return outcomes
 
     def architecture(self, graph: Graph) -> dict[str, float]:
         from netcarve.analysis import analyze
@@ -126,13 +170,15 @@ class CandidateEvaluator:
         except PassError as exc:
             return f"{NOT_EXPORTABLE} (needed by the fpga metrics): {exc}"
 
-    def train(self, graph: Graph) -> int:
+    def train(self, graph: Graph, keep_going: Callable[[EpochRecord], bool] | None = None) -> FitResult:
+        """Retrain the candidate alone (seeded); ``keep_going`` sees each epoch (a pruner's reports)."""
         from netcarve.train.loop import fit
 
         torch.manual_seed(self.plan.train.seed)
-        result = fit(graph.module, self.train_splits, self.plan.train, validate=False)
+        result = fit(graph.module, self.train_splits, self.plan.train, validate=keep_going is not None,
+                     keep_going=keep_going)  # fmt: skip
         graph.module.eval()
-        return result.steps
+        return result
 
     def software(self, graph: Graph) -> dict[str, float]:
         from netcarve.train.loop import evaluate

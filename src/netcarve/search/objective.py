@@ -28,8 +28,9 @@ import platform
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,13 +38,16 @@ from netcarve import outcomes
 from netcarve.errors import NetcarveError, SearchError
 from netcarve.metrics import ALWAYS_SHOWN, split_groups
 from netcarve.search.brute_force import STALE_ATTR
-from netcarve.search.candidate import CandidateEvaluator, Outcome
+from netcarve.search.candidate import Built, CandidateEvaluator, Outcome
 from netcarve.search.plan import SearchPlan, objective_names
 from netcarve.search.spaces import SearchSpace, transforms_key
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
+
+    from netcarve.train.loop import EpochRecord
+    from netcarve.train.population import KeepGoing
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,20 @@ def set_constraints(trial: optuna.Trial, values: Mapping[str, float]) -> None:
         trial.set_constraint(key, value)
 
 
+#: the start of the ``pruned`` reason of a trial stopped by the study's pruner
+PRUNER_REASON = "stopped early by the pruner"
+
+
+@dataclass
+class _Member:
+    """A trial of a population whose candidate is built and waits for (or has had) its training."""
+
+    trial: optuna.Trial
+    built: Built | None  # None: a repeat of another member's configuration
+    digest: str
+    steps: int = 0
+
+
 @dataclass
 class TrialRunner:
     """Runs trials of one study in this process."""
@@ -120,27 +138,143 @@ class TrialRunner:
     checkpoints: Path | None = None  # retrained candidates are saved here as trial-<number>.pt
 
     def run(self, trial: optuna.Trial) -> None:
-        start = time.perf_counter()  # (its ``worker`` was recorded when the trial was claimed: runner.next_trial)
+        """Run one trial (its ``worker`` was recorded when the trial was claimed: runner.next_trial)."""
+        self.run_population([trial])
+
+    def run_population(self, trials: Sequence[optuna.Trial]) -> None:
+        """Run claimed trials together: each is suggested, reused or built and measured before training on its
+        own; the candidates left to retrain are trained as one population (:meth:`CandidateEvaluator.
+        train_together`), then each is measured and told. A failure fails its own trial only; an interrupt
+        records every trial not yet told as interrupted (redone on resume)."""
+        start = time.perf_counter()
+        members: dict[str, _Member] = {}  # by configuration digest: a repeated one waits for the first
+        repeats: list[tuple[optuna.Trial, _Member]] = []
+        told: set[int] = set()
         try:
-            self._run(trial, start)
+            for trial in trials:
+                member = self._guard(trial, start, told, partial(self._prepare, trial, start, list(members.values())))
+                if member is None:
+                    continue
+                if member.digest in members:
+                    repeats.append((trial, members[member.digest]))
+                else:
+                    members[member.digest] = member
+            if members and self.evaluator.retrain:
+                self._train_guarded(list(members.values()), start, told)
+            for member in members.values():
+                if member.trial.number not in told:
+                    self._guard(member.trial, start, told, partial(self._finish, member, start))
+            for trial, first in repeats:
+                self._guard(trial, start, told, partial(self._repeat, trial, first, start))
+        except BaseException:  # interrupted: redone on resume
+            for trial in trials:
+                if trial.number not in told:
+                    self._interrupted(trial, start)
+            raise
+
+    def _guard(
+        self, trial: optuna.Trial, start: float, told: set[int], step: Callable[[], _Member | None] | Callable[[], None]
+    ) -> _Member | None:
+        """``step()`` for ``trial``; a bad candidate or a bug fails that trial alone (and marks it told)."""
+        try:
+            member = step()
         except BAD_CANDIDATE as exc:  # a bad candidate: the study goes on
             self._fail(trial, exc, start)
         except Exception as exc:  # a bug in netcarve: recorded with its traceback, reported; the study goes on
             self._fail(trial, exc, start, internal=True)
-        except BaseException:  # interrupted: redone on resume
-            self._interrupted(trial, start)
-            raise
+        else:
+            if member is None:
+                told.add(trial.number)
+            return member
+        told.add(trial.number)
+        return None
 
-    def _run(self, trial: optuna.Trial, start: float) -> None:
+    def _prepare(self, trial: optuna.Trial, start: float, pending: Sequence[_Member] = ()) -> _Member | None:
+        """The trial's candidate built and measured before training, or None when the trial was already told
+        (reused, or pruned before training)."""
         transforms = self.space.transforms(self.space.suggest(trial))
         digest = config_digest(transforms_key(transforms))
         trial.set_user_attr("config_key", digest)
         source = self._done_with(digest, trial.number)
         if source is not None:
-            return self._reuse(trial, source, start)
+            self._reuse(trial, source, start)
+            return None
         trial.set_user_attr("transforms", [[name, cfg] for name, cfg in transforms])
-        outcome = self.evaluator.evaluate(transforms)
-        self._record(trial, outcome, start)
+        if any(m.digest == digest for m in pending):
+            return _Member(trial, None, digest)  # a repeat within this population: reuses the first's result
+        built = self.evaluator.build(transforms)
+        if isinstance(built, Outcome):
+            self._record(trial, built, start)
+            return None
+        return _Member(trial, built, digest)
+
+    def _train_guarded(self, members: list[_Member], start: float, told: set[int]) -> None:
+        """:meth:`_train`; an error of the population as a whole fails each of its trials (the study goes on)."""
+        try:
+            self._train(members, start, told)
+        except Exception as exc:
+            internal = not isinstance(exc, BAD_CANDIDATE)
+            for member in members:
+                if member.trial.number not in told:
+                    self._fail(member.trial, exc, start, internal=internal)
+                    told.add(member.trial.number)
+
+    def _train(self, members: list[_Member], start: float, told: set[int]) -> None:
+        """Train the members together; a diverged member fails alone, a pruned one is recorded PRUNED."""
+        keep_going = self._pruning([m.trial for m in members]) if self.prunes else None
+        if len(members) > 1:
+            log.info("training %d candidates together (trials %s)", len(members),
+                     ", ".join(str(m.trial.number) for m in members))  # fmt: skip
+        for member in members:
+            member.trial.set_user_attr("population", len(members))
+        results = self.evaluator.train_together([m.built for m in members if m.built is not None], keep_going)
+        for member, result in zip(members, results, strict=True):
+            member.steps = result.result.steps
+            if result.error is not None:
+                self._fail(member.trial, result.error, start)
+                told.add(member.trial.number)
+            elif result.stopped:
+                epochs = len(result.result.history)
+                accuracy = result.result.history[-1].val_accuracy if epochs else float("nan")
+                member.trial.set_user_attr("pruned_epoch", epochs - 1)
+                reason = (f"{PRUNER_REASON} ({self.plan.pruner}): stopped after epoch {epochs - 1} of "
+                          f"{self.plan.train.max_epochs}, validation accuracy {accuracy:.4f}")  # fmt: skip
+                metrics = member.built.metrics if member.built is not None else {}
+                self._record(member.trial, Outcome(metrics, member.steps, reason), start)
+                told.add(member.trial.number)
+
+    def _pruning(self, trials: Sequence[optuna.Trial]) -> KeepGoing:
+        """Report each member's validation accuracy per epoch; stop it when the study's pruner says so (never
+        after its last epoch: a candidate that trained to the end is complete)."""
+        last = self.plan.train.max_epochs - 1
+
+        def keep_going(index: int, record: EpochRecord) -> bool:
+            trial = trials[index]
+            trial.report(record.val_accuracy, record.epoch)
+            return record.epoch >= last or not trial.should_prune()
+
+        return keep_going
+
+    @property
+    def prunes(self) -> bool:
+        from netcarve.search.pruners import prunes
+
+        return prunes(self.plan.pruner)
+
+    def _finish(self, member: _Member, start: float) -> None:
+        assert member.built is not None
+        self._record(member.trial, self.evaluator.finish(member.built, member.steps), start)
+
+    def _repeat(self, trial: optuna.Trial, first: _Member, start: float) -> None:
+        """A configuration repeated within one population takes the result of its first trial."""
+        from optuna.trial import TrialState
+
+        number = first.trial.number
+        source = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+        if source.state == TrialState.FAIL:
+            raise SearchError(f"same configuration as trial {number}, which failed: "
+                              f"{source.user_attrs.get('error', 'no error recorded')}")  # fmt: skip
+        self._reuse(trial, source, start)
 
     def _done_with(self, digest: str, number: int) -> FrozenTrial | None:
         from optuna.trial import TrialState

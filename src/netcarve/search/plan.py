@@ -74,6 +74,10 @@ class SearchPlan:
     seed: int
     compare_to: float
     heartbeat_interval: int = 30
+    #: retrained candidates per batched training pass: a count or "auto" (:func:`population_size`)
+    population: int | str = 1
+    #: a name in :data:`netcarve.search.pruners.PRUNERS`
+    pruner: str = "none"
 
     @property
     def directions(self) -> list[Direction]:
@@ -169,6 +173,15 @@ def _sampler(name: str) -> str:
         raise ConfigError(f"{STRATEGY}.setup.sampler: {exc}") from exc
 
 
+def _pruner(name: str) -> str:
+    from netcarve.search.pruners import PRUNERS
+
+    try:
+        return PRUNERS.canonical(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{STRATEGY}.setup.pruner: {exc}") from exc
+
+
 def _train_config(config: RunConfig, search: SearchConfig) -> tuple[TrainConfig, str]:
     from netcarve.config.training import training_settings
     from netcarve.workflow import train_config
@@ -200,6 +213,7 @@ def make_plan(config: RunConfig) -> SearchPlan:
         n_trials=setup.n_trials, n_trials_given="n_trials" in setup.model_fields_set, n_jobs=setup.n_jobs,
         timeout=setup.timeout, seed=setup.seed if setup.seed is not None else config.seed,
         compare_to=hw.compare_to if hw else 32.0, heartbeat_interval=setup.heartbeat_interval,
+        population=setup.population, pruner=_pruner(setup.pruner),
     )  # fmt: skip
     if plan.needs_fpga:
         from netcarve.analysis.fpga import require_da4ml

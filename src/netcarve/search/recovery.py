@@ -61,7 +61,16 @@ def owner_state(trial: FrozenTrial) -> Owner:
         return "dead"
     except PermissionError:
         return "alive"
-    return "alive"
+    return "dead" if _is_zombie(pid) else "alive"
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has ended but whose parent has not reaped it yet (Linux ``/proc``): it runs nothing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def heartbeat_enabled(storage: BaseStorage) -> bool:

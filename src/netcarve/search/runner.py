@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from netcarve.search.brute_force import claim_waiting, finished_grid_ids, is_stale
 from netcarve.search.objective import worker_id
+from netcarve.search.population import population_size
 from netcarve.search.recovery import others_running, reap_dead
 from netcarve.search.session import Session
 
@@ -200,19 +201,42 @@ def next_trial(session: Session, deadline: float | None) -> optuna.Trial | None:
     return None
 
 
+def next_population(
+    session: Session, deadline: float | None, size: int, stack: contextlib.ExitStack
+) -> list[optuna.Trial]:
+    """Up to ``size`` trials for this process (at least one unless the study is done): the first as
+    :func:`next_trial` claims it (waiting if need be), the others only while trials are free right away.
+    Each trial's heartbeat (a database storage) starts the moment it is claimed, in ``stack``."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    trials: list[optuna.Trial] = []
+    while len(trials) < size and not _expired(deadline):
+        trial = next_trial(session, deadline) if not trials else _claim(session)[0]
+        if trial is None:
+            break
+        stack.enter_context(get_heartbeat_thread(trial._trial_id, session.storage))  # type: ignore[arg-type]
+        trials.append(trial)
+    return trials
+
+
 def work(session: Session, deadline: float | None, on_trial: Callable[[], None] | None = None) -> int:
     """Run trials in this process until the study is done; returns how many this process ran.
 
+    Retrained candidates are claimed and trained as populations of :func:`population_size` trials.
     On a storage with heartbeat, each trial records its heartbeat in a thread while it runs.
     """
-    from optuna.storages._heartbeat import get_heartbeat_thread
-
     runner = session.runner()
+    size = population_size(session)
+    if size > 1:
+        log.info("population training: up to %d candidates per batched pass", size)
     ran = 0
-    while (trial := next_trial(session, deadline)) is not None:
-        with get_heartbeat_thread(trial._trial_id, session.storage):
-            runner.run(trial)
-        ran += 1
+    while True:
+        with contextlib.ExitStack() as stack:
+            trials = next_population(session, deadline, size, stack)
+            if not trials:
+                break
+            runner.run_population(trials)
+        ran += len(trials)
         if on_trial is not None:
             on_trial()
     return ran

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SamplerEntry:
-    """``make(seed)``; ``takes_constraints``: uses trial constraints; ``enumerates``: each point once, in order."""
+    """``make(seed)``; ``takes_constraints``: uses trial constraints; ``enumerates``: each point once, in order;
+    ``learns``: later points depend on earlier results (so a population must not ask for all of them at once)."""
 
     make: Callable[[int], BaseSampler]
     takes_constraints: bool = False
     enumerates: bool = False
+    learns: bool = False
 
 
 SAMPLERS: Registry[SamplerEntry] = Registry("sampler", normalize=loose_key)
@@ -41,7 +43,9 @@ def _random(seed: int) -> BaseSampler:
 def _tpe(seed: int) -> BaseSampler:
     from optuna.samplers import TPESampler
 
-    return TPESampler(seed=seed)
+    # constant_liar: trials still running (a population's other members, other workers) count as bad
+    # results, so K asks in a row do not collapse on one point
+    return TPESampler(seed=seed, constant_liar=True)
 
 
 def _nsgaii(seed: int) -> BaseSampler:
@@ -70,11 +74,19 @@ def _gp(seed: int) -> BaseSampler:
 
 
 SAMPLERS.add("random", SamplerEntry(_random), description="uniform random sampling")
-SAMPLERS.add("tpe", SamplerEntry(_tpe, takes_constraints=True), description="tree-structured Parzen estimator")
-SAMPLERS.add("nsgaii", SamplerEntry(_nsgaii, takes_constraints=True), description="NSGA-II genetic algorithm")
-SAMPLERS.add("nsgaiii", SamplerEntry(_nsgaiii, takes_constraints=True), description="NSGA-III genetic algorithm")
+SAMPLERS.add(
+    "tpe", SamplerEntry(_tpe, takes_constraints=True, learns=True), description="tree-structured Parzen estimator"
+)
+SAMPLERS.add(
+    "nsgaii", SamplerEntry(_nsgaii, takes_constraints=True, learns=True), description="NSGA-II genetic algorithm"
+)
+SAMPLERS.add(
+    "nsgaiii", SamplerEntry(_nsgaiii, takes_constraints=True, learns=True), description="NSGA-III genetic algorithm"
+)
 SAMPLERS.add("qmc", SamplerEntry(_qmc), description="quasi-Monte Carlo (categorical leaves: random)")
-SAMPLERS.add("gp", SamplerEntry(_gp, takes_constraints=True), description="Gaussian-process Bayesian optimisation")
+SAMPLERS.add(
+    "gp", SamplerEntry(_gp, takes_constraints=True, learns=True), description="Gaussian-process Bayesian optimisation"
+)
 SAMPLERS.add(
     "brute_force",
     SamplerEntry(_random, enumerates=True),

@@ -26,6 +26,7 @@ from netcarve.search.validity import check_choices
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
     from optuna.storages import BaseStorage
 
@@ -101,6 +102,13 @@ def stored_attrs(prepared: Prepared, run_dir: Path | None) -> dict[str, Any]:
     return {CONFIG_ATTR: data, RUN_DIR_ATTR: str(run_dir.resolve()) if run_dir else None, TARGET_ATTR: prepared.target}
 
 
+def pruner_for(plan: SearchPlan) -> BasePruner:
+    """The study's pruner (every process builds its own; Optuna pruners keep no state of their own)."""
+    from netcarve.search.pruners import make_pruner
+
+    return make_pruner(plan.pruner, plan.train.max_epochs)
+
+
 def join(prepared: Prepared, storage: BaseStorage, url: str, name: str, run_dir: Path | None, index: int) -> Session:
-    study = load_study(storage, url, name, sampler_for(prepared.plan, index))
+    study = load_study(storage, url, name, sampler_for(prepared.plan, index), pruner_for(prepared.plan))
     return Session(prepared, study, storage, url, run_dir)

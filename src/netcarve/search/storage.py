@@ -15,6 +15,7 @@ from netcarve.redact import redact_text
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
@@ -77,12 +78,19 @@ def open_storage(url: str) -> BaseStorage:
 
 
 def create_study(
-    storage: BaseStorage, url: str, name: str, directions: Sequence[Direction], sampler: BaseSampler
+    storage: BaseStorage,
+    url: str,
+    name: str,
+    directions: Sequence[Direction],
+    sampler: BaseSampler,
+    pruner: BasePruner | None = None,
 ) -> optuna.Study:
     import optuna
 
     try:
-        return optuna.create_study(storage=storage, study_name=name, directions=list(directions), sampler=sampler)
+        return optuna.create_study(
+            storage=storage, study_name=name, directions=list(directions), sampler=sampler, pruner=pruner
+        )
     except optuna.exceptions.DuplicatedStudyError as exc:
         raise duplicated(url, name) from exc
 
@@ -102,11 +110,17 @@ def study_exists(storage: BaseStorage, name: str) -> bool:
     return True
 
 
-def load_study(storage: BaseStorage, url: str, name: str, sampler: BaseSampler | None = None) -> optuna.Study:
+def load_study(
+    storage: BaseStorage,
+    url: str,
+    name: str,
+    sampler: BaseSampler | None = None,
+    pruner: BasePruner | None = None,
+) -> optuna.Study:
     import optuna
 
     try:
-        return optuna.load_study(storage=storage, study_name=name, sampler=sampler)
+        return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
     except KeyError as exc:
         names = [s.study_name for s in storage.get_all_studies()]
         raise StorageError(

@@ -70,6 +70,8 @@ class FitResult:
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = -1
     steps: int = 0
+    #: ``keep_going`` returned False after the last record: training stopped early
+    stopped: bool = False
 
     @property
     def final(self) -> EpochRecord:
@@ -80,6 +82,8 @@ class FitResult:
 EpochCallback = Callable[[EpochRecord, bool], None]
 #: called with (steps_done, total_steps, running_loss, running_accuracy); used for progress bars
 StepCallback = Callable[[int, int, float, float], None]
+#: called after each epoch (after ``on_epoch``); False stops training (pruners: validation always runs)
+KeepGoing = Callable[[EpochRecord], bool]
 
 
 def evaluate(module: nn.Module, split: Split, batch_size: int = 8192) -> EvalResult:
@@ -145,6 +149,19 @@ class _EpochRun:
         return float(loss_sum), int((preds == ys[:seen]).sum()), seen
 
 
+def optimizer_for(module: nn.Module, cfg: TrainConfig, total_steps: int) -> tuple[Stepper, Schedule | None]:
+    """The optimizer and learning-rate schedule ``cfg`` asks for, over ``total_steps`` steps."""
+    return make_optimizer(
+        module,
+        cfg.optimizer,
+        cfg.learning_rate,
+        cfg.weight_decay,
+        total_steps,
+        cfg.num_warmup_steps,
+        cfg.lr_scheduler,
+    )
+
+
 def _steps_plan(n: int, cfg: TrainConfig) -> tuple[int, int]:
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.max_epochs
@@ -162,6 +179,7 @@ def fit(
     on_step: StepCallback | None = None,
     validate: bool = True,
     num_threads: int | None = None,
+    keep_going: KeepGoing | None = None,
 ) -> FitResult:
     """Train ``module`` in place on ``splits.train``; validate on ``splits.val`` after every epoch.
 
@@ -169,9 +187,11 @@ def fit(
     ``num_threads``: intra-op threads while training; None = 1 for small models (:func:`training_threads`).
     Deterministic on CPU for a given seed: the permutation comes from a generator seeded with ``cfg.seed``.
     Raises :class:`TrainingError` when the loss becomes NaN or infinite.
+    ``keep_going(record)`` is called after each epoch (after ``on_epoch``); when it returns False, training
+    stops there and the result's ``stopped`` is True. With ``keep_going``, validation always runs.
     """
     with training_threads(module, num_threads):
-        return _fit(module, splits, cfg, on_epoch, on_step, validate)
+        return _fit(module, splits, cfg, on_epoch, on_step, validate or keep_going is not None, keep_going)
 
 
 def _fit(
@@ -181,6 +201,7 @@ def _fit(
     on_epoch: EpochCallback | None,
     on_step: StepCallback | None,
     validate: bool,
+    keep_going: KeepGoing | None = None,
 ) -> FitResult:
     train = splits.train.head(cfg.num_samples)
     n = len(train)
@@ -195,15 +216,7 @@ def _fit(
     else:
         n_batched = n
     steps_per_epoch, total_steps = _steps_plan(n_batched, cfg)
-    optimizer, schedule = make_optimizer(
-        module,
-        cfg.optimizer,
-        cfg.learning_rate,
-        cfg.weight_decay,
-        total_steps,
-        cfg.num_warmup_steps,
-        cfg.lr_scheduler,
-    )
+    optimizer, schedule = optimizer_for(module, cfg, total_steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     result = FitResult()
     best_acc = -1.0
@@ -238,6 +251,9 @@ def _fit(
         log.debug("epoch %d: %s", epoch, record)
         if on_epoch is not None:
             on_epoch(record, is_best)
+        if keep_going is not None and not keep_going(record):
+            result.stopped = True
+            break
     result.steps = step
     module.eval()
     return result

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ import torch.fx as fx
 from torch import nn
 
 from netcarve.config.passes import WidthPassConfig
+from netcarve.device import available_memory
 from netcarve.errors import ConfigError, PassError
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import require_input_shape, spec_of_kind
@@ -240,21 +240,6 @@ def _channel_maps(graph: Graph, groups: ChannelGroups, widths: Mapping[int, int]
 
 
 # --- size check -----------------------------------------------------------------------------------------------
-def available_memory() -> int | None:
-    """Bytes of memory available to this process now (Linux ``MemAvailable``), or None when unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
 def parameter_limit() -> tuple[int, str]:
     """The most parameters a width transform may give a model, and where that limit comes from."""
     limit, why = MAX_PARAMETERS, ""

@@ -1,0 +1,187 @@
+"""Population training in a search: K claimed trials trained together give each trial what it gets alone;
+a member's failure or early stop is its own; Optuna's pruners stop bad candidates and save steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netcarve.errors import ConfigError, TrainingError
+from netcarve.search.api import prepare_search, start_search
+from netcarve.search.objective import PRUNER_REASON
+from netcarve.search.population import AUTO_MAX, memory_budget, population_size
+from tests.search.helpers import config, run_search, search_dict, trials
+from tests.search.test_worker_death import GRID_SEED
+
+
+def accuracies(session: Any) -> dict[str, float]:
+    """Accuracy of each configuration (by its digest) among the COMPLETE trials."""
+    return {t.user_attrs["config_key"]: t.user_attrs["metric.accuracy"] for t in trials(session, "COMPLETE")}
+
+
+def test_population_of_12_gives_the_accuracies_of_one_by_one(tmp_path: Path) -> None:
+    """The 36-configuration Lab 4 grid, retrained one epoch: with population = 12 (three batched passes of 12)
+    every configuration's accuracy is within 0.5 percentage points of its accuracy with population = 1, and
+    every trial records the population it trained in."""
+    runs = {}
+    for size in (1, 12):
+        data = search_dict(tmp_path / str(size), seed=GRID_SEED, dataset="synthetic-jsc:3000", population=size)
+        runs[size] = run_search(config(data))
+    one, twelve = accuracies(runs[1]), accuracies(runs[12])
+    assert len(one) == len(twelve) == 36 and one.keys() == twelve.keys()
+    worst = max(abs(one[k] - twelve[k]) for k in one)
+    assert worst <= 0.005, f"largest accuracy difference {worst:.4f}"
+    assert {t.user_attrs["population"] for t in trials(runs[12])} == {12}
+    assert {t.user_attrs["population"] for t in trials(runs[1])} == {1}
+
+
+def test_a_failing_member_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When one member of a population diverges, its trial is FAIL with the error and the others complete
+    with the accuracies they have in a population without it (the same as one by one)."""
+    import netcarve.train.population as population
+
+    real = population.fit_population
+
+    def second_diverges(modules: Any, *args: Any, **kwargs: Any) -> Any:
+        results = real(modules, *args, **kwargs)
+        if len(modules) > 1:
+            results[1] = population.MemberOutcome(results[1].result, TrainingError("training diverged: loss is nan"))
+        return results
+
+    seed = {"seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2, 3, 4]}}}
+    reference = accuracies(run_search(config(search_dict(tmp_path / "ref", seed=seed, population=1))))
+    monkeypatch.setattr(population, "fit_population", second_diverges)
+    session = run_search(config(search_dict(tmp_path / "pop", seed=seed, population=4)))
+    failed = trials(session, "FAIL")
+    assert [t.number for t in failed] == [1]
+    assert failed[0].user_attrs["error"] == "TrainingError: training diverged: loss is nan"
+    done = accuracies(session)
+    assert len(done) == 3 and all(done[k] == pytest.approx(reference[k], abs=0.005) for k in done)
+
+
+def test_a_configuration_repeated_in_one_population_is_trained_once(tmp_path: Path) -> None:
+    """Random sampling of a 2-configuration space, 6 trials claimed as one population: the 2 distinct
+    configurations are trained (train_steps > 0, no ``reused_from``), the 4 repeats reuse their results."""
+    seed = {"seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2]}}}
+    data = search_dict(tmp_path, seed=seed, sampler="random", n_trials=6, population=6)
+    session = run_search(config(data))
+    done = trials(session, "COMPLETE")
+    assert len(done) == 6
+    trained = [t for t in done if "reused_from" not in t.user_attrs]
+    assert len(trained) == len({t.user_attrs["config_key"] for t in done}) == 2
+    for t in done:
+        if "reused_from" in t.user_attrs:
+            source = next(s for s in trained if s.number == t.user_attrs["reused_from"])
+            assert t.values == source.values
+
+
+def test_median_pruner_saves_training_steps(tmp_path: Path) -> None:
+    """A 30-trial TPE retraining search (3 epochs each): with the median pruner, trials whose accuracy after
+    an epoch is below the median stop there, recorded PRUNED with the epoch and fewer steps than a full
+    run, and the search spends fewer training steps in total than without a pruner."""
+    seed = {
+        "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2, 3, 4, 5, 6]}},
+        "seq_blocks_4": {"config": {"name": ["both"], "channel_multiplier": [1, 2, 3, 4, 5, 6]}},
+    }
+    steps = {}
+    for pruner in ("none", "median"):
+        data = search_dict(tmp_path / pruner, seed=seed, sampler="tpe", n_trials=30, pruner=pruner, population=1)
+        data["search"]["strategy"]["sw_runner"]["basic_train"].update(max_epochs=3, learning_rate=1e-3)
+        session = run_search(config(data))
+        everything = trials(session)
+        steps[pruner] = sum(t.user_attrs.get("train_steps", 0) for t in everything if "reused_from" not in t.user_attrs)
+        if pruner == "median":
+            stopped = [t for t in trials(session, "PRUNED") if t.user_attrs["pruned"].startswith(PRUNER_REASON)]
+            assert stopped, "the median pruner stopped no trial"
+            full = max(t.user_attrs["train_steps"] for t in trials(session, "COMPLETE"))
+            for t in stopped:
+                assert t.user_attrs["pruned_epoch"] in (0, 1)
+                assert t.user_attrs["train_steps"] == full * (t.user_attrs["pruned_epoch"] + 1) // 3
+                assert "median" in t.user_attrs["pruned"]
+    assert steps["median"] < steps["none"]
+
+
+def test_pruned_members_leave_a_population(tmp_path: Path) -> None:
+    """With populations (TPE, 24 trials, population 6) the pruner still stops members; a stopped member's
+    steps are those of the epochs it trained, while its population's other members train to the end."""
+    data = search_dict(tmp_path, sampler="tpe", n_trials=24, pruner="median", population=6, seed=GRID_SEED)
+    data["search"]["strategy"]["sw_runner"]["basic_train"].update(max_epochs=3, learning_rate=1e-3)
+    session = run_search(config(data))
+    stopped = [t for t in trials(session, "PRUNED") if t.user_attrs.get("pruned", "").startswith(PRUNER_REASON)]
+    complete = [t for t in trials(session, "COMPLETE") if "reused_from" not in t.user_attrs]
+    assert stopped and complete
+    full = max(t.user_attrs["train_steps"] for t in complete)
+    assert all(t.user_attrs["train_steps"] < full for t in stopped)
+    assert all(t.user_attrs["population"] > 1 for t in stopped)
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ({"population": 5}, 5),
+        ({"population": "auto", "sampler": "brute_force"}, AUTO_MAX),  # 36 configurations, one worker
+        ({"population": "auto", "sampler": "brute_force", "n_jobs": 2}, 18),  # a share per worker
+        ({"population": "auto", "sampler": "tpe", "n_trials": 20}, 5),  # a learning sampler: a quarter
+        ({"population": "auto", "sampler": "random", "n_trials": 100}, AUTO_MAX),
+    ],
+)
+def test_population_size(tmp_path: Path, setup: dict[str, Any], expected: int) -> None:
+    data = search_dict(tmp_path, seed=GRID_SEED, **setup)
+    session = start_search(prepare_search(config(data)), None, None)
+    assert population_size(session) == expected
+
+
+def test_eval_mode_has_nothing_to_batch(tmp_path: Path) -> None:
+    data = search_dict(tmp_path, space="graph/quantize/mixed_precision_ptq", model="jsc-toy", sampler="random",
+                       n_trials=4, eval_mode=True, population=8)  # fmt: skip
+    session = start_search(prepare_search(config(data)), None, None)
+    assert population_size(session) == 1
+
+
+def test_memory_budget() -> None:
+    """A quarter of the free memory, at most 2 GiB (and 2 GiB when the free memory is unknown)."""
+    assert memory_budget(4 * 2**30) == 2**30
+    assert memory_budget(64 * 2**30) == 2 * 2**30
+    assert memory_budget(None) == 2 * 2**30
+
+
+def test_auto_population_follows_free_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Free memory for only a few members: auto chooses fewer (at least 1)."""
+    import netcarve.device
+    from netcarve.search.population import WIDTH_HEADROOM
+    from netcarve.train.population import member_bytes
+
+    session = start_search(prepare_search(config(search_dict(tmp_path, sampler="random", n_trials=100))), None, None)
+    per_member = member_bytes(session.prepared.base.module, 128) * WIDTH_HEADROOM**2
+    monkeypatch.setattr(netcarve.device, "available_memory", lambda device=None: 4 * 3 * per_member)
+    assert population_size(session) == 3
+    monkeypatch.setattr(netcarve.device, "available_memory", lambda device=None: 0)
+    assert population_size(session) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("population", 0, r"population"),
+        ("population", "many", r"population"),
+        ("pruner", "medain", r"search\.strategy\.setup\.pruner: unknown pruner 'medain'; did you mean 'median'"),
+    ],
+)
+def test_bad_population_and_pruner_name_the_key(tmp_path: Path, key: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        prepare_search(config(search_dict(tmp_path, **{key: value})))
+
+
+def test_all_pruners_are_optunas(tmp_path: Path) -> None:
+    """Each name builds Optuna's own pruner; hyperband's max resource is the candidates' epochs."""
+    from optuna.pruners import HyperbandPruner, MedianPruner, NopPruner, SuccessiveHalvingPruner
+
+    from netcarve.search.pruners import make_pruner
+
+    assert isinstance(make_pruner("none", 3), NopPruner)
+    assert isinstance(make_pruner("median", 3), MedianPruner)
+    assert isinstance(make_pruner("successive-halving", 3), SuccessiveHalvingPruner)
+    hyperband = make_pruner("Hyperband", 7)
+    assert isinstance(hyperband, HyperbandPruner) and hyperband._max_resource == 7

@@ -1,0 +1,369 @@
+"""The batched population trainer: every member trains as it would alone with ``fit`` (weights, BatchNorm
+statistics, records), padding stays exactly zero, and divergence, ``keep_going`` and fallbacks are per member."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from netcarve.data.base import TensorSplits
+from netcarve.ir.graph import Graph
+from netcarve.models import create_model
+from netcarve.models.jsc import SeqBlocks
+from netcarve.train import TrainConfig, fit, population
+from netcarve.train.loop import EpochRecord, FitResult, training_threads
+from netcarve.train.optim import FusedAdam
+from netcarve.train.population import (
+    MemberOutcome,
+    _BQuant,
+    _chain,
+    _Group,
+    _partition,
+    _train_group,
+    fit_population,
+    member_bytes,
+)
+from netcarve.transforms.quantize.api import quantize
+from netcarve.transforms.quantize.quantizers import QUANTIZERS
+from netcarve.transforms.width import change_width
+
+CFG = TrainConfig(max_epochs=1, batch_size=128, learning_rate=3e-3)
+
+
+@pytest.fixture(autouse=True)
+def _one_batch_per_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Padded weights cost nothing: every template group stays one batch, so the tests exercise padding."""
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 0.0)
+
+
+def _base(model: str, splits: TensorSplits, seed: int = 0) -> Graph:
+    torch.manual_seed(seed)
+    return Graph.from_module(create_model(model, splits.info), (splits.info.in_features,))
+
+
+def _width(**multipliers: int) -> dict[str, Any]:
+    """Width config: node name → out_multiplier."""
+    return {name: {"config": {"name": None, "out_multiplier": m}} for name, m in multipliers.items()}
+
+
+def _integer(width: int, frac: int, **modes: str) -> dict[str, Any]:
+    """data_in, weight, bias and data_out of ``width`` bits, ``frac`` fractional; ``modes`` e.g. weight_round."""
+    settings: dict[str, Any] = {}
+    for op in ("data_in", "weight", "bias", "data_out"):
+        settings[f"{op}_width"], settings[f"{op}_frac_width"] = width, frac
+    return {"config": {"name": "integer", **settings, **modes}}
+
+
+def _solo(module: nn.Module, splits: TensorSplits, cfg: TrainConfig, **kwargs: Any) -> tuple[nn.Module, FitResult]:
+    """A copy of ``module`` trained alone, as a search candidate is."""
+    module = copy.deepcopy(module)
+    torch.manual_seed(cfg.seed)
+    return module, fit(module, splits, cfg, **kwargs)
+
+
+def _assert_same_weights(batched: nn.Module, solo: nn.Module, skip: tuple[str, ...] = ()) -> None:
+    solo_state = solo.state_dict()
+    assert batched.state_dict().keys() == solo_state.keys()
+    for key, value in batched.state_dict().items():
+        if key in skip:
+            continue
+        if key.endswith("num_batches_tracked"):
+            assert int(value) == int(solo_state[key]), key
+        else:
+            torch.testing.assert_close(value, solo_state[key], rtol=1e-4, atol=1e-6, msg=key)
+
+
+def _check_population(
+    modules: list[nn.Module],
+    splits: TensorSplits,
+    cfg: TrainConfig,
+    caplog: pytest.LogCaptureFixture,
+    skip: tuple[str, ...] = (),
+    accuracy_tolerance: float = 0.002,
+) -> list[MemberOutcome]:
+    """Train copies of ``modules`` batched and each alone; the batched path must have taken all of them."""
+    batched = [copy.deepcopy(m) for m in modules]
+    with caplog.at_level(logging.INFO, logger="netcarve.train.population"):
+        outcomes = fit_population(batched, splits, cfg, validate=True)
+    assert "trained alone" not in caplog.text
+    for original, module, outcome in zip(modules, batched, outcomes, strict=True):
+        solo, result = _solo(original, splits, cfg, validate=True)
+        assert outcome.error is None and not outcome.stopped and not module.training
+        _assert_same_weights(module, solo, skip)
+        assert outcome.result.steps == result.steps
+        assert len(outcome.result.history) == len(result.history)
+        for mine, theirs in zip(outcome.result.history, result.history, strict=True):
+            assert (mine.epoch, mine.steps, mine.lr) == (theirs.epoch, theirs.steps, theirs.lr)
+            assert abs(mine.val_accuracy - theirs.val_accuracy) <= accuracy_tolerance
+            assert mine.train_loss == pytest.approx(theirs.train_loss, rel=1e-4)
+    return outcomes
+
+
+# --- the batched quantizer -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("round_mode", ["nearest_even", "nearest_up", "truncate"])
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+def test_batched_quantizer_equals_the_integer_quantizer(round_mode: str, overflow: str) -> None:
+    """Per member (signed <6,2>, unsigned <4,1>, signed <8,5>) forward and clipped-STE gradient equal the
+    integer quantizer's bit for bit, on values with ties at half an LSB and out-of-range values."""
+    integer = QUANTIZERS.get("integer")
+    specs = [
+        integer.make_spec(6, 2, round=round_mode, overflow=overflow),
+        integer.make_spec(4, 1, signed=False, round=round_mode, overflow=overflow),
+        integer.make_spec(8, 5, round=round_mode, overflow=overflow),
+    ]
+    grid = torch.arange(-80, 81, dtype=torch.float32) / 8  # ±10 in steps of 1/8: ties for frac ≤ 2
+    x = grid.repeat(3, 2, 1).clone().requires_grad_(True)  # [K=3, B=2, F]
+    batched = _BQuant.of(specs, 3, x.device)(x)
+    weights = torch.randn_like(x)
+    (batched * weights).sum().backward()
+    for k, spec in enumerate(specs):
+        xk = x[k].detach().clone().requires_grad_(True)
+        solo = spec(xk)
+        (solo * weights[k]).sum().backward()
+        assert torch.equal(batched[k], solo)
+        assert x.grad is not None and xk.grad is not None and torch.equal(x.grad[k], xk.grad)
+
+
+# --- exactness ----------------------------------------------------------------------------------------------------
+def test_different_widths_train_as_alone(synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture) -> None:
+    """jsc-three-linear-layers at hidden widths 16-16, 32-16 and 32-48 (padded to 32-48) in one batch."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    members = [
+        base.copy(),
+        change_width(base, _width(seq_blocks_2=2)),
+        change_width(base, _width(seq_blocks_2=2, seq_blocks_4=3)),
+    ]
+    widths = [_chain(g.module).widths for g in members]
+    assert [(w[3], w[5]) for w in widths] == [(16, 16), (32, 16), (32, 48)]
+    _check_population([g.module for g in members], synthetic_small, CFG, caplog)
+
+
+def test_quantization_aware_members_train_as_alone(
+    synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three integer configs of jsc-three-linear-layers (per-layer widths/frac widths differ per member), the
+    Linears round nearest_up and the last one wraps its output; 2 epochs with a cosine schedule."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+
+    def config(w0: int, f0: int, w1: int, f1: int) -> dict[str, Any]:
+        modes = {"weight_round": "nearest_up", "data_out_round": "nearest_up"}
+        return {
+            "by": "name",
+            "default": {"config": {"name": "integer", "data_in_width": 8, "data_in_frac_width": 3}},
+            "seq_blocks_2": _integer(w0, f0, **modes),
+            "seq_blocks_4": _integer(w1, f1, **modes),
+            "seq_blocks_6": _integer(10, 4, data_out_overflow="wrap", **modes),
+        }
+
+    members = [quantize(base, config(*c)) for c in ((8, 4, 8, 4), (6, 3, 10, 6), (12, 8, 5, 2))]
+    cfg = TrainConfig(max_epochs=2, batch_size=128, learning_rate=3e-3, lr_scheduler="cosine", num_warmup_steps=5)
+    _check_population([g.module for g in members], synthetic_small, cfg, caplog)
+
+
+def test_width_times_quantization_train_as_alone(
+    synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Widened and quantized at once: widths 16-16, 32-16, 16-32, each with its own integer widths."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    shapes = [{}, {"seq_blocks_2": 2}, {"seq_blocks_4": 2}]
+    bits = [(8, 4), (6, 2), (10, 6)]
+    members = [
+        quantize(change_width(base, _width(**shape)), {"by": "type", "default": _integer(w, f)})
+        for shape, (w, f) in zip(shapes, bits, strict=True)
+    ]
+    _check_population([g.module for g in members], synthetic_small, CFG, caplog)
+
+
+#: the biases of jsc-toy's Linears that feed a BatchNorm, and that BatchNorm's running mean
+BN_REDUNDANT = tuple(f"seq_blocks.{n}" for n in ("2.bias", "3.running_mean", "5.bias", "6.running_mean"))
+BN_REDUNDANT += ("seq_blocks.8.bias", "seq_blocks.9.running_mean")
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["float", "integer"])
+def test_batchnorm_members_train_as_alone(
+    synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture, quantized: bool
+) -> None:
+    """jsc-toy (BatchNorm after the input and after each Linear) at hidden widths 8-8, 16-8, 8-24, with SGD:
+    weights, running statistics and num_batches_tracked match. 2101 train rows, batch 100: 2101 % 100 == 1,
+    so both paths skip each epoch's one-row last batch (21 steps per epoch)."""
+    base = _base("jsc-toy", synthetic_small)
+    members = [base.copy(), change_width(base, _width(seq_blocks_2=2)), change_width(base, _width(seq_blocks_5=3))]
+    if quantized:
+        members = [quantize(g, {"by": "type", "default": _integer(10, 5)}) for g in members]
+    cfg = TrainConfig(max_epochs=2, batch_size=100, learning_rate=0.05, num_samples=2101, optimizer="sgd")
+    outcomes = _check_population([g.module for g in members], synthetic_small, cfg, caplog)
+    assert [o.result.history[0].steps for o in outcomes] == [21, 21, 21]
+
+
+def test_batchnorm_members_with_adam(synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture) -> None:
+    """The same with Adam: every tensor matches except the bias of a Linear that feeds a BatchNorm and that
+    BatchNorm's running mean. The BatchNorm subtracts the bias again, so its true gradient is 0 and the
+    computed one is float rounding noise (about 1e-8), which differs between a batched and a solo matrix
+    product; Adam normalises the noise into steps of the full learning rate, so these biases random-walk
+    differently in every run that does not round bit for bit (another thread count, another CPU). They do
+    not change the training forward pass (batch statistics), so everything else still matches; in eval mode
+    they shift the output a little (bias − running mean), so accuracies agree only to a few percent."""
+    base = _base("jsc-toy", synthetic_small)
+    members = [base.copy(), change_width(base, _width(seq_blocks_2=2)), change_width(base, _width(seq_blocks_5=3))]
+    cfg = TrainConfig(max_epochs=2, batch_size=100, learning_rate=3e-3)
+    _check_population(
+        [g.module for g in members], synthetic_small, cfg, caplog, skip=BN_REDUNDANT, accuracy_tolerance=0.05
+    )
+
+
+# --- padding -------------------------------------------------------------------------------------------------
+def test_padding_stays_exactly_zero(synthetic_small: TensorSplits) -> None:
+    """After training jsc-toy at hidden widths 8-8 and 16-24 together (quantized), every padded weight, bias,
+    BatchNorm affine parameter, gradient and Adam moment of the 8-8 member is exactly 0."""
+    base = _base("jsc-toy", synthetic_small)
+    members = [base.copy(), change_width(base, _width(seq_blocks_2=2, seq_blocks_5=3))]
+    members = [quantize(g, {"by": "type", "default": _integer(10, 5)}) for g in members]
+    group = _Group([0, 1], [_chain(g.module) for g in members])
+    outcomes: dict[int, MemberOutcome] = {}
+    with training_threads(group.container(), None):
+        _train_group(group, synthetic_small, TrainConfig(max_epochs=2, batch_size=128), False, None, outcomes)
+    optimizer = group.optimizer
+    assert isinstance(optimizer, FusedAdam)
+    moments = {
+        id(p): (a, s) for p, a, s in zip(optimizer.params, optimizer._exp_avg, optimizer._exp_avg_sq, strict=True)
+    }
+    checked = 0
+    for layer in group.layers:
+        for name, param in layer.params.items():
+            mask = layer.masks[name]
+            if mask is None:
+                continue
+            padded = mask == 0
+            assert padded[0].any() and not padded[1].any()  # only the narrow member is padded
+            exp_avg, exp_avg_sq = moments[id(param)]
+            for tensor in (param.detach(), param.grad, exp_avg, exp_avg_sq):
+                assert tensor is not None and torch.equal(tensor[padded], torch.zeros(int(padded.sum())))
+            assert param.detach()[~padded].abs().sum() > 0  # the real units did train
+            checked += 1
+    assert checked == 9  # weight and bias of L2, BN3, L5 and BN6 (padded units), L8's weight (padded inputs)
+    assert all(o.error is None for o in outcomes.values())
+
+
+# --- per-member events -------------------------------------------------------------------------------------
+def test_a_diverging_member_fails_alone(synthetic_small: TensorSplits) -> None:
+    """Member 1's first Linear weights are 1e38: its hidden activations overflow to inf, the next Linear
+    makes inf − inf = nan, so its loss is nan. It gets fit's error; members 0 and 2 equal their solo runs."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    members = [base.copy(), change_width(base, _width(seq_blocks_2=2)), change_width(base, _width(seq_blocks_4=2))]
+    with torch.no_grad():
+        members[1].module.get_submodule("seq_blocks.2").weight.fill_(1e38)
+    modules = [copy.deepcopy(g.module) for g in members]
+    cfg = TrainConfig(max_epochs=2, batch_size=128, learning_rate=3e-3)
+    outcomes = fit_population(modules, synthetic_small, cfg)
+    with pytest.raises(Exception, match=r"training diverged: loss is nan in epoch 0") as solo_error:
+        _solo(members[1].module, synthetic_small, cfg, validate=False)
+    assert str(outcomes[1].error) == str(solo_error.value)
+    assert outcomes[1].result.history == [] and not modules[1].training
+    for i in (0, 2):
+        assert outcomes[i].error is None and len(outcomes[i].result.history) == 2
+        _assert_same_weights(modules[i], _solo(members[i].module, synthetic_small, cfg, validate=False)[0])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"optimizer": "adam"},
+        {"optimizer": "sgd", "lr_scheduler": "cosine", "num_warmup_steps": 4},
+        {"optimizer": "adamw", "weight_decay": 0.01, "lr_scheduler": "linear"},
+    ],
+    ids=["adam", "sgd-cosine", "adamw-linear"],
+)
+def test_keep_going_removes_a_member(synthetic_small: TensorSplits, settings: dict[str, Any]) -> None:
+    """Member 1 (of 3) is stopped after epoch 0 of 2: it equals a solo fit that ``keep_going`` stops after
+    epoch 0 (which, with a constant rate, equals a 1-epoch fit); members 0 and 2, re-stacked with their
+    optimizer state, equal solo 2-epoch fits. Every record keep_going saw has a validation accuracy."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    members = [base.copy(), change_width(base, _width(seq_blocks_2=2)), change_width(base, _width(seq_blocks_4=2))]
+    modules = [copy.deepcopy(g.module) for g in members]
+    cfg = TrainConfig(max_epochs=2, batch_size=128, learning_rate=3e-3, **settings)
+    seen: list[tuple[int, int]] = []
+
+    def keep_going(member: int, record: EpochRecord) -> bool:
+        assert 0 <= record.val_accuracy <= 1
+        seen.append((member, record.epoch))
+        return member != 1
+
+    outcomes = fit_population(modules, synthetic_small, cfg, keep_going=keep_going)
+    assert sorted(seen) == [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)]
+    assert [o.stopped for o in outcomes] == [False, True, False]
+    assert [len(o.result.history) for o in outcomes] == [2, 1, 2]
+    stopped_solo, result = _solo(members[1].module, synthetic_small, cfg, keep_going=lambda r: r.epoch != 0)
+    assert result.stopped and len(result.history) == 1
+    assert outcomes[1].result.steps == result.steps
+    _assert_same_weights(modules[1], stopped_solo)
+    if settings["optimizer"] == "adam":
+        one_epoch = cfg.model_copy(update={"max_epochs": 1})
+        _assert_same_weights(modules[1], _solo(members[1].module, synthetic_small, one_epoch)[0])
+    for i in (0, 2):
+        _assert_same_weights(modules[i], _solo(members[i].module, synthetic_small, cfg, validate=False)[0])
+
+
+def test_unsupported_members_fall_back_to_fit(synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture) -> None:
+    """A member with Dropout(0.0) and one with Tanh are trained alone by fit (logged with the reason); the
+    two batchable members are batched; all four equal their solo runs."""
+    torch.manual_seed(3)
+    f, c = synthetic_small.info.in_features, synthetic_small.info.num_classes
+    dropout = SeqBlocks(nn.Linear(f, 8), nn.ReLU(), nn.Dropout(0.0), nn.Linear(8, c))
+    tanh = SeqBlocks(nn.Linear(f, 8), nn.Tanh(), nn.Linear(8, c))
+    plain = [SeqBlocks(nn.Linear(f, w), nn.ReLU(), nn.Linear(w, c)) for w in (8, 12)]
+    modules = [plain[0], dropout, tanh, plain[1]]
+    trained = [copy.deepcopy(m) for m in modules]
+    with caplog.at_level(logging.INFO, logger="netcarve.train.population"):
+        outcomes = fit_population(trained, synthetic_small, CFG)
+    assert "member 1 is trained alone: node seq_blocks_2 is a Dropout" in caplog.text
+    assert "member 2 is trained alone: node seq_blocks_1 is a Tanh" in caplog.text
+    assert "member 0 is trained alone" not in caplog.text and "member 3 is trained alone" not in caplog.text
+    for module, original, outcome in zip(trained, modules, outcomes, strict=True):
+        solo, result = _solo(original, synthetic_small, CFG, validate=False)
+        assert outcome.error is None and outcome.result.steps == result.steps
+        _assert_same_weights(module, solo)
+
+
+def test_member_bytes_by_hand(synthetic_small: TensorSplits) -> None:
+    """jsc-three-linear-layers: 661 parameters; node widths 16 (input), then BN 16, ReLU 16, L 16, ReLU 16,
+    L 16, ReLU 16, L 5, ReLU 5, summing to 122. Batch 256: 4 · (4 · 661 + 4 · 256 · 122) = 510 288 bytes."""
+    module = create_model("jsc-three-linear-layers", synthetic_small.info)
+    assert member_bytes(module, 256) == 510_288
+
+
+def test_partition_separates_narrow_and_wide_members(
+    synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four members at hidden widths 16-16 and four at 64-64 (jsc-three-linear-layers), batch 256. Padded
+    Linear weights: 16·16 + 16·16 + 16·5 = 592 and 16·64 + 64·64 + 64·5 = 5440. One batch costs
+    1 + 8 · (0.08 + 1e-4 · 5440) = 5.992; two cost 1 + 4 · (0.08 + 0.0592) + 1 + 4 · (0.08 + 0.544) = 5.053:
+    two batches, narrow first. Free padding (weight cost 0) keeps one batch."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    wide = change_width(base, _width(seq_blocks_2=4, seq_blocks_4=4))
+    members = [(i, _chain((wide if i % 2 else base).module)) for i in range(8)]
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-4)
+    assert [[i for i, _ in chunk] for chunk in _partition(members, 256)] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 0.0)
+    assert len(_partition(members, 256)) == 1
+
+
+def test_step_limits_and_an_empty_population(synthetic_small: TensorSplits) -> None:
+    """max_steps = 7 with batch 64 stops inside epoch 0 (2100 rows = 33 steps an epoch), num_samples = 300
+    gives ceil(300 / 64) = 5 steps an epoch: both as fit does. No members, no outcomes."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    members = [base.copy(), change_width(base, _width(seq_blocks_2=2))]
+    for cfg, steps in (
+        (TrainConfig(max_epochs=3, batch_size=64, max_steps=7), [7]),
+        (TrainConfig(max_epochs=2, batch_size=64, num_samples=300), [5, 10]),
+    ):
+        modules = [copy.deepcopy(g.module) for g in members]
+        outcomes = fit_population(modules, synthetic_small, cfg)
+        for graph, module, outcome in zip(members, modules, outcomes, strict=True):
+            assert [r.steps for r in outcome.result.history] == steps and outcome.result.steps == steps[-1]
+            _assert_same_weights(module, _solo(graph.module, synthetic_small, cfg, validate=False)[0])
+    assert fit_population([], synthetic_small, CFG) == []
