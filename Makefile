@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/analysis_bench.py
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/population_bench.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

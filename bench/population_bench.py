@@ -125,12 +125,16 @@ def baseline_rate(splits: Any, trials: list[Any], n: int) -> float:
 
 
 MEMORY_SCRIPT = r"""
-import json, resource, sys, torch
+import gc, json, sys, threading, time, torch
 from netcarve.config.training import TrainingSettings
 from netcarve.data import load_dataset
 from netcarve.search.candidate import build_candidate
 from netcarve.train.checkpoint import build_graph
 from netcarve.train.population import fit_population
+
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
 
 rows, members = int(sys.argv[1]), int(sys.argv[2])
 splits = load_dataset(f"synthetic-jsc:{rows}")
@@ -138,22 +142,30 @@ torch.manual_seed(0)
 base = build_graph("jsc-s", splits.info)
 graphs = [build_candidate(base, [("width", {"by": "name", "seq_blocks_2": {"config": {"name": "output_only",
           "channel_multiplier": 1 + i % 4}}})]) for i in range(members)]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-cfg = TrainingSettings(max_epochs=1, batch_size=256)
-fit_population([g.module for g in graphs], splits, cfg, validate=True)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"before_kib": before, "peak_kib": peak}))
+gc.collect()
+before, peak, done = rss(), [0], threading.Event()
+def watch():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.005)
+thread = threading.Thread(target=watch)
+thread.start()
+fit_population([g.module for g in graphs], splits, TrainingSettings(max_epochs=1, batch_size=256), validate=True)
+done.set(); thread.join()
+print(json.dumps({"before_kib": before, "peak_kib": max(peak[0], rss())}))
 """
 
 
 def peak_memory(rows: int, members: int = 32) -> float:
-    """MiB the population adds to its process's peak RSS (a fresh process, so nothing else inflates it)."""
+    """MiB a population adds to its process's resident memory while it trains (sampled every 5 ms, in a
+    fresh process; the data and the built candidates are in the RSS before training)."""
     out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(rows), str(members)], check=True,
                          capture_output=True, text=True).stdout  # fmt: skip
     measured = json.loads(out.strip().splitlines()[-1])
     added = (measured["peak_kib"] - measured["before_kib"]) / 1024
-    print(f"(memory) {members} jsc-s candidates, one epoch on {rows} rows: peak RSS "
-          f"{measured['peak_kib'] / 1024:.0f} MiB, {added:.0f} MiB above the RSS before training")  # fmt: skip
+    print(f"(memory) {members} jsc-s candidates (widths ×1–×4), one epoch on {rows} rows: RSS "
+          f"{measured['before_kib'] / 1024:.0f} MiB before training (data included), peak "
+          f"{measured['peak_kib'] / 1024:.0f} MiB while training: the population adds {added:.0f} MiB")  # fmt: skip
     return added
 
 
