@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from netcarve.analysis.fpga import fpga_costs, program_digest
 from netcarve.export.backends import BACKENDS, ExportOptions
-from netcarve.export.program import FixedFormat, Quantize, build_program, netcarve_forward
-from tests.export.test_program import JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized
+from netcarve.export.program import FixedFormat, MaxPool, Quantize, build_program, netcarve_forward
+from tests.export.test_program import CNN_MIXES, JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized, quantized_cnn
 
 pytest.importorskip("da4ml")
 
@@ -142,3 +143,40 @@ def test_every_mode_between_layers_matches_the_reference() -> None:
     torch.manual_seed(3)
     port = program.port_inputs(torch.randn(2000, 16) * 3)
     np.testing.assert_array_equal(trace_program(program).predict(port), program.reference(port))
+
+
+@pytest.mark.parametrize("mix", list(CNN_MIXES))
+def test_digits_cnn_trace_is_bit_exact(mix: str) -> None:
+    """digits-cnn quantized by type (every conv, linear and ReLU integer; its BatchNorm2d folded into the first
+    conv): on 600 rows (σ = 3: the port and the ReLUs saturate, the narrow mix truncates, rounds half up and
+    wraps), da4ml's interpreter of the traced convolutions, max pool and average pool, the program's float64
+    reference and netcarve's fake-quantized forward agree exactly (max |diff| = 0)."""
+    program = build_program(quantized_cnn(mix, seed=1))
+    assert len(program.folded) == 1 and any(isinstance(s, MaxPool) for s in program.steps)
+    torch.manual_seed(2)
+    x = torch.randn(600, 64) * 3
+    port = program.port_inputs(x)
+    logic = trace_program(program).predict(port)
+    reference = program.reference(port)
+    assert logic.shape == (600, 10) and len(np.unique(reference)) >= 10  # not a dead network
+    np.testing.assert_array_equal(logic, reference)
+    np.testing.assert_array_equal(logic, netcarve_forward(program.graph, x))
+
+
+def test_cnn_fpga_costs_per_layer_and_digest() -> None:
+    """The fpga metrics trace a CNN too: one entry per constant-matrix layer (the two convs, the average pool,
+    the Linear), each costing LUTs. The cache digest reads a max pool's index groups: the same program with
+    two groups swapped is another digest, while the same groups under another node name are the same."""
+    program = build_program(quantized_cnn("narrow"))
+    costs = fpga_costs(program.graph)
+    assert list(costs.per_layer) == ["seq_blocks_1", "seq_blocks_5", "seq_blocks_7", "seq_blocks_9"]
+    assert costs.total_luts > 0 and all(luts > 0 for luts, _ in costs.per_layer.values())
+    index, pool = next((i, s) for i, s in enumerate(program.steps) if isinstance(s, MaxPool))
+
+    def digest_with(step: MaxPool) -> str:
+        steps = [*program.steps[:index], step, *program.steps[index + 1 :]]
+        return program_digest(dataclasses.replace(program, steps=steps))
+
+    swapped = pool.groups[[1, 0, *range(2, len(pool.groups))]]
+    assert digest_with(dataclasses.replace(pool, groups=swapped)) != program_digest(program)
+    assert digest_with(dataclasses.replace(pool, node="other")) == program_digest(program)

@@ -49,7 +49,7 @@ weight_width = 6
 bias_width = 8
 """
 
-#: digits-cnn starts by unflattening its 64 inputs to an 8×8 image, which has no fixed-point mapping
+#: digits-cnn with every conv, linear and ReLU fixed point (8 bits); its BatchNorm2d stays float and is folded
 CNN = """
 model = "digits-cnn"
 dataset = "digits"
@@ -176,8 +176,6 @@ def test_existing_output_is_refused_and_force_replaces_only_it(work: Path) -> No
 def test_bad_input_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     line = run_error("export", "partial.pt", "--to", "da4ml", "--output", "o1", *DATA)
     assert "seq_blocks_0, seq_blocks_4, seq_blocks_6 are not fixed-point" in line
-    line = run_error("export", "cnn.pt", "--to", "da4ml", "--output", "o2")
-    assert "node 'seq_blocks_0' (unflatten) has no fixed-point mapping" in line
     assert "did you mean 'da4ml'" in run_error("export", "fixed.pt", "--to", "da4m", "--output", "o3")
     line = run_error("export", "partial.pt", "--to", "da4ml", "--output", "o7", "--default-precision", "ap_fixed<16,6>")
     assert "--default-precision is for backends that allow float layers" in line
@@ -223,3 +221,24 @@ def test_search_run_dir_best_and_trial(work: Path) -> None:
     failed = max(t.number for t in study.get_trials(deepcopy=False))
     line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t3", "--trial", str(failed))
     assert f"trial {failed} is failed, not complete" in line
+
+
+def test_cnn_exports_to_da4ml_bit_exact(work: Path) -> None:
+    """digits-cnn (8 bits throughout, its BatchNorm2d folded into the first conv) on the digits test split
+    (360 rows): the da4ml firmware equals netcarve's forward of the folded model bit for bit."""
+    code, out = run("export", "cnn.pt", "--to", "da4ml", "--output", "fw-cnn")
+    assert code == 0, out
+    assert "max |da4ml − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
+    assert "folded BatchNorm seq_blocks_2 into seq_blocks_1" in " ".join(out.split())
+    summary = json.loads((work / "fw-cnn" / "export.json").read_text())
+    assert summary["check"]["rows"] == 360 and summary["check"]["max_abs_diff"] == 0.0
+    assert summary["port"]["in_features"] == 64 and summary["port"]["out_features"] == 10
+
+
+def test_cnn_to_hls4ml_is_one_line(work: Path) -> None:
+    """hls4ml maps MLPs only: exporting digits-cnn to it names the first conv, points to da4ml, and writes
+    nothing."""
+    pytest.importorskip("hls4ml")
+    line = run_error("export", "cnn.pt", "--to", "hls4ml", "--output", "fw-cnn-hls")
+    assert "node 'seq_blocks_1' (conv2d): the hls4ml export maps MLPs only" in line and "--to da4ml" in line
+    assert not (work / "fw-cnn-hls").exists()

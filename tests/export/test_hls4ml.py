@@ -20,7 +20,7 @@ from netcarve.export.program import FixedFormat, build_program, netcarve_forward
 from netcarve.ir import Graph
 from netcarve.models import create_model
 
-from .test_program import JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized
+from .test_program import JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized, quantized_cnn
 
 pytest.importorskip("hls4ml")
 
@@ -216,3 +216,17 @@ def test_float_model_with_default_precision(tmp_path: Path) -> None:
 def test_registered() -> None:
     backend = BACKENDS.get("hls4ml")
     assert backend.package == "hls4ml" and backend.allows_float
+
+
+def test_cnn_is_refused_naming_its_first_conv() -> None:
+    """hls4ml maps MLPs only: digits-cnn's program (its first step is the unrolled Conv2d seq_blocks_1) is a
+    one-line PassError naming that node and kind and pointing to da4ml, from the backend's check (which the
+    export runs before writing anything) and from plan. An MLP's program passes the check."""
+    program = build_program(quantized_cnn("wide"))
+    message = r"node 'seq_blocks_1' \(conv2d\): the hls4ml export maps MLPs only .*--to da4ml, which supports it"
+    for refuse in (hls.check_mlp, hls.plan):
+        with pytest.raises(PassError, match=message) as info:
+            refuse(program)
+        assert "\n" not in str(info.value)
+    assert BACKENDS.get("hls4ml").check is hls.check_mlp
+    hls.check_mlp(build_program(quantized("hls4ml-jet", UNIFORM)))

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from netcarve.data.base import DatasetInfo
 from netcarve.data.jsc_schema import jsc_info
 from netcarve.errors import PassError
-from netcarve.export.program import Dense, FixedFormat, Quantize, Relu, build_program, netcarve_forward
+from netcarve.export.program import Dense, FixedFormat, MaxPool, Quantize, Relu, build_program, netcarve_forward
 from netcarve.ir import Graph
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
@@ -77,6 +78,49 @@ TOY_MIXES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+#: digits-cnn (Unflatten 0, Conv2d 1, BatchNorm2d 2, ReLU 3, MaxPool2d 4, Conv2d 5, ReLU 6, AdaptiveAvgPool2d 7,
+#: Flatten 8, Linear 9) quantized by type: every conv and linear integer-quantized (input, weight, bias,
+#: output) and every ReLU (input, output); the BatchNorm2d stays float and is folded into Conv2d 1. "wide":
+#: ties and saturation at the ReLUs' narrower outputs; "narrow": few bits, truncate and nearest_up, a
+#: wrapping linear output.
+CNN_MIXES: dict[str, dict[str, Any]] = {
+    "wide": {
+        "by": "type",
+        "conv2d": integer(data_in_width=8, data_in_frac_width=3, weight_width=6, weight_frac_width=4,
+                          bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=3),
+        "relu": integer(data_in_width=8, data_in_frac_width=3, data_out_width=6, data_out_frac_width=2),
+        "linear": integer(data_in_width=8, data_in_frac_width=4, weight_width=6, weight_frac_width=4,
+                          bias_width=8, bias_frac_width=4, data_out_width=10, data_out_frac_width=4),
+    },
+    "narrow": {
+        "by": "type",
+        "conv2d": integer(data_in_width=5, data_in_frac_width=2, weight_width=4, weight_frac_width=2,
+                          bias_width=5, bias_frac_width=3, data_out_width=7, data_out_frac_width=2,
+                          weight_round="truncate", data_out_round="nearest_up"),
+        "relu": integer(data_in_width=6, data_in_frac_width=3, data_out_width=4, data_out_frac_width=2,
+                        data_out_round="truncate"),
+        "linear": integer(data_in_width=6, data_in_frac_width=3, weight_width=4, weight_frac_width=2,
+                          bias_width=4, bias_frac_width=2, data_out_width=6, data_out_frac_width=3,
+                          data_out_overflow="wrap"),
+    },
+}  # fmt: skip
+DIGITS = DatasetInfo("digits", 64, 10, tuple(str(i) for i in range(10)))
+
+
+def quantized_cnn(mix: str, seed: int = 0) -> Graph:
+    """digits-cnn (8×8 images as 64 features) quantized by ``CNN_MIXES[mix]``, with weights uniform in ±1 and
+    biases in ±0.5 (seeded: wider than the default init, so that narrow formats keep the network alive); its
+    BatchNorm2d has random γ, β and running statistics, so folding it changes the first conv's weights."""
+    torch.manual_seed(seed)
+    model = create_model("digits-cnn", DIGITS)
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            nn.init.uniform_(layer.weight, -1, 1)
+            nn.init.uniform_(layer.bias, -0.5, 0.5)
+    module = settled(model, seed, in_shape=(64,), passes=30)
+    return quantize(module, CNN_MIXES[mix], input_shape=(64,))
+
+
 def quantized(model: str, config: dict[str, Any], seed: int = 0) -> Graph:
     """``model`` quantized by ``config``, in eval mode; its BatchNorms get random affine parameters and running
     statistics (seeded), so that folding them changes the weights."""
@@ -134,8 +178,11 @@ def test_what_cannot_be_exported_is_named() -> None:
         build_program(quantized("hls4ml-jet", partial))
     torch.manual_seed(0)
     module = settled(SeqBlocks(nn.Linear(16, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 5)))
-    with pytest.raises(PassError, match=r"'seq_blocks_2' \(batch_norm1d\) is inside the network and cannot be "
-                       r"folded into a Linear \(its input 'seq_blocks_1' is not a Linear\)") as info:  # fmt: skip
+    message = (
+        r"'seq_blocks_2' \(batch_norm1d\) is inside the network and cannot be folded into a Linear or Conv "
+        r"\(its input 'seq_blocks_1' is not a Linear or Conv\)"
+    )
+    with pytest.raises(PassError, match=message) as info:
         build_program(quantize(module, UNIFORM, input_shape=(16,)))
     assert "\n" not in str(info.value)
 
@@ -161,3 +208,104 @@ def test_batchnorm_after_a_linear_is_folded() -> None:
     reference = program.reference(program.port_inputs(x))
     np.testing.assert_array_equal(reference, netcarve_forward(program.graph, x))
     assert not np.array_equal(reference, netcarve_forward(graph, x))
+
+
+def test_conv_is_its_unrolled_matrix_by_hand() -> None:
+    """A 1-channel 3×3 image x0 … x8 (row-major, the flattened input) and a 2×2 kernel [[1, 2], [3, 4]] with
+    bias 0.5, no padding, stride 1: the 2×2 outputs are y(r, c) = 1·x(r, c) + 2·x(r, c+1) + 3·x(r+1, c) +
+    4·x(r+1, c+1) + 0.5, so the constant matrix (4 × 9, outputs row-major) is
+
+        y00: [1 2 0 | 3 4 0 | 0 0 0]        y01: [0 1 2 | 0 3 4 | 0 0 0]
+        y10: [0 0 0 | 1 2 0 | 3 4 0]        y11: [0 0 0 | 0 1 2 | 0 3 4]
+
+    and the bias [0.5] at each of the 4 positions. The Unflatten before it is a reshape (no step): the port is
+    the conv's data_in, then Dense and the conv's data_out. On x = 1 … 9: y00 = 1 + 4 + 12 + 20 + 0.5 = 37.5."""
+    conv = nn.Conv2d(1, 1, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]))
+        conv.bias.fill_(0.5)
+    config = {"by": "type", "default": integer(data_in_width=8, data_in_frac_width=2, weight_width=6,
+                                               weight_frac_width=2, bias_width=6, bias_frac_width=2)}  # fmt: skip
+    graph = quantize(SeqBlocks(nn.Unflatten(1, (1, 3, 3)), conv).eval(), config, input_shape=(9,))
+    program = build_program(graph)
+    assert [type(s) for s in program.steps] == [Dense]  # no data_out quantizer in this config
+    (dense,) = program.layers()
+    assert dense.weight.tolist() == [
+        [1, 2, 0, 3, 4, 0, 0, 0, 0],
+        [0, 1, 2, 0, 3, 4, 0, 0, 0],
+        [0, 0, 0, 1, 2, 0, 3, 4, 0],
+        [0, 0, 0, 0, 1, 2, 0, 3, 4],
+    ]
+    assert dense.bias is not None and dense.bias.tolist() == [0.5] * 4
+    assert (program.in_features, program.out_features) == (9, 4)
+    x = torch.arange(1.0, 10.0)[None]
+    assert program.reference(program.port_inputs(x)).tolist() == [[37.5, 47.5, 67.5, 77.5]]
+    np.testing.assert_array_equal(program.reference(program.port_inputs(x)), netcarve_forward(graph, x))
+
+
+def test_program_of_digits_cnn() -> None:
+    """digits-cnn: the BatchNorm2d is folded into Conv2d 1; Unflatten and Flatten are reshapes (no steps). The
+    first conv is a 512 × 64 matrix (8 channels × 8×8 positions over the 8×8 input) with its bias repeated
+    per position; the max pool takes 128 groups of 4 (8 channels × 4×4 windows of 2×2); the second conv is
+    256 × 128 and the adaptive average pool (4×4 → 2×2) a 64 × 256 matrix of 1/4s with one per window entry.
+    The reference equals netcarve's forward of the folded graph bit for bit on 2,000 rows."""
+    program = build_program(quantized_cnn("wide"))
+    assert [(f.batch_norm, f.into) for f in program.folded] == [("seq_blocks_2", "seq_blocks_1")]
+    assert program.port == FixedFormat(True, 8, 3) and (program.in_features, program.out_features) == (64, 10)
+    kinds = [(type(s).__name__, s.node) for s in program.steps if not isinstance(s, Quantize)]
+    assert kinds == [
+        ("Dense", "seq_blocks_1"), ("Relu", "seq_blocks_3"), ("MaxPool", "seq_blocks_4"), ("Dense", "seq_blocks_5"),
+        ("Relu", "seq_blocks_6"), ("Dense", "seq_blocks_7"), ("Dense", "seq_blocks_9"),
+    ]  # fmt: skip
+    conv1, conv2, pool, linear = program.layers()
+    assert conv1.weight.shape == (512, 64) and conv2.weight.shape == (256, 128) and linear.weight.shape == (10, 64)
+    assert conv1.bias is not None and conv1.bias.reshape(8, 64).std(axis=1).max() == 0  # one bias per channel
+    assert pool.weight.shape == (64, 256) and set(np.unique(pool.weight)) == {0.0, 0.25}
+    assert (pool.weight != 0).sum(axis=1).tolist() == [4] * 64 and pool.bias is None
+    max_pool = next(s for s in program.steps if isinstance(s, MaxPool))
+    assert max_pool.groups.shape == (128, 4) and max_pool.groups[0].tolist() == [0, 1, 8, 9]
+    assert sorted(max_pool.groups.ravel().tolist()) == list(range(512))  # each input in exactly one window
+    torch.manual_seed(2)
+    x = torch.randn(2000, 64) * 3
+    reference = program.reference(program.port_inputs(x))
+    assert len(np.unique(reference)) >= 10  # not a dead network
+    np.testing.assert_array_equal(reference, netcarve_forward(program.graph, x))
+
+
+def test_pools_with_padding_and_power_of_two_divisors() -> None:
+    """Linear(16, 16) viewed as a 1×4×4 image; MaxPool2d(2, padding 1) has 3×3 windows cut by the padding:
+    the corner one holds x0 alone (its group repeats it), the center one x5, x6, x9, x10. AvgPool2d((1, 2),
+    padding (0, 1)) counts the padding (divisor 2, weights 1/2). The reference equals netcarve's forward bit
+    for bit."""
+    module = SeqBlocks(
+        nn.Linear(16, 16), nn.Unflatten(1, (1, 4, 4)), nn.MaxPool2d(2, padding=1), nn.AvgPool2d((1, 2), padding=(0, 1)),
+        nn.Flatten(), nn.Linear(6, 3),
+    )  # fmt: skip
+    graph = quantize(module.eval(), UNIFORM, input_shape=(16,))
+    program = build_program(graph)
+    max_pool = next(s for s in program.steps if isinstance(s, MaxPool))
+    assert max_pool.groups.shape == (9, 4) and max_pool.groups[0].tolist() == [0, 0, 0, 0]
+    assert max_pool.groups[4].tolist() == [5, 6, 9, 10]
+    _, avg_pool, _ = program.layers()
+    assert avg_pool.node == "seq_blocks_3" and set(np.unique(avg_pool.weight)) == {0.0, 0.5}
+    torch.manual_seed(4)
+    x = torch.randn(2000, 16) * 3
+    np.testing.assert_array_equal(program.reference(program.port_inputs(x)), netcarve_forward(graph, x))
+
+
+def test_average_by_three_is_refused() -> None:
+    """AvgPool1d(3) divides by 3, which no fixed-point grid holds: a one-line PassError naming the node; the
+    same model with AvgPool1d(2) exports (its reference equals netcarve's forward)."""
+
+    def model(size: int) -> SeqBlocks:
+        return SeqBlocks(
+            nn.Linear(16, 6), nn.Unflatten(1, (1, 6)), nn.AvgPool1d(size), nn.Flatten(), nn.Linear(6 // size, 2)
+        )
+
+    with pytest.raises(PassError, match=r"node 'seq_blocks_2' \(avg_pool1d\) divides by 3, not a power of two") as info:
+        build_program(quantize(model(3).eval(), UNIFORM, input_shape=(16,)))
+    assert "\n" not in str(info.value)
+    graph = quantize(model(2).eval(), UNIFORM, input_shape=(16,))
+    x = torch.randn(500, 16) * 3
+    program = build_program(graph)
+    np.testing.assert_array_equal(program.reference(program.port_inputs(x)), netcarve_forward(graph, x))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from netcarve.data.base import DatasetInfo
 from netcarve.ir.graph import Graph, ModelSpec
 from netcarve.ir.passes import load_pass
 from netcarve.models import create_model
@@ -91,7 +92,7 @@ def test_unfoldable_batchnorm_is_left_and_reported() -> None:
     result = fold_batchnorms(graph)
     assert result.info.folded == ()
     kept = [(k.node, k.reason) for k in result.info.kept]
-    assert kept == [("seq_blocks_2", "its input 'seq_blocks_1' is not a Linear")]
+    assert kept == [("seq_blocks_2", "its input 'seq_blocks_1' is not a Linear or Conv")]
     assert "seq_blocks_2" in result.graph.node_names()
     with torch.no_grad():
         assert torch.equal(result.graph(X), graph(X))
@@ -155,3 +156,36 @@ def test_bias_free_quantized_linear_takes_the_batchnorm_bias_spec() -> None:
     assert linear.quant["bias"].describe() == "integer(6,3)"
     with torch.no_grad():
         assert linear.q("bias", linear.bias).tolist() == [0.0, 0.25]
+
+
+def test_conv_folding_per_output_channel() -> None:
+    """digits-cnn (Conv2d 1, BatchNorm2d 2) and a Conv1d, BatchNorm1d chain, each BatchNorm with random γ, β
+    and running statistics: the BatchNorm is folded into its conv, whose kernel of output channel c is the
+    original kernel times s[c] = γ[c]/√(var[c] + eps), with b' = (b − mean)·s + β; the folded graph computes
+    the same outputs up to float32 rounding (eval mode)."""
+    digits = DatasetInfo("digits", 64, 10, tuple(str(i) for i in range(10)))
+    torch.manual_seed(0)
+    cnn = settled(create_model("digits-cnn", digits), 0, in_shape=(64,), passes=5)
+    conv1d = settled(SeqBlocks(nn.Unflatten(1, (2, 8)), nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.Flatten()), 1)
+    for module, features in ((cnn, 64), (conv1d, 16)):
+        graph = Graph.from_module(module, (features,))
+        result = fold_batchnorms(graph)
+        assert [(f.batch_norm, f.into) for f in result.info.folded] == [("seq_blocks_2", "seq_blocks_1")]
+        bn, conv = module.get_submodule("seq_blocks.2"), module.get_submodule("seq_blocks.1")
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        new = result.graph.module.get_submodule("seq_blocks.1")
+        with torch.no_grad():
+            torch.testing.assert_close(new.weight, conv.weight * scale.reshape(-1, *[1] * (conv.weight.dim() - 1)))
+            torch.testing.assert_close(new.bias, (conv.bias - bn.running_mean) * scale + bn.bias)
+            x = torch.randn(64, features) * 2
+            torch.testing.assert_close(result.graph(x), graph(x))
+
+
+def test_batchnorm2d_after_a_relu_is_kept() -> None:
+    """Conv2d, ReLU, BatchNorm2d: the BatchNorm follows a ReLU, so it stays, with the reason."""
+    module = settled(SeqBlocks(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3), nn.ReLU(), nn.BatchNorm2d(2)))
+    result = fold_batchnorms(Graph.from_module(module, (16,)))
+    assert result.info.folded == ()
+    assert [(k.node, k.reason) for k in result.info.kept] == [
+        ("seq_blocks_3", "its input 'seq_blocks_2' is not a Linear or Conv")
+    ]

@@ -79,9 +79,10 @@ def _array_bytes(array: np.ndarray | None) -> bytes:
 
 
 def program_digest(program: Program) -> str:
-    """A digest of everything the trace reads: the port, and each step's kind, formats and constants in
-    order (node names are left out: the same arithmetic under another name costs the same)."""
-    from netcarve.export.program import Dense, Quantize
+    """A digest of everything the trace reads: the port, and each step's kind, formats and constants (a max
+    pool's index groups) in order (node names are left out: the same arithmetic under another name costs the
+    same). An unknown step is a TypeError, never mistaken for another."""
+    from netcarve.export.program import Dense, MaxPool, Quantize, Relu
 
     h = hashlib.blake2b(digest_size=32)
     h.update(f"in={program.in_features};".encode())
@@ -92,8 +93,12 @@ def program_digest(program: Program) -> str:
         elif isinstance(step, Dense):
             h.update(b"D" + _format_bytes(step.weight_fmt) + _format_bytes(step.bias_fmt))
             h.update(_array_bytes(step.weight) + _array_bytes(step.bias))
-        else:
+        elif isinstance(step, MaxPool):
+            h.update(f"M{step.in_features};".encode() + _array_bytes(step.groups))
+        elif isinstance(step, Relu):
             h.update(b"R")
+        else:
+            raise TypeError(f"program_digest: unknown program step {step!r}")
     return h.hexdigest()
 
 

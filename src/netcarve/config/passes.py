@@ -176,7 +176,7 @@ class WidthPassConfig(_EntryTable):
 
 
 class FoldBatchNormPassConfig(Strict):
-    """``[passes.fold_batchnorm]``: fold every BatchNorm that follows a Linear into it (no keys)."""
+    """``[passes.fold_batchnorm]``: fold every BatchNorm that follows a Linear or Conv into it (no keys)."""
 
     def to_mase_dict(self) -> dict[str, Any]:
         """This config as a plain dict (empty: the pass has no settings)."""

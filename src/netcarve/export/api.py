@@ -38,8 +38,8 @@ BACKEND_MODULES = ("netcarve.export.da4ml", "netcarve.export.hls4ml")
 SUMMARY_FILE = "export.json"
 PORT_NOTE = "inputs are quantized by netcarve's first input quantizer"
 FOLD_NOTE = (
-    "BatchNorms folded into their Linears, weights and biases requantized to the Linears' formats: the firmware "
-    "equals the folded model; vs_unfolded compares it with the model as given"
+    "BatchNorms folded into their Linears or Convs, weights and biases requantized to those layers' formats: the "
+    "firmware equals the folded model; vs_unfolded compares it with the model as given"
 )
 
 
@@ -176,6 +176,8 @@ def export(
         )
     float_precision = parse(options.default_precision) if parse else None
     program = build_program(graph, float_precision=float_precision)
+    if backend.check is not None:
+        backend.check(program)
     floats = float_layers(program.graph) if float_precision is not None else []
     spec = dataset or run_dataset or (graph.spec.dataset["name"] if graph.spec is not None else None)
     if spec is None:

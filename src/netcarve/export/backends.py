@@ -50,6 +50,8 @@ class Backend:
     write: Callable[..., BackendResult]  # (program, directory, options) -> BackendResult
     #: whether float layers are allowed (with ``ExportOptions.default_precision``)
     allows_float: bool = False
+    #: raises a one-line error for a program the backend cannot write (run before anything is written)
+    check: Callable[..., None] | None = None  # (program) -> None
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 

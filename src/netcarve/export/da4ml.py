@@ -1,10 +1,12 @@
 """The da4ml backend: a :class:`~netcarve.export.program.Program` traced into da4ml's combinational logic
 (``CombLogic``), saved as ``logic.json`` and written as pipelined Verilog.
 
-da4ml turns every constant matrix-vector product into an adder graph (distributed arithmetic) and keeps every
-intermediate value exact; the only rounding happens at the program's ``Quantize`` steps, each mapped to
-da4ml's modes: ``truncate`` → TRN, ``nearest_up`` → RND (half up), ``nearest_even`` → TRN after one extra
-adder (da4ml has no round-half-even; see :func:`_quantize_rne`); ``saturate`` → SAT, ``wrap`` → WRAP.
+da4ml turns every constant matrix-vector product (Linear, a convolution unrolled over its flattened input,
+an average pool) into an adder graph (distributed arithmetic), every max pool into comparators over its
+windows, and keeps every intermediate value exact; the only rounding happens at the program's ``Quantize``
+steps, each mapped to da4ml's modes: ``truncate`` → TRN, ``nearest_up`` → RND (half up), ``nearest_even`` →
+TRN after one extra adder (da4ml has no round-half-even; see :func:`_quantize_rne`); ``saturate`` → SAT,
+``wrap`` → WRAP.
 
 The input port is declared at the port format with TRN/WRAP, which is the identity on values already on its
 grid: the firmware's inputs are quantized by netcarve's first input quantizer
@@ -21,7 +23,7 @@ import numpy as np
 
 from netcarve.errors import PassError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
-from netcarve.export.program import Dense, FixedFormat, Program, Quantize
+from netcarve.export.program import Dense, FixedFormat, MaxPool, Program, Quantize, Relu
 
 if TYPE_CHECKING:
     from da4ml.types import CombLogic
@@ -85,8 +87,12 @@ def trace_program(program: Program) -> CombLogic:
             x = x @ step.weight.T
             if step.bias is not None:
                 x = x + step.bias
-        else:
+        elif isinstance(step, MaxPool):
+            x = np.max(x[step.groups], axis=-1)  # da4ml reduces each group with its max_of comparators
+        elif isinstance(step, Relu):
             x = relu(x)
+        else:
+            raise TypeError(f"unknown program step {step!r}")
     return comb_trace(inp, x)
 
 

@@ -29,6 +29,10 @@ Float layers: ``build_program(graph, float_precision=parse_precision(options.def
 their unquantized inputs, weights and biases that format (hls4ml's ``ap_fixed<16,6>`` is truncate/wrap); the
 export then equals the program bit for bit and differs from netcarve's float forward by that rounding.
 
+**MLPs only**: the backend maps Linear and ReLU. A program with a convolution, a pool or anything else
+da4ml maps (:func:`check_mlp`) is a one-line PassError naming its first such node, before anything is
+written; export it with da4ml.
+
 hls4ml is imported only when a project is written; compiling needs g++ (a one-line error otherwise).
 """
 
@@ -52,6 +56,7 @@ from torch import nn
 from netcarve.errors import ExportError, PassError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
 from netcarve.export.program import Dense, FixedFormat, Program, Quantize, Relu
+from netcarve.ir.opspecs import spec_of_kind
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +226,27 @@ class LayerPrecisions:
     precision: dict[str, str]
 
 
+def check_mlp(program: Program) -> None:
+    """PassError naming the first step of ``program`` that is not a Linear, a ReLU or a quantizer (a
+    convolution, a pool): this backend maps MLPs only."""
+    for step in program.steps:
+        kind = program.graph.meta(step.node).kind
+        spec = spec_of_kind(kind)
+        if isinstance(step, Quantize | Relu) or (
+            isinstance(step, Dense) and spec is not None and spec.export == "dense"
+        ):
+            continue
+        raise PassError(
+            f"node {step.node!r} ({kind}): the hls4ml export maps MLPs only (Linear, ReLU); "
+            "export this model with --to da4ml, which supports it"
+        )
+
+
 def plan(program: Program) -> tuple[nn.Sequential, list[LayerPrecisions]]:
     """The ``nn.Sequential`` (float64, weights on their grids) and the hls4ml precision of every layer,
-    ``input_1`` first. PassError when quantizers cannot be composed exactly (see :func:`compose`)."""
+    ``input_1`` first. PassError when quantizers cannot be composed exactly (see :func:`compose`) or the
+    program is not an MLP (:func:`check_mlp`)."""
+    check_mlp(program)
     modules: list[nn.Module] = []
     layers: list[LayerPrecisions] = []
     # the input layer: the port, then any quantizers before the first layer
@@ -344,6 +367,7 @@ BACKENDS.add(
         package="hls4ml",
         write=write,
         allows_float=True,
+        check=check_mlp,
         # the runner's build_program(graph, float_precision=parse_precision(options.default_precision))
         extra={"parse_precision": parse_precision},
         description=f"hls4ml: a Vitis HLS project (io_parallel, Latency; part {DEFAULT_PART} by default), "

@@ -2,22 +2,30 @@
 reference.
 
 A quantized graph (``netcarve transform`` / a search's best trial) is read node by node, in graph order,
-through each op kind's ``export`` mapping (:mod:`netcarve.ir.opspecs`):
+through each op kind's ``export`` mapping (:mod:`netcarve.ir.opspecs`). The program works on each sample
+flattened in channel-major (C-order) order: a ``(C, H, W)`` tensor is the vector of its C·H·W values.
 
 - ``dense`` (Linear): ``Quantize`` its ``data_in``; ``Dense`` with the fake-quantized weight and bias
   (values on their fixed-point grids); ``Quantize`` its ``data_out``;
+- ``conv`` (Conv1d, Conv2d): the same, with the convolution unrolled into the constant matrix it is over
+  the flattened input (:func:`unrolled`: the convolution of each one-hot input with the fake-quantized
+  weight, in float64, which is exact) and its bias repeated at every output position;
 - ``relu``: ``Quantize`` ``data_in``, ``Relu``, ``Quantize`` ``data_out``;
-- ``skip`` (Identity, Dropout, Flatten of a vector): nothing;
+- ``max_pool`` (MaxPool1d/2d): ``MaxPool``, the max over each window's group of input indices;
+- ``avg_pool`` (AvgPool1d/2d, AdaptiveAvgPool1d/2d): a ``Dense`` with the pool's constant matrix and no
+  bias. Exact only when every divisor is a power of two (weights 1/2^k); another is a PassError;
+- ``reshape`` (Flatten, Unflatten of the per-sample dims) and ``skip`` (Identity, Dropout): nothing;
 - ``affine`` (BatchNorm): only *before* the first quantizer, where it is software preprocessing of the
   input (like the dataset's scaler) and runs in netcarve, not in the firmware.
 
 **BatchNorm inside the network**: :func:`build_program` first runs the ``fold_batchnorm`` pass
-(:mod:`netcarve.transforms.fold`), which folds every BatchNorm that follows a Linear into it (``W' = W·s``,
-``b' = (b − mean)·s + β``, requantized by the Linear's own weight and bias quantizers; the BatchNorm's
-``data_out`` quantizer becomes the Linear's). The program is that of the *folded* graph
-(:attr:`Program.graph`; the original is :attr:`Program.unfolded`), and the firmware equals the folded model
-bit for bit; it differs from the unfolded quantized model by the requantization (the export measures it).
-A BatchNorm inside the network that cannot be folded (after a ReLU, say) is a one-line PassError naming it.
+(:mod:`netcarve.transforms.fold`), which folds every BatchNorm that follows a Linear or Conv into it
+(``W' = W·s`` per output channel, ``b' = (b − mean)·s + β``, requantized by the layer's own weight and bias
+quantizers; the BatchNorm's ``data_out`` quantizer becomes the layer's). The program is that of the
+*folded* graph (:attr:`Program.graph`; the original is :attr:`Program.unfolded`), and the firmware equals
+the folded model bit for bit; it differs from the unfolded quantized model by the requantization (the
+export measures it). A BatchNorm inside the network that cannot be folded (after a ReLU, say) is a
+one-line PassError naming it.
 
 **The input port** is the first quantizer: the firmware takes values already on its grid, and
 :meth:`Program.port_inputs` gives them exactly as netcarve's forward pass rounds and saturates them (any
@@ -32,7 +40,8 @@ firmware with both it and netcarve's own fake-quantized forward pass run in floa
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +131,26 @@ class Relu:
     node: str
 
 
-Step = Quantize | Dense | Relu
+@dataclass(frozen=True)
+class MaxPool:
+    """``y[o] = max(x[groups[o, 0]], x[groups[o, 1]], …)`` over the ``in_features`` values of ``x``: one
+    row of input indices per output (a window cut by padding repeats one of its indices)."""
+
+    node: str
+    groups: np.ndarray
+    in_features: int
+
+
+Step = Quantize | Dense | Relu | MaxPool
+
+
+def out_width(step: Step, width: int) -> int:
+    """The number of values after ``step`` applied to ``width`` values."""
+    if isinstance(step, Dense):
+        return int(step.weight.shape[0])
+    if isinstance(step, MaxPool):
+        return int(step.groups.shape[0])
+    return width
 
 
 @dataclass
@@ -131,7 +159,7 @@ class Program:
     ``steps``. ``preprocess`` names the nodes run in software before the port (e.g. an input BatchNorm).
 
     ``graph`` is the graph the program computes exactly: the exported graph, or, when BatchNorms were folded
-    into their Linears (``folded``), the folded graph; ``unfolded`` is then the graph as given."""
+    into their Linears or Convs (``folded``), the folded graph; ``unfolded`` is then the graph as given."""
 
     graph: Graph
     in_features: int
@@ -141,7 +169,7 @@ class Program:
     preprocess: list[str] = field(default_factory=list)
     #: node → operand → format, as written to export.json
     precisions: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: the BatchNorms folded into their Linears before the program was built (graph order)
+    #: the BatchNorms folded into their Linears or Convs before the program was built (graph order)
     folded: tuple[FoldedBatchNorm, ...] = ()
     #: the graph before folding (None when nothing was folded)
     unfolded: Graph | None = None
@@ -152,14 +180,16 @@ class Program:
     def layer_programs(self) -> dict[str, Program]:
         """Each Dense as a program of its own, keyed by node: its input port is the last format its values
         were quantized to (the nearest preceding ``Quantize``, or this program's port), its steps whatever
-        runs between that quantizer and the Dense (a ReLU without quantizers), the Dense and the Dense's own
-        output quantizers."""
+        runs between that quantizer and the Dense (a ReLU or MaxPool without quantizers), the Dense and the
+        Dense's own output quantizers."""
         out: dict[str, Program] = {}
         port, start = self.port, 0
+        width = port_width = self.in_features
         for index, step in enumerate(self.steps):
             if isinstance(step, Quantize):
-                port, start = step.fmt, index + 1
+                port, start, port_width = step.fmt, index + 1, width
                 continue
+            width = out_width(step, width)
             if not isinstance(step, Dense):
                 continue
             end = index + 1
@@ -167,7 +197,7 @@ class Program:
                 end += 1
             out[step.node] = Program(
                 self.graph,
-                in_features=int(step.weight.shape[1]),
+                in_features=port_width,
                 out_features=int(step.weight.shape[0]),
                 port=port,
                 steps=self.steps[start:end],
@@ -176,14 +206,14 @@ class Program:
         return out
 
     def port_inputs(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
-        """The values to feed the firmware's input port: ``x`` through netcarve's preprocessing (if any) and
-        first input quantizer, exactly as netcarve's forward pass does (float64)."""
+        """The values to feed the firmware's input port, one row per sample (flattened): ``x`` through
+        netcarve's preprocessing (if any) and first input quantizer, exactly as netcarve's forward pass does
+        (float64)."""
         xt = torch.as_tensor(x, dtype=torch.float64)
         if self.preprocess:
             module = _float64_eval(self.graph)
-            env = _run_prefix(module, self.preprocess, xt)
-            xt = env
-        return self.port.quantize(xt.detach().numpy())
+            xt = _run_prefix(module, self.preprocess, xt)
+        return self.port.quantize(xt.detach().reshape(len(xt), -1).numpy())
 
     def reference(self, port_values: np.ndarray) -> np.ndarray:
         """The program evaluated exactly (float64) from port values."""
@@ -193,17 +223,22 @@ class Program:
                 x = step.fmt.quantize(x)
             elif isinstance(step, Dense):
                 x = x @ step.weight.T + (step.bias if step.bias is not None else 0.0)
-            else:
+            elif isinstance(step, MaxPool):
+                x = x[..., step.groups].max(axis=-1)
+            elif isinstance(step, Relu):
                 x = np.maximum(x, 0.0)
+            else:
+                raise TypeError(f"unknown program step {step!r}")
         return x
 
 
 def netcarve_forward(graph: Graph, x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """netcarve's own fake-quantized forward pass of ``x``, in float64 (eval mode, a copy of the model)."""
+    """netcarve's own fake-quantized forward pass of ``x``, in float64 (eval mode, a copy of the model), one
+    row per sample (flattened in channel-major order, as the program's values)."""
     module = _float64_eval(graph)
     with torch.no_grad():
         out = module(torch.as_tensor(x, dtype=torch.float64))
-    return out.detach().numpy()
+    return out.detach().reshape(len(out), -1).numpy()
 
 
 def _float64_eval(graph: Graph) -> fx.GraphModule:
@@ -235,6 +270,20 @@ def fixed_format(spec: Any, where: str) -> FixedFormat:
     )
 
 
+def unrolled(
+    fn: Callable[[torch.Tensor], torch.Tensor], in_shape: tuple[int, ...]
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The matrix ``(out, in)`` of the linear map ``fn`` on one sample of shape ``in_shape``, both flattened in
+    C order (channel-major), and the shape of its output: column ``j`` is ``fn`` of the ``j``-th one-hot input,
+    in float64 (exact for a convolution or a pool: each output is one weight, or a sum of zeros and one
+    weight). A max pool gives its 0/1 window-membership matrix (padding is −∞, never the max)."""
+    n = math.prod(in_shape)
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
+    with torch.no_grad():
+        out = fn(basis)
+    return out.reshape(n, -1).T.numpy().copy(), tuple(int(s) for s in out.shape[1:])
+
+
 def float_layers(graph: Graph) -> list[str]:
     """The Linear/Conv nodes whose input, weight or bias is not fixed-point quantized."""
     out = []
@@ -243,7 +292,7 @@ def float_layers(graph: Graph) -> list[str]:
             continue
         module = graph.submodule(node)
         spec = spec_of_module(module)
-        if spec is None or spec.export != "dense":
+        if spec is None or spec.export not in ("dense", "conv"):
             continue
         quant: Mapping[str, Any] = getattr(module, "quant", {})
         has_bias = getattr(module, "bias", None) is not None
@@ -264,7 +313,11 @@ class _Builder:
         self.float_precision = float_precision
         self.steps: list[Step] = []
         self.preprocess: list[str] = []
+        #: reshapes and identities before the port not yet in ``preprocess`` (they join it before a BatchNorm)
+        self.pending: list[str] = []
         self.port: FixedFormat | None = None
+        #: the number of values at the port (one sample flattened)
+        self.in_features = 0
         self.precisions: dict[str, dict[str, str]] = {}
 
     def quantize(self, node: fx.Node, quant: Mapping[str, Any], operand: str, *, dense: bool = False) -> None:
@@ -279,13 +332,24 @@ class _Builder:
         self.precisions.setdefault(node.name, {})[operand] = fmt.describe()
         if self.port is None:
             self.port = fmt  # the input port: values arrive on this grid (see Program.port_inputs)
+            self.in_features = math.prod(self.in_shape(node))
         else:
             self.steps.append(Quantize(node.name, operand, fmt))
 
-    def dense(self, node: fx.Node, module: torch.nn.Module, quant: Mapping[str, Any]) -> None:
-        self.quantize(node, quant, "data_in", dense=True)
+    def in_shape(self, node: fx.Node) -> tuple[int, ...]:
+        """One sample's input shape of ``node`` (its input without the batch dimension)."""
+        inputs = self.graph.meta(node).inputs
+        if not inputs:
+            raise PassError(f"node {node.name!r}: its input shape is unknown; it cannot be exported")
+        return tuple(inputs[0].shape[1:])
+
+    def require_port(self, node: fx.Node) -> None:
         if self.port is None:
             raise PassError(f"node {node.name!r}: its input is float; quantize its data_in to export it")
+
+    def dense(self, node: fx.Node, module: torch.nn.Module, quant: Mapping[str, Any], *, conv: bool) -> None:
+        self.quantize(node, quant, "data_in", dense=True)
+        self.require_port(node)
         with torch.no_grad():
             weight_fmt, weight = self.constant(node, quant, "weight", torch.as_tensor(module.weight))
             bias_param = getattr(module, "bias", None)
@@ -295,6 +359,12 @@ class _Builder:
         self.precisions.setdefault(node.name, {})["weight"] = weight_fmt.describe()
         if bias_fmt is not None:
             self.precisions[node.name]["bias"] = bias_fmt.describe()
+        if conv:  # the convolution over the flattened input: a constant matrix, its bias at every position
+            assert isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d), type(module)
+            conv_forward, kernel = module._conv_forward, torch.from_numpy(weight)
+            weight, out_shape = unrolled(lambda x: conv_forward(x, kernel, None), self.in_shape(node))
+            if bias is not None:
+                bias = np.repeat(bias, math.prod(out_shape[1:]))
         self.steps.append(Dense(node.name, weight, bias, weight_fmt, bias_fmt))
         self.quantize(node, quant, "data_out")
 
@@ -309,6 +379,41 @@ class _Builder:
             return self.float_precision, self.float_precision.quantize(value.detach().double().numpy())
         return fixed_format(spec, f"node {node.name!r}, {operand}"), spec(value.detach().double()).numpy()
 
+    def max_pool(self, node: fx.Node, module: torch.nn.Module, kind: str) -> None:
+        self.require_port(node)
+        if getattr(module, "return_indices", False):
+            raise PassError(f"node {node.name!r} ({kind}) returns indices; only its values can be exported")
+        in_shape = self.in_shape(node)
+        member, _ = unrolled(module, in_shape)
+        rows = [np.flatnonzero(row) for row in member]
+        width = max(len(r) for r in rows)
+        # a window cut by padding repeats its first index (max(a, a) = a): every group has the same size
+        groups = np.array([np.concatenate([r, np.full(width - len(r), r[0])]) for r in rows], dtype=np.int64)
+        self.steps.append(MaxPool(node.name, groups, math.prod(in_shape)))
+
+    def avg_pool(self, node: fx.Node, module: torch.nn.Module, kind: str) -> None:
+        self.require_port(node)
+        weight, _ = unrolled(module, self.in_shape(node))
+        weights = np.unique(weight[weight != 0])
+        mantissa, exponent = np.frexp(weights)
+        if (mantissa != 0.5).any():
+            divisor = 1 / weights[mantissa != 0.5][0]
+            raise PassError(
+                f"node {node.name!r} ({kind}) divides by {divisor:.4g}, not a power of two: its average has no "
+                "exact fixed-point mapping (use a pool whose windows hold 2^k values)"
+            )
+        frac = max(0, int(1 - exponent.min()))  # weights 2^(exponent − 1)
+        self.steps.append(Dense(node.name, weight, None, FixedFormat(False, frac + 1, frac), None))
+
+    def reshape(self, node: fx.Node, module: torch.nn.Module, kind: str) -> None:
+        """Flatten/Unflatten of the per-sample dims: the identity on the flattened vector."""
+        ndim = len(self.in_shape(node)) + 1
+        dim = int(getattr(module, "start_dim", getattr(module, "dim", 1)))
+        if dim % ndim == 0:
+            raise PassError(f"node {node.name!r} ({kind}) reshapes the batch dimension; it cannot be exported")
+        if self.port is None:
+            self.pending.append(node.name)
+
     def visit(self, node: fx.Node) -> None:
         meta = self.graph.meta(node)
         module = self.graph.submodule(node) if node.op == "call_module" else None
@@ -317,38 +422,46 @@ class _Builder:
         if module is None or mapping is None:
             raise PassError(f"node {node.name!r} ({meta.kind}) has no fixed-point mapping; it cannot be exported")
         quant: Mapping[str, Any] = getattr(module, "quant", {})
-        if mapping == "skip":
-            if len(meta.output.shape if meta.output else ()) > 2:
-                raise PassError(f"node {node.name!r} ({meta.kind}): only vectors (batch, features) can be exported")
-            return
-        if mapping == "affine":
+        if mapping == "reshape":
+            self.reshape(node, module, meta.kind)
+        elif mapping == "skip":
+            if self.port is None:
+                self.pending.append(node.name)
+        elif mapping == "affine":
             if self.port is not None or self.steps:
-                why = self.kept.get(node.name, "it does not follow a Linear")
+                why = self.kept.get(node.name, "it does not follow a Linear or Conv")
                 raise PassError(
                     f"node {node.name!r} ({meta.kind}) is inside the network and cannot be folded into a Linear "
-                    f"({why}); BatchNorm exports only folded or before the first quantizer (input preprocessing)"
+                    f"or Conv ({why}); BatchNorm exports only folded or before the first quantizer (input "
+                    "preprocessing)"
                 )
-            self.preprocess.append(node.name)
-            return
-        if mapping == "dense":
-            self.dense(node, module, quant)
-            return
-        self.quantize(node, quant, "data_in")
-        if self.port is None:
-            raise PassError(f"node {node.name!r}: its input is float; quantize its data_in to export it")
-        self.steps.append(Relu(node.name))
-        self.quantize(node, quant, "data_out")
+            self.preprocess += [*self.pending, node.name]
+            self.pending.clear()
+        elif mapping in ("dense", "conv"):
+            self.dense(node, module, quant, conv=mapping == "conv")
+        elif mapping == "max_pool":
+            self.max_pool(node, module, meta.kind)
+        elif mapping == "avg_pool":
+            self.avg_pool(node, module, meta.kind)
+        elif mapping == "relu":
+            self.quantize(node, quant, "data_in")
+            self.require_port(node)
+            self.steps.append(Relu(node.name))
+            self.quantize(node, quant, "data_out")
+        else:
+            raise PassError(f"node {node.name!r} ({meta.kind}): unknown fixed-point mapping {mapping!r}")
 
 
 def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> Program:
     """The fixed-point program of ``graph`` (a chain of nodes from one input to one output).
 
-    BatchNorms that follow a Linear are folded into it first (``fold_batchnorm``; the program is then the
-    folded graph's, see :attr:`Program.unfolded`). PassError (one line, naming the node) for a node without
-    a fixed-point mapping, a float layer, a branch, or a BatchNorm inside the network that cannot be folded.
-    With ``float_precision`` (hls4ml's default precision), float layers
-    are allowed: their unquantized input, weight and bias take that format (their outputs stay exact, up to
-    the next layer's input), and the program then differs from netcarve's float forward by that rounding.
+    BatchNorms that follow a Linear or Conv are folded into it first (``fold_batchnorm``; the program is then
+    the folded graph's, see :attr:`Program.unfolded`). PassError (one line, naming the node) for a node
+    without a fixed-point mapping, a float layer, a branch, an average pool whose divisor is not a power of
+    two, or a BatchNorm inside the network that cannot be folded. With ``float_precision`` (hls4ml's default
+    precision), float layers are allowed: their unquantized input, weight and bias take that format (their
+    outputs stay exact, up to the next layer's input), and the program then differs from netcarve's float
+    forward by that rounding.
     """
     unfolded: Graph | None = None
     fold = fold_batchnorms(graph)
@@ -372,11 +485,13 @@ def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> P
         previous = node
     if builder.port is None or not any(isinstance(s, Dense) for s in builder.steps):
         raise PassError("the graph has no fixed-point quantized layer to export")
-    dense = [s for s in builder.steps if isinstance(s, Dense)]
+    width = builder.in_features
+    for step in builder.steps:
+        width = out_width(step, width)
     return Program(
         graph,
-        in_features=int(dense[0].weight.shape[1]),
-        out_features=int(dense[-1].weight.shape[0]),
+        in_features=builder.in_features,
+        out_features=width,
         port=builder.port,
         steps=builder.steps,
         preprocess=builder.preprocess,

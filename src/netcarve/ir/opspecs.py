@@ -20,10 +20,14 @@ Kind names are MASE's type names, used by ``by = "type"`` configs (linear, conv2
   elementwise kind spends per element and the ATen ops the dispatch counter charges to it;
 - ``input_shape``: how a first module of this kind gives a model's one-sample input shape (used when a
   pass is handed an ``nn.Module`` without ``input_shape``); ``None`` result = cannot tell;
-- ``export``: its fixed-point firmware mapping (``netcarve.export.program``): ``dense``, ``relu``,
-  ``affine`` (BatchNorm: only as software preprocessing before the first quantizer; one after a Linear is
-  folded into it by the ``fold_batchnorm`` pass first) or ``skip``; None: no mapping (exporting a graph
-  with such a node is an error naming it).
+- ``export``: its fixed-point firmware mapping (``netcarve.export.program``, which works on each sample
+  flattened in channel-major order): ``dense`` (Linear: a constant matrix), ``conv`` (Conv1d/2d: the
+  constant matrix of the convolution unrolled over the flattened input), ``relu``, ``max_pool`` (a max
+  over index groups), ``avg_pool`` (a constant matrix; exact only for power-of-two divisors), ``affine``
+  (BatchNorm: only as software preprocessing before the first quantizer; one after a Linear or Conv is
+  folded into it by the ``fold_batchnorm`` pass first), ``reshape`` (Flatten, Unflatten: the identity on
+  the flattened vector) or ``skip`` (elementwise identities); None: no mapping (exporting a graph with such
+  a node is an error naming it).
 
 A new kind is one :func:`register_op` call; nothing else needs editing (tests/ir/test_opspecs.py checks
 the registry's contract and registers ``hardtanh`` to prove it).
@@ -45,9 +49,10 @@ from netcarve.registry import Registry
 
 Channels = Literal["producer", "per_channel", "elementwise", "join", "flatten", "opaque"]
 Count = Literal["mac", "elementwise", "pool", "free"]
-#: how a kind maps to fixed-point firmware (``netcarve.export.program``): a constant matrix-vector product,
-#: a ReLU, a per-feature affine (only as software preprocessing before the input port), or nothing
-Export = Literal["dense", "relu", "affine", "skip"]
+#: how a kind maps to fixed-point firmware (``netcarve.export.program``): a constant matrix-vector product
+#: (Linear; a convolution unrolled; an average pool), a ReLU, a max over index groups, a per-feature affine
+#: (only as software preprocessing before the input port), a reshape of the flattened vector, or nothing
+Export = Literal["dense", "conv", "relu", "max_pool", "avg_pool", "affine", "reshape", "skip"]
 ShapeRule = Callable[[nn.Module], "tuple[int, ...] | None"]
 
 #: every operand a quantized module may quantize
@@ -244,8 +249,12 @@ def _mac(kind: str, module: type[nn.Module], fn: Callable[..., Any], attrs: tupl
     )
 
 
-def _pool(kind: str, *modules: type[nn.Module], functions: tuple[Callable[..., Any], ...], aten: str) -> OpSpec:
-    return OpSpec(kind, modules=modules, functions=functions, channels="per_channel", count="pool", aten=(aten,))
+def _pool(
+    kind: str, *modules: type[nn.Module], functions: tuple[Callable[..., Any], ...], aten: str, export: Export
+) -> OpSpec:
+    return OpSpec(
+        kind, modules=modules, functions=functions, channels="per_channel", count="pool", aten=(aten,), export=export
+    )
 
 
 _CONV = ("in_channels", "out_channels")
@@ -259,8 +268,13 @@ _BUILTIN = (
         input_shape=_features("in_features"),
         export="dense",
     ),
-    _mac("conv1d", nn.Conv1d, F.conv1d, _CONV, quantized=f"{_QMODULES}:QuantizedConv1d", input_shape=lambda m: None),
-    _mac("conv2d", nn.Conv2d, F.conv2d, _CONV, quantized=f"{_QMODULES}:QuantizedConv2d", input_shape=lambda m: None),
+    *(
+        _mac(kind, cls, fn, _CONV, quantized=f"{_QMODULES}:{q}", input_shape=lambda m: None, export="conv")
+        for kind, cls, fn, q in (
+            ("conv1d", nn.Conv1d, F.conv1d, "QuantizedConv1d"),
+            ("conv2d", nn.Conv2d, F.conv2d, "QuantizedConv2d"),
+        )
+    ),
     OpSpec(
         "batch_norm1d",
         modules=(nn.BatchNorm1d,),
@@ -286,6 +300,7 @@ _BUILTIN = (
         flops_per_element=4,
         aten=_BATCH_NORM_ATEN,
         input_shape=lambda m: None,
+        export="affine",
     ),
     OpSpec(
         "relu",
@@ -335,19 +350,38 @@ _BUILTIN = (
         methods=("flatten",),
         channels="flatten",
         count="free",
-        export="skip",
+        export="reshape",
     ),
     OpSpec("reshape", methods=("view", "reshape"), channels="flatten", count="free"),
     OpSpec("transpose", methods=("transpose",), count="free"),
-    OpSpec("unflatten", modules=(nn.Unflatten,), methods=("unflatten",), count="free", input_shape=_unflatten_shape),
+    OpSpec(
+        "unflatten",
+        modules=(nn.Unflatten,),
+        methods=("unflatten",),
+        count="free",
+        input_shape=_unflatten_shape,
+        export="reshape",
+    ),
     OpSpec("identity", modules=(nn.Identity,), channels="elementwise", count="free", export="skip"),
     OpSpec("dropout", modules=(nn.Dropout,), channels="elementwise", count="free", export="skip"),
-    _pool("max_pool1d", nn.MaxPool1d, functions=(F.max_pool1d,), aten="max_pool1d_with_indices"),
-    _pool("max_pool2d", nn.MaxPool2d, functions=(F.max_pool2d,), aten="max_pool2d_with_indices"),
-    _pool("avg_pool1d", nn.AvgPool1d, functions=(F.avg_pool1d,), aten="avg_pool1d"),
-    _pool("avg_pool2d", nn.AvgPool2d, functions=(F.avg_pool2d,), aten="avg_pool2d"),
-    _pool("adaptive_avg_pool1d", nn.AdaptiveAvgPool1d, functions=(F.adaptive_avg_pool1d,), aten="adaptive_avg_pool1d"),
-    _pool("adaptive_avg_pool2d", nn.AdaptiveAvgPool2d, functions=(F.adaptive_avg_pool2d,), aten="_adaptive_avg_pool2d"),
+    _pool("max_pool1d", nn.MaxPool1d, functions=(F.max_pool1d,), aten="max_pool1d_with_indices", export="max_pool"),
+    _pool("max_pool2d", nn.MaxPool2d, functions=(F.max_pool2d,), aten="max_pool2d_with_indices", export="max_pool"),
+    _pool("avg_pool1d", nn.AvgPool1d, functions=(F.avg_pool1d,), aten="avg_pool1d", export="avg_pool"),
+    _pool("avg_pool2d", nn.AvgPool2d, functions=(F.avg_pool2d,), aten="avg_pool2d", export="avg_pool"),
+    _pool(
+        "adaptive_avg_pool1d",
+        nn.AdaptiveAvgPool1d,
+        functions=(F.adaptive_avg_pool1d,),
+        aten="adaptive_avg_pool1d",
+        export="avg_pool",
+    ),
+    _pool(
+        "adaptive_avg_pool2d",
+        nn.AdaptiveAvgPool2d,
+        functions=(F.adaptive_avg_pool2d,),
+        aten="_adaptive_avg_pool2d",
+        export="avg_pool",
+    ),
     OpSpec("tanh", modules=(nn.Tanh,), functions=(torch.tanh,), methods=("tanh",), channels="elementwise"),
     OpSpec("sigmoid", modules=(nn.Sigmoid,), functions=(torch.sigmoid,), methods=("sigmoid",), channels="elementwise"),
     OpSpec("gelu", modules=(nn.GELU,), functions=(F.gelu,), channels="elementwise"),

@@ -1,10 +1,11 @@
-"""The ``fold_batchnorm`` transform pass: every BatchNorm that directly follows a Linear is folded into it.
+"""The ``fold_batchnorm`` transform pass: every BatchNorm that directly follows a Linear or Conv is folded into it.
 
-A BatchNorm1d in eval mode computes ``y = (x − mean) · s + β`` with ``s = γ / √(var + eps)`` (its running
-statistics); on the output ``x = W·u + b`` of a Linear that is the Linear ``W' = W · s[:, None]``,
-``b' = (b − mean) · s + β`` (``b = 0`` when the Linear has no bias: the folded Linear gets one). The pass
-returns a new graph (its input is never mutated) in which each such BatchNorm is gone and its Linear holds
-``W'`` and ``b'``.
+A BatchNorm in eval mode computes ``y = (x − mean) · s + β`` per channel with ``s = γ / √(var + eps)`` (its
+running statistics); on the output ``x = W·u + b`` of a Linear that is the Linear ``W' = W · s[:, None]``,
+``b' = (b − mean) · s + β`` (``b = 0`` when the Linear has no bias: the folded Linear gets one). A
+BatchNorm1d after a Conv1d or a BatchNorm2d after a Conv2d folds the same way per output channel (``W'`` is
+``W`` with each output channel's kernel scaled by its ``s``). The pass returns a new graph (its input is
+never mutated) in which each such BatchNorm is gone and its Linear or Conv holds ``W'`` and ``b'``.
 
 Quantized models: the Linear keeps its quantizer specs, which now apply to ``W'`` and ``b'`` (the folded
 weights are *requantized* to the Linear's formats). A quantized BatchNorm contributes its quantized ``γ`` and
@@ -13,11 +14,13 @@ weights are *requantized* to the Linear's formats). A quantized BatchNorm contri
 is dropped, as is the BatchNorm's ``data_in``). A Linear without a bias takes the BatchNorm's bias spec for
 its new bias (``b'`` replaces ``β``); when there is none, the new bias is float. On a float model the pass
 preserves the function up to float rounding; on a quantized one the folded model rounds ``W'`` where the
-unfolded one rounded ``W``, so the two differ slightly (``netcarve export`` measures by how much).
+unfolded one rounded ``W``, so the two differ slightly (``netcarve export`` measures by how much). (The same
+holds for a Conv.)
 
-A BatchNorm is folded only when its one input is a Linear's (2-D) output that nothing else uses and it has
-running statistics; any other (the input BatchNorm before the first layer, one after a ReLU) is left in
-place and reported with the reason in :class:`FoldInfo`. Train the folded model (run the pass before
+A BatchNorm is folded only when its one input is the output of a Linear (2-D), a Conv1d (with a
+BatchNorm1d, 3-D) or a Conv2d (with a BatchNorm2d, 4-D) that nothing else uses, and it has running
+statistics; any other (the input BatchNorm before the first layer, one after a ReLU) is left in place and
+reported with the reason in :class:`FoldInfo`. Train the folded model (run the pass before
 quantization-aware training) to make the trained model and the exported firmware the same.
 """
 
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FoldedBatchNorm:
-    """BatchNorm node ``batch_norm`` folded into Linear node ``into``."""
+    """BatchNorm node ``batch_norm`` folded into Linear or Conv node ``into``."""
 
     batch_norm: str
     into: str
@@ -69,6 +72,15 @@ class FoldInfo:
     kept: tuple[KeptBatchNorm, ...]
 
 
+#: each foldable producer class, the BatchNorm class that may follow it, and the rank and name of its output
+_PRODUCERS: tuple[tuple[type[nn.Module], type[nn.Module], int, str], ...] = (
+    (nn.Linear, nn.BatchNorm1d, 2, "a (batch, features) vector"),
+    (nn.Conv1d, nn.BatchNorm1d, 3, "(batch, C, L)"),
+    (nn.Conv2d, nn.BatchNorm2d, 4, "(batch, C, H, W)"),
+)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
 def _why_not(gm: fx.GraphModule, node: fx.Node) -> str | None:
     """None when the BatchNorm ``node`` can be folded into its producer, else the reason it cannot."""
     bn = gm.get_submodule(str(node.target))
@@ -77,14 +89,19 @@ def _why_not(gm: fx.GraphModule, node: fx.Node) -> str | None:
     if len(node.args) != 1 or node.kwargs or not isinstance(node.args[0], fx.Node):
         return "it does not take exactly one input"
     producer = node.args[0]
-    if producer.op != "call_module" or not isinstance(gm.get_submodule(str(producer.target)), nn.Linear):
-        return f"its input {producer.name!r} is not a Linear"
+    module = gm.get_submodule(str(producer.target)) if producer.op == "call_module" else None
+    match = [(bn_cls, rank, what) for cls, bn_cls, rank, what in _PRODUCERS if isinstance(module, cls)]
+    if not match:
+        return f"its input {producer.name!r} is not a Linear or Conv"
+    bn_cls, rank, what = match[0]
+    if not isinstance(bn, bn_cls):
+        return f"a {type(bn).__name__} cannot follow the {type(module).__name__} {producer.name!r}"
     if len(producer.users) != 1:
         return f"the output of {producer.name!r} has other users"
     meta = producer.meta.get(META_KEY)
     shape = meta.output if meta is not None else None
-    if shape is None or len(shape.shape) != 2:
-        return f"the output of {producer.name!r} is not a (batch, features) vector"
+    if shape is None or len(shape.shape) != rank:
+        return f"the output of {producer.name!r} is not {what}"
     return None
 
 
@@ -93,8 +110,9 @@ def _quantized(module: nn.Module, operand: str, value: torch.Tensor) -> torch.Te
     return value if spec is None else spec(value)
 
 
-def _fold(linear: nn.Linear, bn: nn.BatchNorm1d) -> None:
-    """Fold ``bn`` into ``linear`` in place (both already copies), in float64, then back to the weight dtype."""
+def _fold(linear: nn.Linear | nn.Conv1d | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
+    """Fold ``bn`` into ``linear`` (a Linear or Conv) in place (both already copies), in float64, then back to
+    the weight dtype: each output channel's weights are scaled by its ``s``."""
     had_bias = linear.bias is not None
     with torch.no_grad():
         dtype = linear.weight.dtype
@@ -104,7 +122,8 @@ def _fold(linear: nn.Linear, bn: nn.BatchNorm1d) -> None:
         beta = _quantized(bn, "bias", bn.bias.double()) if bn.bias is not None else torch.zeros_like(mean)
         scale = gamma / torch.sqrt(var + bn.eps)
         bias = linear.bias.double() if linear.bias is not None else torch.zeros_like(mean)
-        linear.weight.copy_((linear.weight.double() * scale[:, None]).to(dtype))
+        per_channel = scale.reshape(-1, *([1] * (linear.weight.dim() - 1)))
+        linear.weight.copy_((linear.weight.double() * per_channel).to(dtype))
         new_bias = ((bias - mean) * scale + beta).to(dtype)
         if linear.bias is not None:
             linear.bias.copy_(new_bias)
@@ -126,7 +145,7 @@ def fold_batchnorms(graph: Graph) -> PassResult[FoldInfo]:
     folded: list[FoldedBatchNorm] = []
     kept: list[KeptBatchNorm] = []
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not isinstance(gm.get_submodule(str(node.target)), nn.BatchNorm1d):
+        if node.op != "call_module" or not isinstance(gm.get_submodule(str(node.target)), _BATCH_NORMS):
             continue
         reason = _why_not(gm, node)
         if reason is not None:
@@ -134,7 +153,7 @@ def fold_batchnorms(graph: Graph) -> PassResult[FoldInfo]:
             continue
         producer = node.args[0]
         linear, bn = gm.get_submodule(str(producer.target)), gm.get_submodule(str(node.target))
-        assert isinstance(linear, nn.Linear) and isinstance(bn, nn.BatchNorm1d)  # checked by _why_not
+        assert isinstance(linear, (nn.Linear, nn.Conv1d, nn.Conv2d)) and isinstance(bn, _BATCH_NORMS)  # _why_not
         _fold(linear, bn)
         node.replace_all_uses_with(producer)
         gm.graph.erase_node(node)
@@ -160,6 +179,7 @@ def fold_batchnorms(graph: Graph) -> PassResult[FoldInfo]:
 def fold_batchnorm_pass(
     graph: Graph, config: FoldBatchNormPassConfig | Mapping[str, Any] | None = None
 ) -> PassResult[FoldInfo]:
-    """Fold each BatchNorm that follows a Linear into it (W' = W·s, b' = (b − mean)·s + β); a new graph."""
+    """Fold each BatchNorm that follows a Linear or Conv into it (W' = W·s, b' = (b − mean)·s + β); a new
+    graph."""
     coerce_pass_config(FoldBatchNormPassConfig, config, "passes.fold_batchnorm")
     return fold_batchnorms(graph)
