@@ -33,8 +33,11 @@ def test_population_of_12_gives_the_accuracies_of_one_by_one(tmp_path: Path) -> 
     assert len(one) == len(twelve) == 36 and one.keys() == twelve.keys()
     worst = max(abs(one[k] - twelve[k]) for k in one)
     assert worst <= 0.005, f"largest accuracy difference {worst:.4f}"
-    assert {t.user_attrs["population"] for t in trials(runs[12])} == {12}
+    # each trial records how many candidates trained with it in one batched model (a population of 12 may be
+    # cut into batches of similar widths)
     assert {t.user_attrs["population"] for t in trials(runs[1])} == {1}
+    assert max(t.user_attrs["population"] for t in trials(runs[12])) > 1
+    assert all(1 <= t.user_attrs["population"] <= 12 for t in trials(runs[12]))
 
 
 def test_a_failing_member_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,10 +99,10 @@ def test_median_pruner_saves_training_steps(tmp_path: Path) -> None:
             stopped = [t for t in trials(session, "PRUNED") if t.user_attrs["pruned"].startswith(PRUNER_REASON)]
             assert stopped, "the median pruner stopped no trial"
             full = max(t.user_attrs["train_steps"] for t in trials(session, "COMPLETE"))
-            for t in stopped:
-                assert t.user_attrs["pruned_epoch"] in (0, 1)
-                assert t.user_attrs["train_steps"] == full * (t.user_attrs["pruned_epoch"] + 1) // 3
-                assert "median" in t.user_attrs["pruned"]
+            for t in stopped:  # pruned_epoch: the epochs it trained (1 or 2 of 3)
+                assert t.user_attrs["pruned_epoch"] in (1, 2)
+                assert t.user_attrs["train_steps"] == full * t.user_attrs["pruned_epoch"] // 3
+                assert f"median): stopped after epoch {t.user_attrs['pruned_epoch']} of 3" in t.user_attrs["pruned"]
     assert steps["median"] < steps["none"]
 
 
@@ -114,7 +117,7 @@ def test_pruned_members_leave_a_population(tmp_path: Path) -> None:
     assert stopped and complete
     full = max(t.user_attrs["train_steps"] for t in complete)
     assert all(t.user_attrs["train_steps"] < full for t in stopped)
-    assert all(t.user_attrs["population"] > 1 for t in stopped)
+    assert any(t.user_attrs["population"] > 1 for t in stopped)
 
 
 @pytest.mark.parametrize(
@@ -167,6 +170,7 @@ def test_auto_population_follows_free_memory(tmp_path: Path, monkeypatch: pytest
         ("population", 0, r"population"),
         ("population", "many", r"population"),
         ("pruner", "medain", r"search\.strategy\.setup\.pruner: unknown pruner 'medain'; did you mean 'median'"),
+        ("population", True, r"population"),
     ],
 )
 def test_bad_population_and_pruner_name_the_key(tmp_path: Path, key: str, value: Any, message: str) -> None:
@@ -185,3 +189,14 @@ def test_all_pruners_are_optunas(tmp_path: Path) -> None:
     assert isinstance(make_pruner("successive-halving", 3), SuccessiveHalvingPruner)
     hyperband = make_pruner("Hyperband", 7)
     assert isinstance(hyperband, HyperbandPruner) and hyperband._max_resource == 7
+
+
+def test_a_pruner_needs_a_single_objective(tmp_path: Path) -> None:
+    """Optuna prunes by one reported value: a Pareto study (two objectives) with a pruner is refused up front,
+    naming the key; with one metric and sum_scaled_metrics = false it is one objective and accepted."""
+    two = {"accuracy": {"direction": "maximize"}, "model_size": {"direction": "minimize"}}
+    data = search_dict(tmp_path, pruner="median", sum_scaled_metrics=False, metrics=two)
+    with pytest.raises(ConfigError, match=r"search\.strategy\.setup\.pruner = 'median' needs a single objective"):
+        prepare_search(config(data))
+    one = search_dict(tmp_path, pruner="median", sum_scaled_metrics=False)
+    assert prepare_search(config(one)).plan.pruner == "median"

@@ -93,6 +93,11 @@ def plan_table(prepared: Prepared, storage: str | None) -> Table:
         ("trials", "until timeout" if prepared.target is None else str(prepared.target)),
         ("processes", str(plan.n_jobs)),
         ("candidates", mode),
+        *(
+            [("population", f"{plan.population} (candidates trained together)"), ("pruner", plan.pruner)]
+            if prepared.retrain
+            else []
+        ),
         ("evaluation", f"{plan.eval_split}" + (f", first {plan.eval_samples} samples" if plan.eval_samples else "")),
         ("base model", _base_text(prepared)),
         ("storage", redacted(storage) if storage else "study.journal in the run dir"),

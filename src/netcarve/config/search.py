@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -98,11 +98,24 @@ class StrategySetup(Strict):
     sampler: str = "tpe"
     #: retrained candidates trained together in one batched pass: a count, or "auto" (as many as fit the
     #: memory budget, at most 32; model-based samplers at most a quarter of n_trials); 1 = one by one
-    population: Annotated[int, Field(ge=1, le=MAX_POPULATION)] | Literal["auto"] = "auto"
+    population: int | Literal["auto"] = "auto"
     #: Optuna pruner that stops retrained candidates early: none, median, successive_halving, hyperband
     pruner: str = "none"
     sum_scaled_metrics: bool = True
     direction: str = "maximize"
+
+    @field_validator("population", mode="before")
+    @classmethod
+    def _population(cls, value: Any) -> int | str:
+        """A count 1 … MAX_POPULATION or "auto"; anything else (a bool, a fraction, another word) is refused."""
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not an integer")  # the convention of every number field (Strict)
+        if isinstance(value, str) and value == "auto":
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_POPULATION:
+            return value
+        raise ValueError(f'must be an integer 1 … {MAX_POPULATION} or "auto"')
+
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
 

@@ -138,7 +138,9 @@ class CandidateEvaluator:
             metrics["latency"] = self.latency(graph)
         return Outcome(metrics, steps, None, graph)
 
-    def train_together(self, built: Sequence[Built], keep_going: KeepGoing | None = None) -> list[MemberOutcome]:
+    def train_together(
+        self, built: Sequence[Built], keep_going: KeepGoing | None = None, labels: Sequence[str] | None = None
+    ) -> list[MemberOutcome]:
         """Train built candidates together (one batched pass per shared template; see
         :mod:`netcarve.train.population`), each exactly as :meth:`train` trains it alone. One candidate is
         trained by :meth:`train` itself (its errors propagate, as they do one by one)."""
@@ -149,7 +151,7 @@ class CandidateEvaluator:
             result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
             return [MemberOutcome(result, stopped=result.stopped)]
         modules = [b.graph.module for b in built]
-        outcomes = fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going)
+        outcomes = fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels)
         for module in modules:
             module.eval()
         return outcomes

@@ -223,21 +223,22 @@ class TrialRunner:
         """Train the members together; a diverged member fails alone, a pruned one is recorded PRUNED."""
         keep_going = self._pruning([m.trial for m in members]) if self.prunes else None
         if len(members) > 1:
-            log.info("training %d candidates together (trials %s)", len(members),
+            log.info("population of %d candidates (trials %s): training", len(members),
                      ", ".join(str(m.trial.number) for m in members))  # fmt: skip
-        for member in members:
-            member.trial.set_user_attr("population", len(members))
-        results = self.evaluator.train_together([m.built for m in members if m.built is not None], keep_going)
+        built = [m.built for m in members if m.built is not None]
+        labels = [f"trial {m.trial.number}" for m in members]
+        results = self.evaluator.train_together(built, keep_going, labels)
         for member, result in zip(members, results, strict=True):
             member.steps = result.result.steps
+            member.trial.set_user_attr("population", result.batch)  # the candidates trained with it
             if result.error is not None:
                 self._fail(member.trial, result.error, start)
                 told.add(member.trial.number)
             elif result.stopped:
-                epochs = len(result.result.history)
+                epochs = len(result.result.history)  # the epochs it trained, counted from 1
                 accuracy = result.result.history[-1].val_accuracy if epochs else float("nan")
-                member.trial.set_user_attr("pruned_epoch", epochs - 1)
-                reason = (f"{PRUNER_REASON} ({self.plan.pruner}): stopped after epoch {epochs - 1} of "
+                member.trial.set_user_attr("pruned_epoch", epochs)
+                reason = (f"{PRUNER_REASON} ({self.plan.pruner}): stopped after epoch {epochs} of "
                           f"{self.plan.train.max_epochs}, validation accuracy {accuracy:.4f}")  # fmt: skip
                 metrics = member.built.metrics if member.built is not None else {}
                 self._record(member.trial, Outcome(metrics, member.steps, reason), start)

@@ -215,6 +215,12 @@ def make_plan(config: RunConfig) -> SearchPlan:
         compare_to=hw.compare_to if hw else 32.0, heartbeat_interval=setup.heartbeat_interval,
         population=setup.population, pruner=_pruner(setup.pruner),
     )  # fmt: skip
+    if plan.pruner != "none" and len(plan.directions) > 1:
+        raise ConfigError(
+            f"{STRATEGY}.setup.pruner = {setup.pruner!r} needs a single objective (Optuna prunes by one reported "
+            f"value), but this search has {len(plan.directions)} (sum_scaled_metrics = false): set "
+            "sum_scaled_metrics = true, keep one metric, or pruner = 'none'"
+        )
     if plan.needs_fpga:
         from netcarve.analysis.fpga import require_da4ml
 

@@ -121,6 +121,8 @@ class MemberOutcome:
     result: FitResult
     error: TrainingError | None = None
     stopped: bool = False
+    #: how many members trained in its batched model (1: trained alone with ``fit``)
+    batch: int = 1
 
 
 class _Unsupported(Exception):
@@ -732,6 +734,7 @@ def fit_population(
     validate: bool = False,
     keep_going: KeepGoing | None = None,
     num_threads: int | None = None,
+    labels: Sequence[str] | None = None,
 ) -> list[MemberOutcome]:
     """Train each of ``modules`` in place (ending in eval mode) as ``torch.manual_seed(cfg.seed); fit(module,
     splits, cfg, validate=validate)`` would, batching the members that share a template (module docstring).
@@ -740,8 +743,13 @@ def fit_population(
     accuracy. ``keep_going(i, record)`` returning False removes member ``i`` after that epoch. A member that
     diverges gets its ``TrainingError`` in its outcome; the others are unaffected. The outcome of a diverged
     member has the records of the epochs before and the steps it ran (the diverged epoch's included).
+    ``labels`` name the members in log messages (e.g. their trial numbers).
     """
     validate = validate or keep_going is not None
+
+    def name(i: int) -> str:
+        return labels[i] if labels is not None else f"population member {i}"
+
     outcomes: dict[int, MemberOutcome] = {}
     groups: dict[tuple[Any, ...], list[tuple[int, _Chain]]] = {}
     alone: list[int] = []
@@ -749,7 +757,7 @@ def fit_population(
         try:
             chain = _chain(module)
         except _Unsupported as why:
-            log.info("population member %d is trained alone: %s", i, why)
+            log.info("%s is trained alone: %s", name(i), why)
             alone.append(i)
             continue
         groups.setdefault(chain.key, []).append((i, chain))
@@ -757,15 +765,18 @@ def fit_population(
     threads = _threads(num_threads)
     for members in groups.values():
         if len(members) == 1:
-            log.info("population member %d is trained alone: no other member has its template", members[0][0])
+            log.info("%s is trained alone: no other candidate has its layer template", name(members[0][0]))
             alone.append(members[0][0])
         else:
             for chunk in _partition(members, cfg.batch_size, threads):
                 batched.append(_Group([i for i, _ in chunk], [c for _, c in chunk]))
     for group in batched:
         log.debug("training %d members as one batched model (widths %s, %d threads)", len(group), group.padded, threads)
+        members_of_group = list(group.members)
         with training_threads(group.container(), threads):
             _train_group(group, splits, cfg, validate, keep_going, outcomes)
+        for member in members_of_group:
+            outcomes[member].batch = len(members_of_group)
     for i in sorted(alone):
         outcomes[i] = _fit_alone(i, modules[i], splits, cfg, validate, keep_going, num_threads)
     return [outcomes[i] for i in range(len(modules))]
