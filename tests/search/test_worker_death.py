@@ -134,7 +134,8 @@ def test_sigterm_stops_the_workers_and_writes_the_results(tmp_path: Path) -> Non
     study = journal_study(run_dir)
     assert study is not None
     done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
-    others = [(t.number, t.state.name, t.user_attrs) for t in study.get_trials() if t.state.name != "COMPLETE"]
+    others = [(t.number, t.state.name, t.user_attrs.get("error"), t.user_attrs.get("stale"), t.user_attrs.get("worker"))
+              for t in study.get_trials() if t.state.name != "COMPLETE"]  # fmt: skip
     assert sorted(t.user_attrs["grid_id"] for t in done) == list(range(36)), others
 
 

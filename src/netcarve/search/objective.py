@@ -353,7 +353,9 @@ class TrialRunner:
             log.warning("trial %d failed: %s", trial.number, message)
 
     def _interrupted(self, trial: optuna.Trial, start: float) -> None:
-        self._tell_failed(trial, {"error": "interrupted", STALE_ATTR: True}, start)
+        # stale first: a second signal between the two writes must not leave an "error" that looks like a real
+        # failure (a trial with an error and no stale mark counts as run to an end)
+        self._tell_failed(trial, {STALE_ATTR: True, "error": "interrupted"}, start)
 
     def _write_log(self, number: int, text: str) -> str | None:
         """The traceback as ``trials/trial-<n>.log`` in the run dir (its path relative to the run dir)."""
