@@ -192,11 +192,20 @@ def _claim(session: Session) -> tuple[optuna.Trial | None, bool]:
 def next_trial(session: Session, deadline: float | None) -> optuna.Trial | None:
     """The next trial for this process, or None when the study is done (or nothing is left but trials whose
     processes cannot be waited for). Dead processes' trials are recovered first."""
+    quiet = False  # nothing waiting and nothing running elsewhere at the last look
     while not _expired(deadline):
         reap_dead(session.study, session.storage)
         trial, wait = _claim(session)
-        if trial is not None or not wait or not others_running(session.study, session.storage):
+        if trial is not None or not wait:
             return trial
+        if others_running(session.study, session.storage):
+            quiet = False
+        elif quiet:
+            return None
+        else:
+            # look twice, POLL_S apart: another process may have just failed a dead worker's trial and not
+            # yet queued its configuration again (recover_trial), which would otherwise be left unrun
+            quiet = True
         time.sleep(POLL_S)
     return None
 
