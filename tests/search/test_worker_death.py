@@ -69,8 +69,12 @@ def assert_every_configuration_once(study: optuna.Study, n: int, killed: int) ->
     assert all(w is None or int(w.rpartition(":")[2]) == killed for w in owners)
     assert any(w is not None for w in owners)
     for t in dead:
-        if "error" in t.user_attrs:  # failed by the pid check; else by the heartbeat, which records nothing
+        if "error" not in t.user_attrs:  # failed by the heartbeat, which records nothing
+            continue
+        if "worker" in t.user_attrs:  # failed by the pid check
             assert "worker died" in t.user_attrs["error"] and f":{killed} " in t.user_attrs["error"]
+        else:  # killed while claiming it, before its owner was recorded
+            assert t.user_attrs["error"] == "stale: worker died before starting it"
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
 
 
