@@ -15,7 +15,7 @@ from netcarve.ir.meta import Precision
 from netcarve.search.candidate import build_candidate
 from netcarve.search.spaces import build_space
 from netcarve.train.checkpoint import load_graph, save_checkpoint
-from netcarve.transforms.quantize.quantizers import _ROUNDING, QUANTIZERS
+from netcarve.transforms.quantize.quantizers import QUANTIZERS, ROUNDING
 from netcarve.transforms.replay import apply_transforms
 from tests.transforms.helpers import INFO, entry, model_graph, outputs
 
@@ -24,7 +24,7 @@ TIES = torch.tensor([0.125, 0.375, -0.125, -0.375, 2.625])
 
 
 def test_every_round_mode_has_exactly_one_implementation() -> None:
-    assert ROUND_MODES == ("nearest_even", "nearest_up", "truncate") and set(_ROUNDING) == set(ROUND_MODES)
+    assert ROUND_MODES == ("nearest_even", "nearest_up", "truncate") and set(ROUNDING) == set(ROUND_MODES)
     assert OVERFLOW_MODES == ("saturate", "wrap")
 
 

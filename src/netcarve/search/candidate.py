@@ -150,11 +150,8 @@ class CandidateEvaluator:
             one = (lambda record: keep_going(0, record)) if keep_going is not None else None
             result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
             return [MemberOutcome(result, stopped=result.stopped)]
-        modules = [b.graph.module for b in built]
-        outcomes = fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels)
-        for module in modules:
-            module.eval()
-        return outcomes
+        modules = [b.graph.module for b in built]  # each ends in eval mode
+        return fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels)
 
     def architecture(self, graph: Graph) -> dict[str, float]:
         from netcarve.analysis import analyze

@@ -162,12 +162,33 @@ def optimizer_for(module: nn.Module, cfg: TrainConfig, total_steps: int) -> tupl
     )
 
 
-def _steps_plan(n: int, cfg: TrainConfig) -> tuple[int, int]:
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+@dataclass(frozen=True)
+class EpochPlan:
+    """What every epoch trains on: the ``train`` rows (the split's first ``num_samples``), in
+    ``steps_per_epoch`` optimizer steps, ``total_steps`` in all (``max_steps`` applied)."""
+
+    train: Split
+    steps_per_epoch: int
+    total_steps: int
+
+
+def epoch_plan(splits: TensorSplits, cfg: TrainConfig, has_batch_norm: bool) -> EpochPlan:
+    """The rows and steps of a training run; TrainingError on an empty split. With BatchNorm, an epoch whose
+    last batch would hold exactly one row skips it (BatchNorm cannot train on one sample)."""
+    train = splits.train.head(cfg.num_samples)
+    n = len(train)
+    if n == 0:
+        raise TrainingError("the training split is empty")
+    batched = n
+    if n > 1 and n % cfg.batch_size == 1 and has_batch_norm:
+        log.info("each epoch skips its last, one-row batch (BatchNorm needs 2 rows; %d rows, batch %d)", n,
+                 cfg.batch_size)  # fmt: skip
+        batched = n - 1
+    steps_per_epoch = math.ceil(batched / cfg.batch_size)
     total = steps_per_epoch * cfg.max_epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    return steps_per_epoch, total
+    return EpochPlan(train, steps_per_epoch, total)
 
 
 def fit(
@@ -203,19 +224,9 @@ def _fit(
     validate: bool,
     keep_going: KeepGoing | None = None,
 ) -> FitResult:
-    train = splits.train.head(cfg.num_samples)
-    n = len(train)
-    if n == 0:
-        raise TrainingError("the training split is empty")
-    if n > 1 and n % cfg.batch_size == 1 and any(isinstance(m, _BatchNorm) for m in module.modules()):
-        # BatchNorm cannot train on one sample: each epoch's last batch would hold exactly one row
-        log.info(
-            "each epoch skips its last, one-row batch (BatchNorm needs 2 rows; %d rows, batch %d)", n, cfg.batch_size
-        )
-        n_batched = n - 1
-    else:
-        n_batched = n
-    steps_per_epoch, total_steps = _steps_plan(n_batched, cfg)
+    plan = epoch_plan(splits, cfg, any(isinstance(m, _BatchNorm) for m in module.modules()))
+    train, n = plan.train, len(plan.train)
+    steps_per_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
     optimizer, schedule = optimizer_for(module, cfg, total_steps)
     generator = torch.Generator().manual_seed(cfg.seed)
     result = FitResult()

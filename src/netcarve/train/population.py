@@ -68,7 +68,7 @@ from netcarve.train.loop import (
     EpochRecord,
     FitResult,
     TrainConfig,
-    _steps_plan,
+    epoch_plan,
     fit,
     optimizer_for,
     training_threads,
@@ -80,7 +80,7 @@ from netcarve.transforms.quantize.modules import (
     QuantizedModule,
     QuantizedReLU,
 )
-from netcarve.transforms.quantize.quantizers import IntegerQuantizer, QuantSpec
+from netcarve.transforms.quantize.quantizers import ROUNDING, IntegerQuantizer, QuantSpec
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +230,6 @@ def _widths(modules: Sequence[nn.Module]) -> tuple[int, ...]:
 
 
 # --- the batched integer quantizer ----------------------------------------------------------------------------
-_ROUND: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "nearest_even": torch.round,
-    "nearest_up": lambda t: torch.floor(t + 0.5),
-    "truncate": torch.floor,
-}
-
-
 class _BatchedSTE(torch.autograd.Function):
     """The integer quantizer with per-member parameters; backward passes the gradient where lo ≤ x ≤ hi.
 
@@ -248,7 +241,7 @@ class _BatchedSTE(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, q: _BQuant) -> Any:
         ctx.save_for_backward(torch.clamp(x, q.lo, q.hi) == x)
         with torch.no_grad():
-            k = _ROUND[q.round](x * q.scale)
+            k = ROUNDING[q.round](x * q.scale)
             wrapped = torch.remainder(k - q.k_lo, q.k_hi - q.k_lo + 1) + q.k_lo if q.wrap else None
             return (torch.clamp(k, q.k_lo, q.k_hi) if wrapped is None else wrapped) * q.step
 
@@ -594,12 +587,9 @@ def _train_group(
     keep_going: KeepGoing | None,
     outcomes: dict[int, MemberOutcome],
 ) -> None:
-    train = splits.train.head(cfg.num_samples)
-    n = len(train)
-    if n == 0:
-        raise TrainingError("the training split is empty")
-    n_batched = n - 1 if n > 1 and n % cfg.batch_size == 1 and group.has_bn else n
-    steps_per_epoch, total_steps = _steps_plan(n_batched, cfg)
+    plan = epoch_plan(splits, cfg, group.has_bn)
+    train, n = plan.train, len(plan.train)
+    steps_per_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
 
     def optimizer_of(holder: nn.Module) -> tuple[Stepper, Any]:
         return optimizer_for(holder, cfg, total_steps)

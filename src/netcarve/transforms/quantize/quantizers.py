@@ -170,7 +170,7 @@ def fake_quantize(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], l
 
 
 #: round mode → how x · 2^frac becomes an integer (``netcarve.config.passes.ROUND_MODES``)
-_ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "nearest_even": torch.round,
     "nearest_up": lambda t: torch.floor(t + 0.5),
     "truncate": torch.floor,
@@ -214,7 +214,7 @@ class IntegerQuantizer(RegisteredQuantizer):
         k_lo, k_hi = self.int_range(spec)
         scale = 2.0 ** (spec.frac_width or 0)
 
-        rounding, wrap = _ROUNDING[spec.round], spec.overflow == "wrap"
+        rounding, wrap = ROUNDING[spec.round], spec.overflow == "wrap"
 
         def fn(t: torch.Tensor) -> torch.Tensor:
             k = rounding(t * scale)
