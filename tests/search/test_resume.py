@@ -43,7 +43,9 @@ def start_and_kill(tmp_path: Path, sampler: str, after: int) -> Path:
         "seq_blocks_2": {"config": {"name": ["output_only"], "channel_multiplier": [1, 2, 3, 4]}},
         "seq_blocks_4": {"config": {"name": ["both"], "channel_multiplier": [1, 2, 3, 4]}},
     }
-    data = search_dict(tmp_path, seed=seed, sampler=sampler, n_trials=N_TRIALS, dataset="synthetic-jsc:20000")
+    # populations of 2: the kill after 3 completed trials comes between two populations, never after the last
+    data = search_dict(tmp_path, seed=seed, sampler=sampler, n_trials=N_TRIALS, dataset="synthetic-jsc:20000",
+                       population=2)  # fmt: skip
     path = tmp_path / "search.toml"
     path.write_text(dumps_toml(data))
     cmd = [sys.executable, "-m", "netcarve.cli.app", "search", "--config", str(path)]

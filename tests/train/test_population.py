@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -85,11 +86,12 @@ def _check_population(
     caplog: pytest.LogCaptureFixture,
     skip: tuple[str, ...] = (),
     accuracy_tolerance: float = 0.002,
+    num_threads: int | None = None,
 ) -> list[MemberOutcome]:
     """Train copies of ``modules`` batched and each alone; the batched path must have taken all of them."""
     batched = [copy.deepcopy(m) for m in modules]
-    with caplog.at_level(logging.INFO, logger="netcarve.train.population"):
-        outcomes = fit_population(batched, splits, cfg, validate=True)
+    with caplog.at_level(min(logging.INFO, caplog.handler.level or logging.INFO), logger="netcarve.train.population"):
+        outcomes = fit_population(batched, splits, cfg, validate=True, num_threads=num_threads)
     assert "trained alone" not in caplog.text
     for original, module, outcome in zip(modules, batched, outcomes, strict=True):
         solo, result = _solo(original, splits, cfg, validate=True)
@@ -350,6 +352,73 @@ def test_partition_separates_narrow_and_wide_members(
     assert [[i for i, _ in chunk] for chunk in _partition(members, 256)] == [[0, 2, 4, 6], [1, 3, 5, 7]]
     monkeypatch.setattr(population, "STEP_WEIGHT_COST", 0.0)
     assert len(_partition(members, 256)) == 1
+
+
+def _wide_narrow(synthetic_small: TensorSplits) -> list[Graph]:
+    """jsc-three-linear-layers with hidden widths A = 64-16 and B = 16-64, in the order A, B, A, B."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    a, b = change_width(base, _width(seq_blocks_2=4)), change_width(base, _width(seq_blocks_4=4))
+    return [a, b, a.copy(), b.copy()]
+
+
+def test_partition_merges_by_each_layers_width(synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members A, B, A, B (hidden widths 64-16 and 16-64), batch 256, 1 thread. Padded Linear weights: A
+    16·64 + 64·16 + 16·5 = 2128, B 16·16 + 16·64 + 64·5 = 1600, A with B 16·64 + 64·64 + 64·5 = 5440.
+    Costs: {A,A} 1 + 2 · (0.08 + 0.2128) = 1.5856, {B,B} 1 + 2 · (0.08 + 0.16) = 1.48 (3.0656 for both);
+    all four 1 + 4 · (0.08 + 0.544) = 3.496; {A,B} twice 2 · (1 + 2 · 0.624) = 4.496. So two batches, the
+    Bs (fewer padded weights) first: [[1, 3], [0, 2]]."""
+    members = [(i, _chain(g.module)) for i, g in enumerate(_wide_narrow(synthetic_small))]
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-4)
+    assert [[i for i, _ in chunk] for chunk in _partition(members, 256)] == [[1, 3], [0, 2]]
+
+
+def test_batches_trained_side_by_side_equal_their_solo_runs(
+    synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 2 threads the two batches of A, B, A, B train at once, one thread each: every member still equals
+    its solo run, each trained in a batch of 2, and the caller's thread setting is restored. (Batch 128
+    halves the per-member costs: the weight cost is raised so that two batches are still cheaper.)"""
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
+    members = _wide_narrow(synthetic_small)
+    before = torch.get_num_threads()
+    with caplog.at_level(logging.DEBUG, logger="netcarve.train.population"):
+        outcomes = _check_population([g.module for g in members], synthetic_small, CFG, caplog, num_threads=2)
+    assert caplog.text.count("1 thread of 2 lanes") == 2
+    assert [o.batch for o in outcomes] == [2, 2, 2, 2]
+    assert torch.get_num_threads() == before
+
+
+def test_an_error_beside_another_batch_is_raised(
+    synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch failing (here: its forward raises) while another trains beside it: the error reaches the
+    caller, and the thread setting is restored."""
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
+    forward = _Group.forward
+
+    def failing(self: _Group, x: torch.Tensor, training: bool) -> torch.Tensor:
+        if self.padded[3] == 64:  # the As
+            raise RuntimeError("boom")
+        return forward(self, x, training)
+
+    monkeypatch.setattr(_Group, "forward", failing)
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"):
+        fit_population([g.module for g in _wide_narrow(synthetic_small)], synthetic_small, CFG, num_threads=2)
+    assert torch.get_num_threads() == before
+
+
+def test_a_stopped_batch_stops_before_its_next_step(synthetic_small: TensorSplits) -> None:
+    """The stop event set (a batch beside it failed): no step is taken, the weights are untouched."""
+    members = _wide_narrow(synthetic_small)[:2]
+    group = _Group([0, 1], [_chain(g.module) for g in members])
+    weights = [p.detach().clone() for p in group.container().parameters()]
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(population._Stopped):
+        _train_group(group, synthetic_small, CFG, False, None, {}, stop)
+    for before, after in zip(weights, group.container().parameters(), strict=True):
+        assert torch.equal(before, after.detach())
 
 
 def test_step_limits_and_an_empty_population(synthetic_small: TensorSplits) -> None:

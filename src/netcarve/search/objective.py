@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: attributes a reused trial copies from the trial it reuses (and every ``metric.<name>``)
-COPIED_ATTRS = ("transforms", "software_metrics", "hardware_metrics", "scaled_metrics", "pruned")
+COPIED_ATTRS = ("transforms", "software_metrics", "hardware_metrics", "scaled_metrics", "pruned", "pruned_epoch")
 #: prefix of the flat per-metric user attributes (``metric.accuracy``)
 METRIC_ATTR = "metric."
 #: exceptions that make a candidate bad (its trial fails, nothing to fix in netcarve); anything else is a bug

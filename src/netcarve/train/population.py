@@ -15,19 +15,26 @@ train it alone (same batches, BatchNorm one-row-batch rule, optimizer, schedule,
   the integer quantizer's. Hidden widths may differ: each is padded to the batch's largest width; the input
   and the output (class count) widths are the template's own.
 - **Partition**: padding a narrow member to a wide one costs the wide one's compute (at widths 64 a step
-  is bound by the matrix products), so a template group is sorted by size and cut into batches of similar
-  widths by a fitted step-time model (:data:`STEP_MEMBER_COST`, :data:`STEP_WEIGHT_COST`).
-- **Compute**: weights ``[K, out, in]``, activations ``[K, B, F]``; Linear is ``torch.baddbmm`` (measured
-  against ``torch.func.vmap`` + a functional forward on 32 members of jsc-three-linear-layers, batch 256,
-  1 thread: 2.4 ms vs 2.9 ms per forward + backward, so baddbmm). BatchNorm runs torch's own
-  ``F.batch_norm`` on the ``[B, K·F]`` view, with per-member running statistics stored as ``[K, F]``: the
+  is bound by the matrix products), so a template group is cut into batches of similar widths by a fitted
+  step-time model (:data:`STEP_MEMBER_COST`, :data:`STEP_WEIGHT_COST`), merging batches while that lowers
+  the modelled total.
+- **Compute**: weights ``[K, out, in]``, activations features-major ``[K, F, B]`` (B rows of the batch);
+  Linear is ``torch.baddbmm(b, w, x)`` (measured against ``torch.func.vmap`` + a functional forward: slower),
+  ReLU runs in place when its input is a tensor nobody saved for backward, BatchNorm runs torch's own
+  ``F.batch_norm`` on the ``[1, K·F, B]`` view, with per-member running statistics stored as ``[K, F]``: the
   batch statistics, the running-mean/unbiased-running-var updates and ``num_batches_tracked`` are exactly
-  torch's. The loss is the sum over members of each member's mean cross-entropy, so each member's gradient
-  is its solo gradient; the optimizer is :func:`~netcarve.train.optim.make_optimizer` on the stacked
-  parameters (Adam/AdamW/SGD are elementwise, so stacking is exact).
-- **Exactness**: the forward pass of a batch is bit-identical to the solo one; gradients differ in the
-  last bits (a batched matrix product sums in another order than ``addmm``), so trained weights agree to
-  about 1e-7 (tested to rtol 1e-4). One exception, inherent to the model, not the batching: the bias of a
+  torch's. Features-major keeps the narrow output layer (5 classes) a wide matrix product and gives the loss
+  its ``[K, C, B]`` layout without a copy; with in-place ReLU, a step of 28 members at width 96 (batch 256,
+  2 threads) went from 13.5 to 7.4 ms. The loss is the sum over members of each member's mean
+  cross-entropy, so each member's gradient is its solo gradient; the optimizer is
+  :func:`~netcarve.train.optim.make_optimizer` on the stacked parameters (Adam/AdamW/SGD are elementwise,
+  so stacking is exact).
+- **Exactness**: forward passes and gradients agree with the solo ones to the last bits (a batched,
+  features-major matrix product sums in another order than ``addmm``: at most 4e-7 measured on Lab 4
+  logits), so trained weights agree to about 1e-7 (tested to rtol 1e-4). Where a candidate's training is
+  chaotic, such last-bit differences can grow as much as a change of thread count grows them in solo
+  training (Lab 4, 630k rows: one configuration reaches 0.519 solo on 1 thread, 0.642 solo on 2 threads).
+  One exception, inherent to the model, not the batching: the bias of a
   Linear followed by a BatchNorm has a true gradient of 0 (the BatchNorm subtracts it again), so its
   computed gradient is rounding noise, which Adam normalises into full-size steps; such a bias (and the
   BatchNorm's running mean, which follows it) random-walks differently in any run that does not round
@@ -44,15 +51,21 @@ train it alone (same batches, BatchNorm one-row-batch rule, optimizer, schedule,
   with — is trained
   by :func:`~netcarve.train.loop.fit` itself (seeded as a search candidate is), with an INFO log of why.
 
-Threads: like :func:`fit`, one intra-op thread unless ``num_threads`` says otherwise (see
-:data:`DEFAULT_THREADS` for the measurements).
+Threads: ``num_threads`` (default: every thread torch has, :data:`DEFAULT_THREADS`). One batch uses them
+all as intra-op threads; several batches run side by side, one per thread (each with one intra-op thread,
+``keep_going`` called by one at a time): a batch's elementwise ops and op launches gain little from a second
+thread, two batches on two cores gain nearly 2x. Measured on 2 cores, Lab 4's 36 candidates, 200k rows,
+three runs each: one after the other at 2 threads 4.1–5.6 s, side by side 3.7–4.5 s.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,27 +334,27 @@ class _Layer:
         quant = self.quant.get(operand)
         return x if quant is None else quant(x)
 
-    def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, training: bool, owned: bool) -> tuple[torch.Tensor, bool]:
+        """``x`` ``[K, F, B]`` → (output, whether the output may be changed in place: made here and not saved
+        for backward, so the next ReLU runs in place and writes no new tensor)."""
         if self.kind == "identity":
-            return x
-        x = self.q("data_in", x)
+            return x, owned
+        if "data_in" in self.quant:
+            x, owned = self.q("data_in", x), True
         if self.kind == "relu":
-            y = torch.relu(x)
+            y = x.relu_() if owned else torch.relu(x)  # ReLU's backward keeps its output
         elif self.kind == "linear":
             w = self.q("weight", self.params["weight"])
             bias = self.params.get("bias")
-            if bias is None:
-                y = torch.bmm(x, w.transpose(1, 2))
-            else:
-                y = torch.baddbmm(self.q("bias", bias).unsqueeze(1), x, w.transpose(1, 2))
+            y = torch.bmm(w, x) if bias is None else torch.baddbmm(self.q("bias", bias).unsqueeze(2), w, x)
         else:
-            k, b, f = x.shape
+            k, f, b = x.shape
             gamma = self.q("weight", self.params["weight"]).reshape(k * f)
             beta = self.q("bias", self.params["bias"]).reshape(k * f)
             if training:
                 self.forwards += 1
-            flat = F.batch_norm(
-                x.transpose(0, 1).reshape(b, k * f),
+            y = F.batch_norm(
+                x.reshape(1, k * f, b),  # statistics per (member, feature) over the batch
                 self.buffers["running_mean"].view(k * f),
                 self.buffers["running_var"].view(k * f),
                 gamma,
@@ -349,9 +362,10 @@ class _Layer:
                 training,
                 self.momentum,
                 self.eps,
-            )
-            y = flat.view(b, k, f).transpose(0, 1)
-        return self.q("data_out", y)
+            ).view(k, f, b)
+        if "data_out" in self.quant:
+            return self.q("data_out", y), True
+        return y, self.kind != "relu"
 
     def select(self, idx: torch.Tensor) -> None:
         """Keep the members ``idx`` (in place)."""
@@ -448,9 +462,10 @@ class _Group:
         ]
 
     def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        h = x.unsqueeze(0).expand(len(self), *x.shape)
+        """Rows ``x`` ``[B, F]`` → every member's logits, features-major ``[K, C, B]``."""
+        h, owned = x.t().unsqueeze(0).expand(len(self), x.shape[1], x.shape[0]), False
         for layer in self.layers:
-            h = layer.forward(h, training)
+            h, owned = layer.forward(h, training, owned)
         return h
 
     def write_back(self, pos: int) -> None:
@@ -502,16 +517,14 @@ def _transfer_state(old: Stepper, new: Stepper, old_params: list[nn.Parameter], 
 
 # --- partition by width ---------------------------------------------------------------------------------------
 #: cost model of one step of a batched group, in units of its fixed cost (the op launches of one step), per
-#: member and per padded Linear weight at batch 256. Fitted to one step on 1 thread of jsc-three-linear-layers
-#: groups, K = 2, 8, 32 members at widths 16, 32, 64: float ≈ 0.5 ms + K · (0.035 ms + 0.05 µs per padded
-#: weight); integer-quantized ≈ 1.6 ms + K · (0.2 ms + 0.13 µs per weight) — about the same ratios.
+#: member and per padded Linear weight at batch 256. Fitted (least squares) to one step on 1 thread of
+#: jsc-three-linear-layers groups, K = 1, 4, 12, 32 members at hidden widths 16, 32, 64, 96: float ≈ 0.31 ms
+#: + K · (0.026 ms + 0.033 µs per padded weight); integer-quantized: about the same ratios.
 STEP_MEMBER_COST, STEP_WEIGHT_COST = 0.08, 1e-4
 #: the fixed cost of a batch grows by this per quantized operand of the template (its quantizer's ops): with
 #: 1 + 0.25 · 9 for integer-quantized jsc-three-linear-layers (1.6 ms vs 0.5 ms), 32 members of widths 16…64
 #: train faster in fewer batches (measured: one batch 7.0 s an epoch of 100k rows, 4 batches 8.0 s)
 STEP_QUANT_COST = 0.25
-#: the longest run of members (sorted by size) considered as one batch when partitioning a template group
-MAX_PARTITION = 128
 
 
 def _padded_weights(widths: Sequence[Sequence[int]], kinds: Sequence[str]) -> int:
@@ -522,38 +535,52 @@ def _padded_weights(widths: Sequence[Sequence[int]], kinds: Sequence[str]) -> in
 
 def _partition(members: list[tuple[int, _Chain]], batch_size: int, threads: int = 1) -> list[list[tuple[int, _Chain]]]:
     """Split a template group into batches of similar widths: padding a narrow member to a wide one costs
-    the wide one's compute. Members are sorted by size and cut into contiguous runs that minimise the
-    modelled step time (fixed cost per batch, per member, per padded weight; the matrix products, the
-    padded weights' cost, split over ``threads``: measured on 2 cores, 32 Lab 4 members, 630k rows, 2
-    threads: cut as for 1 thread 21.6 s, with the cost halved 12.3 s)."""
+    the wide one's compute. The modelled step time of a batch is its fixed cost plus, per member, a member
+    cost and the padded weights' cost (the matrix products, split over ``threads``). Starting from one batch
+    per member, the two batches whose merge lowers the total most are merged until no merge lowers it. (A
+    width search's grid has one width per layer: Lab 4's 36 candidates cut into runs of one size order cost
+    7.5 ms a step by the model, merged this way 6.4 ms.)"""
     kinds = [k[0] for k in members[0][1].key[3]]
     fixed = 1 + STEP_QUANT_COST * sum(len(k[1]) for k in members[0][1].key[3])
+    per_weight = STEP_WEIGHT_COST / threads
     scale = batch_size / 256
-    ordered = sorted(members, key=lambda m: _padded_weights([m[1].widths], kinds))
-    n = len(ordered)
-    best = [0.0] + [math.inf] * n  # best[j]: cheapest cost of ordered[:j]
-    cut = [0] * (n + 1)
-    for j in range(1, n + 1):
-        for i in range(max(0, j - MAX_PARTITION), j):
-            widths = [m[1].widths for m in ordered[i:j]]
-            k = j - i
-            padded = STEP_WEIGHT_COST / threads * _padded_weights(widths, kinds)
-            cost = best[i] + fixed + k * scale * (STEP_MEMBER_COST + padded)
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    chunks: list[list[tuple[int, _Chain]]] = []
-    j = n
-    while j > 0:
-        chunks.append(ordered[cut[j] : j])
-        j = cut[j]
-    return chunks[::-1]
+
+    def cost(top: tuple[int, ...], k: int) -> float:
+        return fixed + k * scale * (STEP_MEMBER_COST + per_weight * _padded_weights([top], kinds))
+
+    batches: dict[int, tuple[tuple[int, ...], list[tuple[int, _Chain]]]] = {
+        n: (m[1].widths, [m]) for n, m in enumerate(members)
+    }
+
+    def delta(a: int, b: int) -> float:
+        (top_a, ms_a), (top_b, ms_b) = batches[a], batches[b]
+        top = tuple(map(max, top_a, top_b))
+        return cost(top, len(ms_a) + len(ms_b)) - cost(top_a, len(ms_a)) - cost(top_b, len(ms_b))
+
+    heap = [(delta(a, b), a, b) for a in batches for b in batches if a < b]
+    heapq.heapify(heap)
+    fresh = len(members)
+    while heap:
+        gain, a, b = heapq.heappop(heap)
+        if gain >= 0:
+            break
+        if a not in batches or b not in batches:
+            continue  # one of them was merged already
+        (top_a, ms_a), (top_b, ms_b) = batches.pop(a), batches.pop(b)
+        batches[fresh] = (tuple(map(max, top_a, top_b)), ms_a + ms_b)
+        for other in batches:
+            if other != fresh:
+                heapq.heappush(heap, (delta(other, fresh), other, fresh))
+        fresh += 1
+    chunks = [sorted(ms, key=lambda m: m[0]) for _, ms in batches.values()]
+    return sorted(chunks, key=lambda ms: (_padded_weights([m[1].widths for m in ms], kinds), ms[0][0]))
 
 
 # --- training -------------------------------------------------------------------------------------------------
 def _member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-row cross-entropy ``[K, B]`` of logits ``[K, B, C]``: classes as dim 1 (``[K, C, B]``), which is the
-    same arithmetic as on ``[K·B, C]`` rows but about 4x faster (measured, K = 32, B = 256, C = 5)."""
-    return F.cross_entropy(out.transpose(1, 2), y.expand(out.shape[0], -1), reduction="none")
+    """Per-row cross-entropy ``[K, B]`` of logits ``[K, C, B]`` (classes as dim 1: the same arithmetic as on
+    ``[K·B, C]`` rows but about 4x faster, measured with K = 32, B = 256, C = 5)."""
+    return F.cross_entropy(out, y.expand(out.shape[0], -1), reduction="none")
 
 
 def _threads(requested: int | None) -> int:
@@ -575,7 +602,7 @@ def _evaluate(group: _Group, split: Split) -> tuple[list[float], list[float]]:
             xb, yb = split.x[start : start + EVAL_BATCH], split.y[start : start + EVAL_BATCH]
             out = group.forward(xb, training=False)
             loss_sum += _member_losses(out, yb).sum(1).double()
-            correct += (out.argmax(dim=2) == yb).sum(1)
+            correct += (out.argmax(dim=1) == yb).sum(1)
     return (loss_sum / n).tolist(), (correct.float() / n).tolist()  # float32 accuracy, as evaluate's
 
 
@@ -586,8 +613,12 @@ def _train_group(
     validate: bool,
     keep_going: KeepGoing | None,
     outcomes: dict[int, MemberOutcome],
+    stop: threading.Event | None = None,
 ) -> None:
+    """Train ``group``'s members together, each outcome into ``outcomes``; ``stop`` set ends it at the next
+    step with :class:`_Stopped` (another batch trained beside it failed or was interrupted)."""
     plan = epoch_plan(splits, cfg, group.has_bn)
+    started = list(group.members)
     train, n = plan.train, len(plan.train)
     steps_per_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
 
@@ -613,6 +644,8 @@ def _train_group(
         loss_sum = torch.zeros(k, dtype=torch.float64, device=group.device)
         correct = torch.zeros(k, dtype=torch.int64, device=group.device)
         for i in range(steps):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             lo, hi = i * bs, min((i + 1) * bs, seen)
             yb = ys[lo:hi]
             out = group.forward(xs[lo:hi], training=True)
@@ -626,7 +659,7 @@ def _train_group(
                 optimizer.lr = schedule.lr(step + i)
             optimizer.step()
             loss_sum.add_(member_loss.detach().double(), alpha=hi - lo)
-            correct += (out.detach().argmax(dim=2) == yb).sum(1)
+            correct += (out.detach().argmax(dim=1) == yb).sum(1)
         step += steps
         train_loss = (loss_sum / max(seen, 1)).tolist()
         train_acc = (correct.double() / max(seen, 1)).tolist()
@@ -674,6 +707,71 @@ def _train_group(
         results[member].steps = step
         group.write_back(pos)
         outcomes[member] = MemberOutcome(results[member])
+    for member in started:
+        outcomes[member].batch = len(started)
+
+
+class _Stopped(Exception):
+    """A batch trained side by side with another that failed or was interrupted stops."""
+
+
+def _lanes(batched: list[_Group], n: int) -> list[list[_Group]]:
+    """``batched`` shared among ``n`` lanes, longest modelled step first to the least loaded lane."""
+
+    def work(group: _Group) -> float:
+        kinds = [k[0] for k in group.chains[0].key[3]]
+        return 1 + len(group) * (STEP_MEMBER_COST + STEP_WEIGHT_COST * _padded_weights([group.padded], kinds))
+
+    lanes: list[list[_Group]] = [[] for _ in range(min(n, len(batched)))]
+    loads = [0.0] * len(lanes)
+    for group in sorted(batched, key=work, reverse=True):
+        lane = loads.index(min(loads))
+        lanes[lane].append(group)
+        loads[lane] += work(group)
+    return lanes
+
+
+def _train_side_by_side(
+    batched: list[_Group],
+    threads: int,
+    splits: TensorSplits,
+    cfg: TrainConfig,
+    validate: bool,
+    keep_going: KeepGoing | None,
+    outcomes: dict[int, MemberOutcome],
+) -> None:
+    """Train the batches in ``threads`` lanes at once, one intra-op thread each: a batch's elementwise ops and
+    launches gain little from a second thread, two batches side by side gain from two cores. ``keep_going``
+    is called by one lane at a time. An error in one lane stops the others at their next step
+    and is raised here; so is an interrupt of the waiting caller."""
+    lock, stop = threading.Lock(), threading.Event()
+    guarded: KeepGoing | None = None
+    if keep_going is not None:
+        inner = keep_going
+
+        def guarded(member: int, record: EpochRecord) -> bool:
+            with lock:
+                return inner(member, record)
+
+    def run(lane: list[_Group]) -> None:
+        torch.set_num_threads(1)  # this thread's own setting
+        for group in lane:
+            log.debug("training %d members as one batched model (widths %s, 1 thread of %d lanes)",
+                      len(group), group.padded, threads)  # fmt: skip
+            _train_group(group, splits, cfg, validate, guarded, outcomes, stop)
+
+    before = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(threads, thread_name_prefix="netcarve-population") as pool:
+            futures = [pool.submit(run, lane) for lane in _lanes(batched, threads)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                raise
+    finally:
+        torch.set_num_threads(before)  # threads started later take the last value set
 
 
 def _fit_alone(
@@ -758,15 +856,17 @@ def fit_population(
             log.info("%s is trained alone: no other candidate has its layer template", name(members[0][0]))
             alone.append(members[0][0])
         else:
-            for chunk in _partition(members, cfg.batch_size, threads):
+            # several batches run side by side, one thread each (below): cut as for one thread
+            for chunk in _partition(members, cfg.batch_size, 1 if threads > 1 and len(members) > 2 else threads):
                 batched.append(_Group([i for i, _ in chunk], [c for _, c in chunk]))
-    for group in batched:
-        log.debug("training %d members as one batched model (widths %s, %d threads)", len(group), group.padded, threads)
-        members_of_group = list(group.members)
-        with training_threads(group.container(), threads):
-            _train_group(group, splits, cfg, validate, keep_going, outcomes)
-        for member in members_of_group:
-            outcomes[member].batch = len(members_of_group)
+    if len(batched) > 1 and threads > 1:
+        _train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes)
+    else:
+        for group in batched:
+            log.debug("training %d members as one batched model (widths %s, %d threads)", len(group), group.padded,
+                      threads)  # fmt: skip
+            with training_threads(group.container(), threads):
+                _train_group(group, splits, cfg, validate, keep_going, outcomes)
     for i in sorted(alone):
         outcomes[i] = _fit_alone(i, modules[i], splits, cfg, validate, keep_going, num_threads)
     return [outcomes[i] for i in range(len(modules))]
