@@ -602,7 +602,7 @@ def _evaluate(group: _Group, split: Split) -> tuple[list[float], list[float]]:
             xb, yb = split.x[start : start + EVAL_BATCH], split.y[start : start + EVAL_BATCH]
             out = group.forward(xb, training=False)
             loss_sum += _member_losses(out, yb).sum(1).double()
-            correct += (out.argmax(dim=1) == yb).sum(1)
+            correct += (out.max(dim=1).indices == yb).sum(1)  # as argmax (first maximum), ~15x faster here
     return (loss_sum / n).tolist(), (correct.float() / n).tolist()  # float32 accuracy, as evaluate's
 
 
@@ -659,7 +659,7 @@ def _train_group(
                 optimizer.lr = schedule.lr(step + i)
             optimizer.step()
             loss_sum.add_(member_loss.detach().double(), alpha=hi - lo)
-            correct += (out.detach().argmax(dim=1) == yb).sum(1)
+            correct += (out.detach().max(dim=1).indices == yb).sum(1)
         step += steps
         train_loss = (loss_sum / max(seen, 1)).tolist()
         train_acc = (correct.double() / max(seen, 1)).tolist()
