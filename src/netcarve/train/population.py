@@ -55,7 +55,7 @@ Threads: ``num_threads`` (default: every thread torch has, :data:`DEFAULT_THREAD
 all as intra-op threads; several batches run side by side, one per thread (each with one intra-op thread,
 ``keep_going`` called by one at a time): a batch's elementwise ops and op launches gain little from a second
 thread, two batches on two cores gain nearly 2x. Measured on 2 cores, Lab 4's 36 candidates, 200k rows,
-three runs each: one after the other at 2 threads 4.1–5.6 s, side by side 3.7–4.5 s.
+three runs each: batches one after the other at 2 threads 4.8–6.6 s, side by side 3.3–3.9 s.
 """
 
 from __future__ import annotations
