@@ -383,28 +383,55 @@ def test_batches_trained_side_by_side_equal_their_solo_runs(
     before = torch.get_num_threads()
     with caplog.at_level(logging.DEBUG, logger="netcarve.train.population"):
         outcomes = _check_population([g.module for g in members], synthetic_small, CFG, caplog, num_threads=2)
-    assert caplog.text.count("1 thread of 2 lanes") == 2
+    assert caplog.text.count("1 of 2 threads in 2 lanes") == 2
     assert [o.batch for o in outcomes] == [2, 2, 2, 2]
     assert torch.get_num_threads() == before
 
 
-def test_an_error_beside_another_batch_is_raised(
+def test_lanes_share_the_threads(synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """3 threads for the two batches of A, B, A, B: two lanes, of 2 and 1 threads (the remainder to the
+    first); 1 thread trains the batches one after the other."""
+    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
+    messages: list[str] = []
+    monkeypatch.setattr(population.log, "debug", lambda msg, *args: messages.append(msg % args))
+    for threads, expected in ((3, ["2 of 3 threads in 2 lanes", "1 of 3 threads in 2 lanes"]), (1, ["1 threads)"])):
+        messages.clear()
+        fit_population([copy.deepcopy(g.module) for g in _wide_narrow(synthetic_small)], synthetic_small, CFG,
+                       num_threads=threads)  # fmt: skip
+        trained = [m for m in messages if m.startswith("training 2 members")]
+        assert len(trained) == 2
+        assert sorted(any(e in m for e in expected) for m in trained) == [True, True]
+        assert all(any(e in m for m in trained) for e in expected)
+
+
+def test_an_error_beside_another_batch_is_raised_at_once(
     synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch failing (here: its forward raises) while another trains beside it: the error reaches the
-    caller, and the thread setting is restored."""
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
+    """Batches {A, A} (lane 0: more padded weights) and {B, B} side by side; B's first forward raises once A
+    has begun. The error
+    reaches the caller without waiting for lane 0 to finish: A's second forward waits for the stop event
+    (30 s at most), which is set only once the error is seen, so A stops after 1 or 2 of its 17 steps (with
+    the wait on lane 0 first, A would run all 17). The thread setting is restored."""
+    members = _wide_narrow(synthetic_small)
+    groups = [_Group([0, 2], [_chain(members[0].module)] * 2), _Group([1, 3], [_chain(members[1].module)] * 2)]
+    stop, a_started, calls = threading.Event(), threading.Event(), {64: 0, 16: 0}
     forward = _Group.forward
 
-    def failing(self: _Group, x: torch.Tensor, training: bool) -> torch.Tensor:
-        if self.padded[3] == 64:  # the As
+    def watched(self: _Group, x: torch.Tensor, training: bool) -> torch.Tensor:
+        calls[self.padded[3]] += 1
+        if self.padded[3] == 16:  # the Bs fail once A has taken a step
+            a_started.wait(timeout=30)
             raise RuntimeError("boom")
+        a_started.set()
+        if calls[64] == 2:
+            stop.wait(timeout=30)
         return forward(self, x, training)
 
-    monkeypatch.setattr(_Group, "forward", failing)
+    monkeypatch.setattr(_Group, "forward", watched)
     before = torch.get_num_threads()
     with pytest.raises(RuntimeError, match="boom"):
-        fit_population([g.module for g in _wide_narrow(synthetic_small)], synthetic_small, CFG, num_threads=2)
+        population._train_side_by_side(groups, 2, synthetic_small, CFG, False, None, {}, stop)
+    assert calls[16] == 1 and calls[64] in (1, 2)  # 2 if A reached its second step before the stop
     assert torch.get_num_threads() == before
 
 

@@ -52,9 +52,10 @@ train it alone (same batches, BatchNorm one-row-batch rule, optimizer, schedule,
   by :func:`~netcarve.train.loop.fit` itself (seeded as a search candidate is), with an INFO log of why.
 
 Threads: ``num_threads`` (default: every thread torch has, :data:`DEFAULT_THREADS`). One batch uses them
-all as intra-op threads; several batches run side by side, one per thread (each with one intra-op thread,
-``keep_going`` called by one at a time): a batch's elementwise ops and op launches gain little from a second
-thread, two batches on two cores gain nearly 2x. Measured on 2 cores, Lab 4's 36 candidates, 200k rows,
+all as intra-op threads; several batches run side by side in up to ``num_threads`` lanes that share the
+threads (2 threads: two lanes of one intra-op thread each; ``keep_going`` is called by one lane at a
+time): a batch's elementwise ops and op launches gain little from a second thread, two batches on two
+cores gain more. Measured on 2 cores, Lab 4's 36 candidates, 200k rows,
 three runs each: batches one after the other at 2 threads 4.8–6.6 s, side by side 3.3–3.9 s.
 """
 
@@ -65,7 +66,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -739,12 +740,14 @@ def _train_side_by_side(
     validate: bool,
     keep_going: KeepGoing | None,
     outcomes: dict[int, MemberOutcome],
+    stop: threading.Event | None = None,
 ) -> None:
-    """Train the batches in ``threads`` lanes at once, one intra-op thread each: a batch's elementwise ops and
-    launches gain little from a second thread, two batches side by side gain from two cores. ``keep_going``
+    """Train the batches in up to ``threads`` lanes at once, the threads shared among them (2 threads: two
+    lanes of one): a batch's elementwise ops and launches gain little from a second thread, two batches
+    side by side gain from two cores. ``keep_going``
     is called by one lane at a time. An error in one lane stops the others at their next step
-    and is raised here; so is an interrupt of the waiting caller."""
-    lock, stop = threading.Lock(), threading.Event()
+    and is raised here; so is an interrupt of the waiting caller. ``stop`` set stops every lane."""
+    lock, stop = threading.Lock(), stop if stop is not None else threading.Event()
     guarded: KeepGoing | None = None
     if keep_going is not None:
         inner = keep_going
@@ -753,20 +756,25 @@ def _train_side_by_side(
             with lock:
                 return inner(member, record)
 
-    def run(lane: list[_Group]) -> None:
-        torch.set_num_threads(1)  # this thread's own setting
+    lanes = _lanes(batched, threads)
+
+    def run(lane: list[_Group], own: int) -> None:
+        torch.set_num_threads(own)  # this thread's own setting
         for group in lane:
-            log.debug("training %d members as one batched model (widths %s, 1 thread of %d lanes)",
-                      len(group), group.padded, threads)  # fmt: skip
+            log.debug("training %d members as one batched model (widths %s, %d of %d threads in %d lanes)",
+                      len(group), group.padded, own, threads, len(lanes))  # fmt: skip
             _train_group(group, splits, cfg, validate, guarded, outcomes, stop)
 
     before = torch.get_num_threads()
     try:
-        with ThreadPoolExecutor(threads, thread_name_prefix="netcarve-population") as pool:
-            futures = [pool.submit(run, lane) for lane in _lanes(batched, threads)]
+        with ThreadPoolExecutor(len(lanes), thread_name_prefix="netcarve-population") as pool:
+            # the threads shared among the lanes (2 threads, 3 batches: 2 lanes of 1 thread)
+            share = [threads // len(lanes) + (i < threads % len(lanes)) for i in range(len(lanes))]
+            futures = [pool.submit(run, lane, own) for lane, own in zip(lanes, share, strict=True)]
             try:
-                for future in futures:
-                    future.result()
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # an error in any lane ends the wait
+                for future in sorted(done, key=lambda f: f.exception() is None):
+                    future.result()  # the failed lane's error first
             except BaseException:
                 stop.set()
                 raise
