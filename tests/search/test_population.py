@@ -200,3 +200,31 @@ def test_a_pruner_needs_a_single_objective(tmp_path: Path) -> None:
         prepare_search(config(data))
     one = search_dict(tmp_path, pruner="median", sum_scaled_metrics=False)
     assert prepare_search(config(one)).plan.pruner == "median"
+
+
+def test_an_error_raised_while_interrupted_counts_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen under SIGTERM: Optuna's journal lock, released in a ``finally`` after the signal, failed with
+    FileNotFoundError, and that trial was recorded FAIL (not run again by --resume). An exception raised
+    while an interrupt is handled is the interrupt: the search stops, every untold trial is recorded
+    interrupted (stale), none as failed."""
+    from netcarve.search.api import prepare_search, start_search
+    from netcarve.search.candidate import CandidateEvaluator
+    from netcarve.search.runner import run_study
+
+    def finish(self: CandidateEvaluator, *args: Any, **kwargs: Any) -> Any:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise FileNotFoundError("study.journal.lock.rename") from None
+
+    monkeypatch.setattr(CandidateEvaluator, "finish", finish)
+    data = search_dict(tmp_path, seed=GRID_SEED, n_trials=4, population=4)
+    session = start_search(prepare_search(config(data)), None, None)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(session, 1, None, lambda: None)
+    claimed = [t for t in trials(session) if t.state.name != "WAITING"]
+    assert len(claimed) == 4
+    assert all(t.state.name == "FAIL" and t.user_attrs.get("stale") is True for t in claimed)
+    assert {t.user_attrs["error"] for t in claimed} == {"interrupted"}

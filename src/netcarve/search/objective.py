@@ -59,6 +59,19 @@ METRIC_ATTR = "metric."
 BAD_CANDIDATE: tuple[type[Exception], ...] = (NetcarveError, FloatingPointError)
 
 
+def _raise_interrupt(exc: BaseException) -> None:
+    """Raise the interrupt (Ctrl-C, SIGTERM) ``exc`` was raised while handling, if any: e.g. a lock file
+    released in a ``finally`` after the signal fails with FileNotFoundError, which must not pass for the
+    trial's own failure (a failed trial is not run again; an interrupted one is)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause from None
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+
+
 def trial_checkpoint(directory: Path, number: int) -> Path:
     return directory / f"trial-{number}.pt"
 
@@ -178,10 +191,10 @@ class TrialRunner:
         """``step()`` for ``trial``; a bad candidate or a bug fails that trial alone (and marks it told)."""
         try:
             member = step()
-        except BAD_CANDIDATE as exc:  # a bad candidate: the study goes on
-            self._fail(trial, exc, start)
-        except Exception as exc:  # a bug in netcarve: recorded with its traceback, reported; the study goes on
-            self._fail(trial, exc, start, internal=True)
+        except Exception as exc:
+            _raise_interrupt(exc)
+            # a bad candidate: the study goes on; a bug in netcarve: recorded with its traceback, reported
+            self._fail(trial, exc, start, internal=not isinstance(exc, BAD_CANDIDATE))
         else:
             if member is None:
                 told.add(trial.number)
@@ -213,6 +226,7 @@ class TrialRunner:
         try:
             self._train(members, start, told)
         except Exception as exc:
+            _raise_interrupt(exc)
             internal = not isinstance(exc, BAD_CANDIDATE)
             for member in members:
                 if member.trial.number not in told:
