@@ -534,6 +534,16 @@ def _padded_weights(widths: Sequence[Sequence[int]], kinds: Sequence[str]) -> in
     return sum(top[i] * top[i + 1] for i, kind in enumerate(kinds) if kind == "linear")
 
 
+def _batch_cost(key: tuple[Any, ...], top: Sequence[int], k: int, batch_size: int, threads: int = 1) -> float:
+    """Modelled step time of a batch of ``k`` members of template ``key`` padded to widths ``top``, in units
+    of an unquantized batch's fixed cost: fixed cost (more per quantized operand), and per member a member
+    cost and the padded weights' cost (the matrix products, split over ``threads``)."""
+    kinds = [node[0] for node in key[3]]
+    fixed = 1 + STEP_QUANT_COST * sum(len(node[1]) for node in key[3])
+    per_weight = STEP_WEIGHT_COST / threads * _padded_weights([top], kinds)
+    return fixed + k * batch_size / 256 * (STEP_MEMBER_COST + per_weight)
+
+
 def _partition(members: list[tuple[int, _Chain]], batch_size: int, threads: int = 1) -> list[list[tuple[int, _Chain]]]:
     """Split a template group into batches of similar widths: padding a narrow member to a wide one costs
     the wide one's compute. The modelled step time of a batch is its fixed cost plus, per member, a member
@@ -541,13 +551,11 @@ def _partition(members: list[tuple[int, _Chain]], batch_size: int, threads: int 
     per member, the two batches whose merge lowers the total most are merged until no merge lowers it. (A
     width search's grid has one width per layer: Lab 4's 36 candidates cut into runs of one size order cost
     7.5 ms a step by the model, merged this way 6.4 ms.)"""
-    kinds = [k[0] for k in members[0][1].key[3]]
-    fixed = 1 + STEP_QUANT_COST * sum(len(k[1]) for k in members[0][1].key[3])
-    per_weight = STEP_WEIGHT_COST / threads
-    scale = batch_size / 256
+    key = members[0][1].key
+    kinds = [node[0] for node in key[3]]
 
     def cost(top: tuple[int, ...], k: int) -> float:
-        return fixed + k * scale * (STEP_MEMBER_COST + per_weight * _padded_weights([top], kinds))
+        return _batch_cost(key, top, k, batch_size, threads)
 
     batches: dict[int, tuple[tuple[int, ...], list[tuple[int, _Chain]]]] = {
         n: (m[1].widths, [m]) for n, m in enumerate(members)
@@ -716,12 +724,11 @@ class _Stopped(Exception):
     """A batch trained side by side with another that failed or was interrupted stops."""
 
 
-def _lanes(batched: list[_Group], n: int) -> list[list[_Group]]:
+def _lanes(batched: list[_Group], n: int, batch_size: int) -> list[list[_Group]]:
     """``batched`` shared among ``n`` lanes, longest modelled step first to the least loaded lane."""
 
     def work(group: _Group) -> float:
-        kinds = [k[0] for k in group.chains[0].key[3]]
-        return 1 + len(group) * (STEP_MEMBER_COST + STEP_WEIGHT_COST * _padded_weights([group.padded], kinds))
+        return _batch_cost(group.chains[0].key, group.padded, len(group), batch_size)
 
     lanes: list[list[_Group]] = [[] for _ in range(min(n, len(batched)))]
     loads = [0.0] * len(lanes)
@@ -744,9 +751,9 @@ def _train_side_by_side(
 ) -> None:
     """Train the batches in up to ``threads`` lanes at once, the threads shared among them (2 threads: two
     lanes of one): a batch's elementwise ops and launches gain little from a second thread, two batches
-    side by side gain from two cores. ``keep_going``
-    is called by one lane at a time. An error in one lane stops the others at their next step
-    and is raised here; so is an interrupt of the waiting caller. ``stop`` set stops every lane."""
+    side by side gain from two cores. ``keep_going`` is called by one lane at a time. An error in one lane
+    stops the others at their next step and is raised here; so is an interrupt of the waiting caller.
+    ``stop`` set stops every lane."""
     lock, stop = threading.Lock(), stop if stop is not None else threading.Event()
     guarded: KeepGoing | None = None
     if keep_going is not None:
@@ -756,7 +763,7 @@ def _train_side_by_side(
             with lock:
                 return inner(member, record)
 
-    lanes = _lanes(batched, threads)
+    lanes = _lanes(batched, threads, cfg.batch_size)
 
     def run(lane: list[_Group], own: int) -> None:
         torch.set_num_threads(own)  # this thread's own setting
@@ -864,8 +871,8 @@ def fit_population(
             log.info("%s is trained alone: no other candidate has its layer template", name(members[0][0]))
             alone.append(members[0][0])
         else:
-            # several batches run side by side, one thread each (below): cut as for one thread
-            for chunk in _partition(members, cfg.batch_size, 1 if threads > 1 and len(members) > 2 else threads):
+            # with several threads, batches train side by side (below), each on a share of them: cut as for one
+            for chunk in _partition(members, cfg.batch_size, 1):
                 batched.append(_Group([i for i, _ in chunk], [c for _, c in chunk]))
     if len(batched) > 1 and threads > 1:
         _train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes)
