@@ -67,7 +67,7 @@ def _raise_interrupt(exc: BaseException) -> None:
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, KeyboardInterrupt):
-            raise cause from None
+            raise cause from exc  # the error that replaced it, for --verbose
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
 
