@@ -53,10 +53,10 @@ train it alone (same batches, BatchNorm one-row-batch rule, optimizer, schedule,
 
 Threads: ``num_threads`` (default: every thread torch has, :data:`DEFAULT_THREADS`). One batch uses them
 all as intra-op threads; several batches run side by side in up to ``num_threads`` lanes that share the
-threads (2 threads: two lanes of one intra-op thread each; ``keep_going`` is called by one lane at a
-time): a batch's elementwise ops and op launches gain little from a second thread, two batches on two
-cores gain more. Measured on 2 cores, Lab 4's 36 candidates, 200k rows,
-three runs each: batches one after the other at 2 threads 4.8–6.6 s, side by side 3.3–3.9 s.
+threads (2 threads: two lanes of one intra-op thread each; ``keep_going`` is called by one lane at a time):
+a batch's elementwise ops and op launches gain little from a second thread, two batches on two cores gain
+more. Measured on 2 cores, Lab 4's 36 candidates, 200k rows, three runs each: batches one after the other
+at 2 threads 4.8–6.6 s, side by side 3.3–3.9 s.
 """
 
 from __future__ import annotations
@@ -534,20 +534,20 @@ def _padded_weights(widths: Sequence[Sequence[int]], kinds: Sequence[str]) -> in
     return sum(top[i] * top[i + 1] for i, kind in enumerate(kinds) if kind == "linear")
 
 
-def _batch_cost(key: tuple[Any, ...], top: Sequence[int], k: int, batch_size: int, threads: int = 1) -> float:
-    """Modelled step time of a batch of ``k`` members of template ``key`` padded to widths ``top``, in units
-    of an unquantized batch's fixed cost: fixed cost (more per quantized operand), and per member a member
-    cost and the padded weights' cost (the matrix products, split over ``threads``)."""
+def _batch_cost(key: tuple[Any, ...], top: Sequence[int], k: int, batch_size: int) -> float:
+    """Modelled step time (on one thread) of a batch of ``k`` members of template ``key`` padded to widths
+    ``top``, in units of an unquantized batch's fixed cost: fixed cost (more per quantized operand), and per
+    member a member cost and the padded weights' cost (the matrix products)."""
     kinds = [node[0] for node in key[3]]
     fixed = 1 + STEP_QUANT_COST * sum(len(node[1]) for node in key[3])
-    per_weight = STEP_WEIGHT_COST / threads * _padded_weights([top], kinds)
+    per_weight = STEP_WEIGHT_COST * _padded_weights([top], kinds)
     return fixed + k * batch_size / 256 * (STEP_MEMBER_COST + per_weight)
 
 
-def _partition(members: list[tuple[int, _Chain]], batch_size: int, threads: int = 1) -> list[list[tuple[int, _Chain]]]:
+def _partition(members: list[tuple[int, _Chain]], batch_size: int) -> list[list[tuple[int, _Chain]]]:
     """Split a template group into batches of similar widths: padding a narrow member to a wide one costs
-    the wide one's compute. The modelled step time of a batch is its fixed cost plus, per member, a member
-    cost and the padded weights' cost (the matrix products, split over ``threads``). Starting from one batch
+    the wide one's compute. The modelled step time of a batch is :func:`_batch_cost` (one thread: with
+    several, the batches train side by side, each on a share of them). Starting from one batch
     per member, the two batches whose merge lowers the total most are merged until no merge lowers it. (A
     width search's grid has one width per layer: Lab 4's 36 candidates cut into runs of one size order cost
     7.5 ms a step by the model, merged this way 6.4 ms.)"""
@@ -555,7 +555,7 @@ def _partition(members: list[tuple[int, _Chain]], batch_size: int, threads: int 
     kinds = [node[0] for node in key[3]]
 
     def cost(top: tuple[int, ...], k: int) -> float:
-        return _batch_cost(key, top, k, batch_size, threads)
+        return _batch_cost(key, top, k, batch_size)
 
     batches: dict[int, tuple[tuple[int, ...], list[tuple[int, _Chain]]]] = {
         n: (m[1].widths, [m]) for n, m in enumerate(members)
@@ -871,8 +871,7 @@ def fit_population(
             log.info("%s is trained alone: no other candidate has its layer template", name(members[0][0]))
             alone.append(members[0][0])
         else:
-            # with several threads, batches train side by side (below), each on a share of them: cut as for one
-            for chunk in _partition(members, cfg.batch_size, 1):
+            for chunk in _partition(members, cfg.batch_size):
                 batched.append(_Group([i for i, _ in chunk], [c for _, c in chunk]))
     if len(batched) > 1 and threads > 1:
         _train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes)
