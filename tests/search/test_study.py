@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from netcarve.search.api import prepare_search
+from netcarve.errors import SearchError
+from netcarve.search.api import prepare_search, trial_graph
 from netcarve.search.candidate import CandidateEvaluator
 from netcarve.search.session import Prepared
 from tests.search.helpers import config, run_search, search_dict, trials
@@ -148,6 +149,17 @@ def test_infeasible_trials_are_never_best(tmp_path: Path) -> None:
     assert len(trials(session, "COMPLETE")) == 3
     assert all(t.constraints["accuracy"] > 0 for t in trials(session, "COMPLETE"))
     assert not (session.run_dir / "best.pt").exists()  # type: ignore[operator]
+    with pytest.raises(SearchError, match=r"none of its 3 complete trial\(s\) satisfies the constraints.*--trial N"):
+        trial_graph(session.run_dir, None)  # type: ignore[arg-type]
+
+
+def test_a_run_without_best_pt_says_why(tmp_path: Path) -> None:
+    """A finished run whose best.pt is gone (as after an interrupt, which writes none) has feasible complete
+    trials: exporting its best trial says the search has not finished and names --resume and --trial."""
+    session = run_search(config(search_dict(tmp_path)))
+    (session.run_dir / "best.pt").unlink()  # type: ignore[operator]
+    with pytest.raises(SearchError, match=r"has no best.pt: the search has not finished; .*--resume.*--trial N"):
+        trial_graph(session.run_dir, None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])

@@ -243,6 +243,21 @@ def _best_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Pat
     return build_candidate(session.prepared.base, transforms), None
 
 
+def _why_no_best(study: optuna.Study) -> str:
+    """Why a run dir has no best.pt, and what to do about it."""
+    from optuna.trial import TrialState
+
+    from netcarve.search.results import candidates
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return "no trial completed; finish the search with --resume"
+    if not candidates(study):
+        return (f"none of its {len(complete)} complete trial(s) satisfies the constraints; export one of them "
+                "with --trial N (trials.csv lists them)")  # fmt: skip
+    return "the search has not finished; finish it with --resume, or export a complete trial with --trial N"
+
+
 def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
     """A search run's candidate and the run's config: its best trial (``best.pt``) when ``number`` is None,
     else trial ``number`` (complete): its saved checkpoint, or rebuilt from its transforms as
@@ -263,10 +278,7 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
     if number is None:
         best = run_dir / "best.pt"
         if not best.is_file():
-            raise SearchError(
-                f"{str(run_dir)!r} has no best.pt (the search has not finished, or no trial completed): "
-                "finish it with --resume, or name a complete trial"
-            )
+            raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(study)}")
         return load_saved_graph(best), config
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
