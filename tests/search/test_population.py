@@ -3,6 +3,7 @@ a member's failure or early stop is its own; Optuna's pruners stop bad candidate
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,14 @@ def test_pruned_members_leave_a_population(tmp_path: Path) -> None:
     full = max(t.user_attrs["train_steps"] for t in complete)
     assert all(t.user_attrs["train_steps"] < full for t in stopped)
     assert any(t.user_attrs["population"] > 1 for t in stopped)
+    # trials.csv: a stopped trial's objective column is empty (Optuna keeps its last reported validation
+    # accuracy as its value, which is not the objective); its reason names that accuracy
+    with (session.run_dir / "trials.csv").open(newline="") as fh:  # type: ignore[operator]
+        rows = {int(row["number"]): row for row in csv.DictReader(fh)}
+    for t in stopped:
+        assert t.values is not None and rows[t.number]["objective"] == ""
+        assert f"validation accuracy {t.values[0]:.4f}" in rows[t.number]["pruned"]
+    assert all(float(rows[t.number]["objective"]) == t.values[0] for t in complete)
 
 
 @pytest.mark.parametrize(

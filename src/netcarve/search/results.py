@@ -50,8 +50,12 @@ def best_text(study: optuna.Study, plan: SearchPlan) -> str:
 
 
 def trial_row(trial: FrozenTrial, plan: SearchPlan, metrics: Sequence[str]) -> dict[str, Any]:
+    """A trials.csv row. Only a COMPLETE trial has objective values: Optuna keeps a pruned trial's last
+    reported value (a validation accuracy, which its ``pruned`` reason states) as its value."""
+    from optuna.trial import TrialState
+
     attrs = trial.user_attrs
-    values = trial.values or []
+    values = (trial.values or []) if trial.state == TrialState.COMPLETE else []
     names = outcomes.objective_columns(plan.sum_scaled, (m.name for m in plan.metrics))
     row: dict[str, Any] = dict(zip(outcomes.TRIAL_KEYS, (trial.number, trial.state.name), strict=True))
     row.update({n: values[i] if i < len(values) else "" for i, n in enumerate(names)})
