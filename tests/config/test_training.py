@@ -117,10 +117,11 @@ def test_task_accepts_both_classification_spellings() -> None:
     assert build_config(None, None, ["task='cls'"]).task == "cls"
 
 
-def test_log_every_n_steps_in_basic_train_warns(caplog: pytest.LogCaptureFixture) -> None:
+def test_log_every_n_steps_in_basic_train_is_taken(caplog: pytest.LogCaptureFixture) -> None:
+    """It sets the search's training progress interval (tests/search/test_population.py): no warning."""
     with caplog.at_level(logging.WARNING):
-        build_config(None, None, [f"{BASIC}.log_every_n_steps=5"])
-    assert f"'{BASIC}.log_every_n_steps' has no effect" in caplog.text
+        assert basic_of(build_config(None, None, [f"{BASIC}.log_every_n_steps=5"])).log_every_n_steps == 5
+    assert "log_every_n_steps" not in caplog.text
 
 
 def test_effective_config_writes_toml_keys(tmp_path: Path) -> None:

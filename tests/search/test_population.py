@@ -107,6 +107,31 @@ def test_median_pruner_saves_training_steps(tmp_path: Path) -> None:
     assert steps["median"] < steps["none"]
 
 
+@pytest.mark.parametrize("population", [1, 4])
+def test_training_progress_is_reported(tmp_path: Path, population: int) -> None:
+    """``run_study``'s ``on_training(done, total)``: synthetic-jsc:2000 has 1400 training rows, 11 steps of
+    128. One by one with basic_train.log_every_n_steps = 5: (5, 11), (10, 11), (11, 11) for each of the 4
+    configurations. One population of 4 (every 50 steps, the default, so once per batch, at its end): steps
+    summed over its batches, ending with done = total, a multiple of 11."""
+    from netcarve.search.api import finish
+    from netcarve.search.runner import run_study
+
+    data = search_dict(tmp_path, population=population)
+    if population == 1:
+        data["search"]["strategy"]["sw_runner"]["basic_train"]["log_every_n_steps"] = 5
+    session = start_search(prepare_search(config(data)), None, None)
+    calls: list[tuple[int, int]] = []
+    run_study(session, 1, None, lambda: None, lambda done, total: calls.append((done, total)))
+    finish(session)
+    assert len(trials(session, "COMPLETE")) == 4
+    if population == 1:
+        assert calls == [(5, 11), (10, 11), (11, 11)] * 4
+    else:
+        assert calls[-1][0] == calls[-1][1] and calls[-1][1] % 11 == 0
+        assert all(done <= total for done, total in calls)
+        assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
 def test_pruned_members_leave_a_population(tmp_path: Path) -> None:
     """With populations (TPE, 24 trials, population 6) the pruner still stops members; a stopped member's
     steps are those of the epochs it trained, while its population's other members train to the end."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -87,11 +88,12 @@ def _check_population(
     skip: tuple[str, ...] = (),
     accuracy_tolerance: float = 0.002,
     num_threads: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[MemberOutcome]:
     """Train copies of ``modules`` batched and each alone; the batched path must have taken all of them."""
     batched = [copy.deepcopy(m) for m in modules]
     with caplog.at_level(min(logging.INFO, caplog.handler.level or logging.INFO), logger="netcarve.train.population"):
-        outcomes = fit_population(batched, splits, cfg, validate=True, num_threads=num_threads)
+        outcomes = fit_population(batched, splits, cfg, validate=True, num_threads=num_threads, on_step=on_step)
     assert "trained alone" not in caplog.text
     for original, module, outcome in zip(modules, batched, outcomes, strict=True):
         solo, result = _solo(original, splits, cfg, validate=True)
@@ -331,6 +333,25 @@ def test_unsupported_members_fall_back_to_fit(synthetic_small: TensorSplits, cap
         _assert_same_weights(module, solo)
 
 
+def test_progress_sums_the_steps_of_batches_and_lone_members(synthetic_small: TensorSplits) -> None:
+    """``on_step(done, total)`` over 3 units: the two plain members in one batch, then the Dropout and the Tanh
+    member alone (one after the other, 1 thread). 2100 rows at batch 128 are 17 steps; with
+    log_every_n_steps = 5 each unit reports after steps 5, 10, 15 and 17, so done runs 5, 10, 15, 17, 22, …,
+    51, and the total is 3 · 17 = 51 throughout (a unit not begun counts the 17 of those begun)."""
+    torch.manual_seed(3)
+    f, c = synthetic_small.info.in_features, synthetic_small.info.num_classes
+    modules = [
+        SeqBlocks(nn.Linear(f, 8), nn.ReLU(), nn.Linear(8, c)),
+        SeqBlocks(nn.Linear(f, 8), nn.ReLU(), nn.Dropout(0.0), nn.Linear(8, c)),
+        SeqBlocks(nn.Linear(f, 8), nn.Tanh(), nn.Linear(8, c)),
+        SeqBlocks(nn.Linear(f, 12), nn.ReLU(), nn.Linear(12, c)),
+    ]
+    calls: list[tuple[int, int]] = []
+    cfg = CFG.model_copy(update={"log_every_n_steps": 5})
+    fit_population(modules, synthetic_small, cfg, num_threads=1, on_step=lambda *call: calls.append(call))
+    assert calls == [(17 * unit + step, 51) for unit in range(3) for step in (5, 10, 15, 17)]
+
+
 def test_member_bytes_by_hand(synthetic_small: TensorSplits) -> None:
     """jsc-three-linear-layers: 661 parameters; node widths 16 (input), then BN 16, ReLU 16, L 16, ReLU 16,
     L 16, ReLU 16, L 5, ReLU 5, summing to 122. Batch 256: 4 · (4 · 661 + 4 · 256 · 122) = 510 288 bytes."""
@@ -377,12 +398,17 @@ def test_batches_trained_side_by_side_equal_their_solo_runs(
 ) -> None:
     """With 2 threads the two batches of A, B, A, B train at once, one thread each: every member still equals
     its solo run, each trained in a batch of 2, and the caller's thread setting is restored. (Batch 128
-    halves the per-member costs: the weight cost is raised so that two batches are still cheaper.)"""
+    halves the per-member costs: the weight cost is raised so that two batches are still cheaper.) Progress
+    from both lanes: 2 batches of 17 steps (2100 rows), each reporting once at its end (17 < 50 steps), so
+    (17, 34) then (34, 34)."""
     monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
     members = _wide_narrow(synthetic_small)
     before = torch.get_num_threads()
+    calls: list[tuple[int, int]] = []
     with caplog.at_level(logging.DEBUG, logger="netcarve.train.population"):
-        outcomes = _check_population([g.module for g in members], synthetic_small, CFG, caplog, num_threads=2)
+        outcomes = _check_population([g.module for g in members], synthetic_small, CFG, caplog, num_threads=2,
+                                     on_step=lambda *call: calls.append(call))  # fmt: skip
+    assert calls == [(17, 34), (34, 34)]
     assert caplog.text.count("1 of 2 threads in 2 lanes") == 2
     assert [o.batch for o in outcomes] == [2, 2, 2, 2]
     assert torch.get_num_threads() == before

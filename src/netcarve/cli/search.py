@@ -108,7 +108,9 @@ def plan_table(prepared: Prepared, storage: str | None) -> Table:
 
 
 @contextmanager
-def search_progress(session: Session) -> Iterator[Callable[[], None]]:
+def search_progress(session: Session) -> Iterator[tuple[Callable[[], None], Callable[[int, int], None]]]:
+    """A progress bar of the trials, and under it one of the training steps of the candidate (or population)
+    retraining now: yields (update after trials, update while training)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -122,18 +124,23 @@ def search_progress(session: Session) -> Iterator[Callable[[], None]]:
     from netcarve.search.runner import count_trials
 
     progress = Progress(
-        TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
     )  # fmt: skip
     task = progress.add_task("search", total=session.target, best="best: -")
+    training = progress.add_task("train ", total=None, best="steps", visible=False)
 
     def update() -> None:
         counts = count_trials(session.study)
         text = best_text(session.study, session.prepared.plan)
         progress.update(task, completed=counts.done, best=f"{text}  failed {counts.failed}")
+        progress.reset(training, total=None, visible=False)  # until the next candidates train
+
+    def update_training(done: int, total: int) -> None:
+        progress.update(training, completed=done, total=total, visible=True)
 
     with progress:
-        yield update
+        yield update, update_training
 
 
 def _overrides(**kw: Any) -> dict[str, Any]:
@@ -184,8 +191,8 @@ def _run(session: Session) -> None:
     console.print(f"run dir: {session.run_dir}   study: {session.study.study_name}", highlight=False)
     start = time.perf_counter()
     try:
-        with stop_on_sigterm(), search_progress(session) as update:
-            done = run_study(session, plan.n_jobs, plan.timeout, update)
+        with stop_on_sigterm(), search_progress(session) as (update, update_training):
+            done = run_study(session, plan.n_jobs, plan.timeout, update, update_training)
     except KeyboardInterrupt as exc:
         finish_interrupted(session)
         console.print(summary_text(count_trials(session.study), time.perf_counter() - start), highlight=False)

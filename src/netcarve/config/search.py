@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from netcarve.config.base import Strict
 from netcarve.config.training import MAX_SEED, Epochs, TrainingSettings
@@ -60,15 +60,6 @@ class BasicTrain(TrainingSettings):
     """The split the candidates train on."""
     max_epochs: Epochs = 1
     """Epochs of each candidate's training (one unless set)."""
-
-    @model_validator(mode="after")
-    def _warn_no_effect(self) -> BasicTrain:
-        if "log_every_n_steps" in self.model_fields_set:
-            log.warning(
-                "config key 'search.strategy.sw_runner.basic_train.log_every_n_steps' has no effect "
-                "(a search reports no step progress of its trials)"
-            )
-        return self
 
 
 class SwRunner(Strict):

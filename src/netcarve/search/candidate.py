@@ -96,6 +96,8 @@ class CandidateEvaluator:
         self.base = base
         self.plan = plan
         self.retrain = retrain
+        #: ``(done, total)`` training steps of the candidate or population being retrained (a progress bar)
+        self.on_training: Callable[[int, int], None] | None = None
         self.eval_split: Split = splits.split(plan.eval_split).head(plan.eval_samples)
         self.train_splits = replace(splits, train=splits.split(plan.train_split))
 
@@ -151,7 +153,8 @@ class CandidateEvaluator:
             result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
             return [MemberOutcome(result, stopped=result.stopped)]
         modules = [b.graph.module for b in built]  # each ends in eval mode
-        return fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels)
+        return fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels,
+                              on_step=self.on_training)  # fmt: skip
 
     def architecture(self, graph: Graph) -> dict[str, float]:
         from netcarve.analysis import analyze
@@ -174,8 +177,10 @@ class CandidateEvaluator:
         from netcarve.train.loop import fit
 
         torch.manual_seed(self.plan.train.seed)
+        report = self.on_training
+        on_step = (lambda done, total, loss, accuracy: report(done, total)) if report is not None else None
         result = fit(graph.module, self.train_splits, self.plan.train, validate=keep_going is not None,
-                     keep_going=keep_going)  # fmt: skip
+                     keep_going=keep_going, on_step=on_step)  # fmt: skip
         graph.module.eval()
         return result
 

@@ -228,13 +228,20 @@ def next_population(
     return trials
 
 
-def work(session: Session, deadline: float | None, on_trial: Callable[[], None] | None = None) -> int:
+def work(
+    session: Session,
+    deadline: float | None,
+    on_trial: Callable[[], None] | None = None,
+    on_training: Callable[[int, int], None] | None = None,
+) -> int:
     """Run trials in this process until the study is done; returns how many this process ran.
 
     Retrained candidates are claimed and trained as populations of :func:`population_size` trials.
     On a storage with heartbeat, each trial records its heartbeat in a thread while it runs.
+    ``on_trial()`` after each population; ``on_training(done, total)`` as a candidate or population trains.
     """
     runner = session.runner()
+    runner.evaluator.on_training = on_training
     size = population_size(session)
     if size > 1:
         log.info("population training: up to %d candidates per batched pass", size)
@@ -346,12 +353,20 @@ def supervise(session: Session, n: int, deadline: float | None, on_poll: Callabl
     on_poll()
 
 
-def run_study(session: Session, n_jobs: int, timeout: float | None, on_progress: Callable[[], None]) -> Completion:
-    """Run the study to its end: in this process (n_jobs = 1) or in ``n_jobs`` worker processes."""
+def run_study(
+    session: Session,
+    n_jobs: int,
+    timeout: float | None,
+    on_progress: Callable[[], None],
+    on_training: Callable[[int, int], None] | None = None,
+) -> Completion:
+    """Run the study to its end: in this process (n_jobs = 1) or in ``n_jobs`` worker processes.
+    ``on_training(done, total)``: the training steps of the candidate or population retraining in this
+    process (not reported from worker processes)."""
     deadline = time.time() + timeout if timeout is not None else None
     on_progress()
     if n_jobs == 1 or session.run_dir is None:
-        work(session, deadline, on_progress)
+        work(session, deadline, on_progress, on_training)
     else:
         supervise(session, n_jobs, deadline, on_progress)
     return completion(session, timed_out=_expired(deadline))

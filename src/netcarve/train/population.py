@@ -623,9 +623,11 @@ def _train_group(
     keep_going: KeepGoing | None,
     outcomes: dict[int, MemberOutcome],
     stop: threading.Event | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> None:
     """Train ``group``'s members together, each outcome into ``outcomes``; ``stop`` set ends it at the next
-    step with :class:`_Stopped` (another batch trained beside it failed or was interrupted)."""
+    step with :class:`_Stopped` (another batch trained beside it failed or was interrupted). ``on_step(done,
+    total)`` is called every ``cfg.log_every_n_steps`` steps and after the last one, as :func:`fit` does."""
     plan = epoch_plan(splits, cfg, group.has_bn)
     started = list(group.members)
     train, n = plan.train, len(plan.train)
@@ -669,6 +671,9 @@ def _train_group(
             optimizer.step()
             loss_sum.add_(member_loss.detach().double(), alpha=hi - lo)
             correct += (out.detach().max(dim=1).indices == yb).sum(1)
+            done = step + i + 1
+            if on_step is not None and (done % cfg.log_every_n_steps == 0 or done == total_steps):
+                on_step(done, total_steps)
         step += steps
         train_loss = (loss_sum / max(seen, 1)).tolist()
         train_acc = (correct.double() / max(seen, 1)).tolist()
@@ -720,6 +725,30 @@ def _train_group(
         outcomes[member].batch = len(started)
 
 
+class _Progress:
+    """A population's steps summed over its batches and lone members for ``on_step(done, total)``; a unit
+    (a batch or a member trained alone) that has not reported yet counts the largest total reported."""
+
+    def __init__(self, units: int, on_step: Callable[[int, int], None]) -> None:
+        self.units, self.on_step = units, on_step
+        self.done: dict[int, int] = {}
+        self.total: dict[int, int] = {}
+        self.lock = threading.Lock()
+
+    def unit(self, index: int) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            with self.lock:
+                self.done[index], self.total[index] = done, total
+                waiting = (self.units - len(self.total)) * max(self.total.values())
+                self.on_step(sum(self.done.values()), sum(self.total.values()) + waiting)
+
+        return report
+
+
+def _unit_step(progress: _Progress | None, index: int) -> Callable[[int, int], None] | None:
+    return None if progress is None else progress.unit(index)
+
+
 class _Stopped(Exception):
     """A batch trained side by side with another that failed or was interrupted stops."""
 
@@ -748,6 +777,7 @@ def _train_side_by_side(
     keep_going: KeepGoing | None,
     outcomes: dict[int, MemberOutcome],
     stop: threading.Event | None = None,
+    progress: _Progress | None = None,
 ) -> None:
     """Train the batches in up to ``threads`` lanes at once, the threads shared among them (2 threads: two
     lanes of one): a batch's elementwise ops and launches gain little from a second thread, two batches
@@ -770,7 +800,8 @@ def _train_side_by_side(
         for group in lane:
             log.debug("training %d members as one batched model (widths %s, %d of %d threads in %d lanes)",
                       len(group), group.padded, own, threads, len(lanes))  # fmt: skip
-            _train_group(group, splits, cfg, validate, guarded, outcomes, stop)
+            on_step = _unit_step(progress, batched.index(group))
+            _train_group(group, splits, cfg, validate, guarded, outcomes, stop, on_step)
 
     before = torch.get_num_threads()
     try:
@@ -797,6 +828,7 @@ def _fit_alone(
     validate: bool,
     keep_going: KeepGoing | None,
     num_threads: int | None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> MemberOutcome:
     """``torch.manual_seed(cfg.seed); fit(module, …)``, its error caught into the outcome."""
     history: list[EpochRecord] = []
@@ -821,6 +853,7 @@ def _fit_alone(
             validate=validate,
             num_threads=num_threads,
             keep_going=member_keep_going if keep_going is not None else None,
+            on_step=(lambda done, total, loss, accuracy: on_step(done, total)) if on_step is not None else None,
         )
     except TrainingError as exc:
         module.eval()
@@ -838,6 +871,7 @@ def fit_population(
     keep_going: KeepGoing | None = None,
     num_threads: int | None = None,
     labels: Sequence[str] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[MemberOutcome]:
     """Train each of ``modules`` in place (ending in eval mode) as ``torch.manual_seed(cfg.seed); fit(module,
     splits, cfg, validate=validate)`` would, batching the members that share a template (module docstring).
@@ -846,7 +880,9 @@ def fit_population(
     accuracy. ``keep_going(i, record)`` returning False removes member ``i`` after that epoch. A member that
     diverges gets its ``TrainingError`` in its outcome; the others are unaffected. The outcome of a diverged
     member has the records of the epochs before and the steps it ran (the diverged epoch's included).
-    ``labels`` name the members in log messages (e.g. their trial numbers).
+    ``labels`` name the members in log messages (e.g. their trial numbers). ``on_step(done, total)``: the
+    steps of every batch and lone member summed (each reports as :func:`fit`'s ``on_step`` does), for a
+    progress bar; called from the training threads, one at a time.
     """
     validate = validate or keep_going is not None
 
@@ -873,16 +909,18 @@ def fit_population(
         else:
             for chunk in _partition(members, cfg.batch_size):
                 batched.append(_Group([i for i, _ in chunk], [c for _, c in chunk]))
+    progress = _Progress(len(batched) + len(alone), on_step) if on_step is not None else None
     if len(batched) > 1 and threads > 1:
-        _train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes)
+        _train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes, progress=progress)
     else:
-        for group in batched:
+        for n, group in enumerate(batched):
             log.debug("training %d members as one batched model (widths %s, %d threads)", len(group), group.padded,
                       threads)  # fmt: skip
             with training_threads(group.container(), threads):
-                _train_group(group, splits, cfg, validate, keep_going, outcomes)
-    for i in sorted(alone):
-        outcomes[i] = _fit_alone(i, modules[i], splits, cfg, validate, keep_going, num_threads)
+                _train_group(group, splits, cfg, validate, keep_going, outcomes, on_step=_unit_step(progress, n))
+    for n, i in enumerate(sorted(alone)):
+        report = _unit_step(progress, len(batched) + n)
+        outcomes[i] = _fit_alone(i, modules[i], splits, cfg, validate, keep_going, num_threads, report)
     return [outcomes[i] for i in range(len(modules))]
 
 
