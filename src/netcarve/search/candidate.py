@@ -174,13 +174,11 @@ class CandidateEvaluator:
 
     def train(self, graph: Graph, keep_going: Callable[[EpochRecord], bool] | None = None) -> FitResult:
         """Retrain the candidate alone (seeded); ``keep_going`` sees each epoch (a pruner's reports)."""
-        from netcarve.train.loop import fit
+        from netcarve.train.loop import fit, steps_only
 
         torch.manual_seed(self.plan.train.seed)
-        report = self.on_training
-        on_step = (lambda done, total, loss, accuracy: report(done, total)) if report is not None else None
         result = fit(graph.module, self.train_splits, self.plan.train, validate=keep_going is not None,
-                     keep_going=keep_going, on_step=on_step)  # fmt: skip
+                     keep_going=keep_going, on_step=steps_only(self.on_training))  # fmt: skip
         graph.module.eval()
         return result
 

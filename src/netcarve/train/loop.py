@@ -86,6 +86,13 @@ StepCallback = Callable[[int, int, float, float], None]
 KeepGoing = Callable[[EpochRecord], bool]
 
 
+def steps_only(report: Callable[[int, int], None] | None) -> StepCallback | None:
+    """A :data:`StepCallback` passing on (steps_done, total_steps) only."""
+    if report is None:
+        return None
+    return lambda done, total, loss, accuracy: report(done, total)
+
+
 def evaluate(module: nn.Module, split: Split, batch_size: int = 8192) -> EvalResult:
     """Loss, accuracy and per-class accuracy of ``module`` on ``split`` (eval mode, no grad)."""
     was_training = module.training

@@ -85,6 +85,7 @@ from netcarve.train.loop import (
     epoch_plan,
     fit,
     optimizer_for,
+    steps_only,
     training_threads,
 )
 from netcarve.train.optim import FusedAdam, Stepper, TorchStepper
@@ -853,7 +854,7 @@ def _fit_alone(
             validate=validate,
             num_threads=num_threads,
             keep_going=member_keep_going if keep_going is not None else None,
-            on_step=(lambda done, total, loss, accuracy: on_step(done, total)) if on_step is not None else None,
+            on_step=steps_only(on_step),
         )
     except TrainingError as exc:
         module.eval()
