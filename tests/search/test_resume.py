@@ -120,3 +120,39 @@ def test_kill_9_while_the_base_trains_then_resume_completes(tmp_path: Path) -> N
     size = len(trials)
     done = [t for t in trials if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["grid_id"] for t in done) == list(range(size))
+
+
+def test_a_copied_or_moved_run_dir_uses_its_own_study(tmp_path: Path) -> None:
+    """A finished eval-mode search (its base.pt trained in the run dir), copied: resuming the copy for one
+    more trial writes into the copy's journal only (the original's is byte-identical), and the copy's study
+    now names the copy as its run dir, base and load_name. The original, moved: its best trial exports and
+    --resume reads its own journal (nothing left to do)."""
+    import shutil
+
+    from netcarve.search.api import trial_graph
+    from netcarve.search.storage import CONFIG_ATTR, RUN_DIR_ATTR
+
+    data = search_dict(tmp_path, space="graph/quantize/mixed_precision_ptq", model="jsc-toy", sampler="random",
+                       n_trials=2, eval_mode=True)  # fmt: skip
+    path = tmp_path / "search.toml"
+    path.write_text(dumps_toml(data))
+    assert CliRunner().invoke(app, ["search", "--config", str(path)]).exit_code == 0
+    (run_dir,) = (tmp_path / "runs").glob("t/2*")
+    original = (run_dir / "study.journal").read_bytes()
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    result = CliRunner().invoke(app, ["search", "--resume", str(copy), "--n-trials", "3"])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "study.journal").read_bytes() == original
+    assert len(completed(copy)) == 3 and len(completed(run_dir)) == 2
+    name = json.loads((copy / "manifest.json").read_text())["study"]["name"]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(copy / "study.journal")))
+    attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
+    assert attrs[RUN_DIR_ATTR] == str(copy.resolve())
+    assert attrs["netcarve.base"] == attrs[CONFIG_ATTR]["load_name"] == str(copy.resolve() / "base.pt")
+
+    moved = run_dir.rename(tmp_path / "moved")
+    graph, _ = trial_graph(moved, None)
+    assert sum(p.numel() for p in graph.module.parameters()) > 0
+    result = CliRunner().invoke(app, ["search", "--resume", str(moved)])
+    assert result.exit_code == 0, result.output
+    assert len(completed(moved)) == 2

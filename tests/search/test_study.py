@@ -154,11 +154,32 @@ def test_infeasible_trials_are_never_best(tmp_path: Path) -> None:
 
 
 def test_a_run_without_best_pt_says_why(tmp_path: Path) -> None:
-    """A finished run whose best.pt is gone (as after an interrupt, which writes none) has feasible complete
-    trials: exporting its best trial says the search has not finished and names --resume and --trial."""
-    session = run_search(config(search_dict(tmp_path)))
+    """Exporting the best trial of a run dir without best.pt says why, from best.json's ``finished``: a
+    finished run whose best.pt is gone (--resume writes it again); the same run as an interrupt leaves it
+    (not finished: --resume); a finished run whose every trial was pruned (nothing to export); interrupted
+    with complete trials none of which is feasible (--resume or --trial N)."""
+    from netcarve.search.api import finish_interrupted
+
+    session = run_search(config(search_dict(tmp_path / "a")))
     (session.run_dir / "best.pt").unlink()  # type: ignore[operator]
-    with pytest.raises(SearchError, match=r"has no best.pt: the search has not finished; .*--resume.*--trial N"):
+    with pytest.raises(SearchError, match=r"has no best.pt: it was removed or never written: --resume writes it"):
+        trial_graph(session.run_dir, None)  # type: ignore[arg-type]
+    finish_interrupted(session)
+    with pytest.raises(SearchError, match=r"has no best.pt: the search has not finished; finish it with --resume"):
+        trial_graph(session.run_dir, None)  # type: ignore[arg-type]
+
+    data = search_dict(tmp_path / "b")
+    data["search"]["constraints"] = {"model_size": {"max": 1}}  # every candidate has more than 1 parameter
+    session = run_search(config(data))
+    assert len(trials(session, "PRUNED")) == 4
+    with pytest.raises(SearchError, match=r"the search finished with no complete trial .*nothing to export"):
+        trial_graph(session.run_dir, None)  # type: ignore[arg-type]
+
+    data = search_dict(tmp_path / "c", space=QUANT, model="jsc-toy", sampler="tpe", n_trials=2, eval_mode=True)
+    data["search"]["constraints"] = {"accuracy": {"max": 0.05}}
+    session = run_search(config(data))
+    finish_interrupted(session)
+    with pytest.raises(SearchError, match=r"not finished, and none of its 2 complete trial\(s\) so far .*--resume"):
         trial_graph(session.run_dir, None)  # type: ignore[arg-type]
 
 
@@ -174,3 +195,10 @@ def test_brute_force_visits_each_configuration_once(tmp_path: Path, n_jobs: int)
         assert len({t.user_attrs["worker"] for t in everything}) >= 1
         assert (session.run_dir / "worker-1.log").exists()  # type: ignore[operator]
     assert (session.run_dir / "best.pt").is_file()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("text", "message"), [("{", "cannot read .*manifest.json"), ("[]", "names no study")])
+def test_a_corrupt_manifest_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(SearchError, match=message):
+        trial_graph(tmp_path, None)

@@ -148,13 +148,19 @@ def start_search(
 
 
 def read_study_ref(run_dir: Path, storage_url: str | None) -> StudyRef:
+    """The study of a run dir, from its manifest.json. A run dir moved or copied since it was created keeps
+    its own study.journal (the manifest names the journal where the run dir was created)."""
     path = run_dir / "manifest.json"
     if not path.is_file():
         raise SearchError(f"{str(run_dir)!r} is not a run dir (no manifest.json)")
-    ref = json.loads(path.read_text()).get("study")
-    if not isinstance(ref, dict):
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SearchError(f"cannot read {str(path)!r}: {exc}") from exc
+    ref = manifest.get("study") if isinstance(manifest, dict) else None
+    if not isinstance(ref, dict) or "storage" not in ref or "name" not in ref:
         raise SearchError(f"{str(run_dir)!r} is not a search run dir (its manifest names no study)")
-    url = storage_url or str(ref["storage"])
+    url = storage_url or _own_journal(run_dir, str(ref["storage"]))
     if MASK in url:
         raise SearchError(
             f"the run's storage URL was stored without its password ({url}): pass it again with --storage, "
@@ -163,22 +169,58 @@ def read_study_ref(run_dir: Path, storage_url: str | None) -> StudyRef:
     return StudyRef(url, str(ref["name"]))
 
 
+def _own_journal(run_dir: Path, stored: str) -> str:
+    """``stored``, or the run dir's own journal when ``stored`` is a run dir's journal elsewhere (moved or
+    copied: a copy must not write into the original's study)."""
+    journal, own = st.journal_path(stored), run_dir / st.JOURNAL_NAME
+    if journal is None or journal.name != st.JOURNAL_NAME or not own.is_file():
+        return stored
+    if journal.resolve() != own.resolve():
+        log.info("%s was moved or copied: using its own %s, not %s", run_dir, st.JOURNAL_NAME, journal)
+    return str(own.resolve())
+
+
+def _moved(path: str | None, study: optuna.Study, run_dir: Path | None) -> str | None:
+    """``path`` in the run dir the study was created in, taken to the same place in ``run_dir`` (moved or
+    copied since)."""
+    created = study.user_attrs.get(st.RUN_DIR_ATTR)
+    if not path or not created or run_dir is None or not Path(path).is_relative_to(created):
+        return path
+    return str(run_dir.resolve() / Path(path).relative_to(created))
+
+
 def load_stored(
-    ref: StudyRef, overrides: dict[str, object] | None = None
+    ref: StudyRef, overrides: dict[str, object] | None = None, run_dir: Path | None = None
 ) -> tuple[RunConfig, BaseStorage, optuna.Study]:
-    """The effective config stored in the study (with ``overrides`` of strategy.setup keys)."""
+    """The effective config stored in the study (with ``overrides`` of strategy.setup keys); a checkpoint it
+    loads from the run dir it was created in is taken from ``run_dir`` (moved or copied since)."""
     storage = st.open_storage(ref.storage)
     study = st.load_study(storage, ref.storage, ref.name)
     data = st.stored_config(study)
     setup = data.setdefault("search", {}).setdefault("strategy", {}).setdefault("setup", {})
     setup.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if isinstance(data.get("load_name"), str):
+        data["load_name"] = _moved(data["load_name"], study, run_dir)
     return validate_config(data, f"study {ref.name!r}"), storage, study
 
 
-def _pending_base(study: optuna.Study) -> Path | None:
+def _pending_base(study: optuna.Study, run_dir: Path | None = None) -> Path | None:
     """The base checkpoint the study trains first, when it does not exist yet (interrupted while training)."""
-    stored = study.user_attrs.get(BASE_ATTR)
+    stored = _moved(study.user_attrs.get(BASE_ATTR), study, run_dir)
     return Path(stored) if stored and not Path(stored).is_file() else None
+
+
+def _adopt(study: optuna.Study, run_dir: Path) -> None:
+    """After a move or copy of the run dir: the study's paths into the run dir it was created in (the base
+    checkpoint, the config's ``load_name``, the run dir workers write to) now point into ``run_dir``."""
+    if study.user_attrs.get(st.RUN_DIR_ATTR) in (None, str(run_dir.resolve())):
+        return
+    if BASE_ATTR in study.user_attrs:
+        study.set_user_attr(BASE_ATTR, _moved(study.user_attrs[BASE_ATTR], study, run_dir))
+    data = st.stored_config(study)
+    if isinstance(data.get("load_name"), str):
+        study.set_user_attr(st.CONFIG_ATTR, {**data, "load_name": _moved(data["load_name"], study, run_dir)})
+    study.set_user_attr(st.RUN_DIR_ATTR, str(run_dir.resolve()))
 
 
 def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, n_jobs: int | None) -> Session:
@@ -187,8 +229,9 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
-    config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs})
-    base_path = _pending_base(study)
+    config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs}, run_dir)
+    base_path = _pending_base(study, run_dir)
+    _adopt(study, run_dir)
     if base_path is not None:
         log.info("resume: the base model was not finished (%s is missing); training it again", base_path)
         config = config.model_copy(update={"load_name": None})
@@ -243,19 +286,32 @@ def _best_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Pat
     return build_candidate(session.prepared.base, transforms), None
 
 
-def _why_no_best(study: optuna.Study) -> str:
-    """Why a run dir has no best.pt, and what to do about it."""
+def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
+    """Why a run dir has no best.pt, and what to do about it (best.json says whether the search finished)."""
     from optuna.trial import TrialState
 
     from netcarve.search.results import candidates
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return "no trial completed; finish the search with --resume"
-    if not candidates(study):
+    try:
+        finished = json.loads((run_dir / "best.json").read_text()).get("finished") is True
+    except (OSError, ValueError, AttributeError):
+        finished = False
+    complete = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "reused_from" not in t.user_attrs
+    ]
+    if candidates(study):
+        if finished:
+            return "it was removed or never written: --resume writes it again, or export a trial with --trial N"
+        return "the search has not finished; finish it with --resume, or export a complete trial with --trial N"
+    if complete and finished:
         return (f"none of its {len(complete)} complete trial(s) satisfies the constraints; export one of them "
                 "with --trial N (trials.csv lists them)")  # fmt: skip
-    return "the search has not finished; finish it with --resume, or export a complete trial with --trial N"
+    if complete:
+        return (f"the search has not finished, and none of its {len(complete)} complete trial(s) so far satisfies "
+                "the constraints; finish it with --resume, or export one of them with --trial N")  # fmt: skip
+    if finished:
+        return "the search finished with no complete trial (trials.csv gives each trial's reason): nothing to export"
+    return "no trial completed yet; finish the search with --resume"
 
 
 def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
@@ -272,13 +328,13 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
     previous = config_log.level
     config_log.setLevel(logging.ERROR)  # the stored config's warnings were shown when the search started
     try:
-        config, storage, study = load_stored(ref)
+        config, storage, study = load_stored(ref, run_dir=run_dir)
     finally:
         config_log.setLevel(previous)
     if number is None:
         best = run_dir / "best.pt"
         if not best.is_file():
-            raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(study)}")
+            raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(run_dir, study)}")
         return load_saved_graph(best), config
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
@@ -317,7 +373,7 @@ def finish_interrupted(session: Session) -> None:
     if session.run_dir is None:
         return
     remove_lock(session.run_dir)
-    write_results(session.run_dir, session.study, session.prepared.plan)
+    write_results(session.run_dir, session.study, session.prepared.plan, finished=False)
     write_report_safely(session.run_dir)
 
 
@@ -328,7 +384,7 @@ def finish(session: Session) -> list[FrozenTrial]:
     if session.run_dir is None:
         return []
     remove_lock(session.run_dir)
-    best = write_results(session.run_dir, session.study, session.prepared.plan)
+    best = write_results(session.run_dir, session.study, session.prepared.plan, finished=True)
     if best:
         graph, saved = _best_graph(session, best[0])
         target = session.run_dir / "best.pt"

@@ -113,9 +113,9 @@ def write_json(path: Path, data: Any) -> None:
     write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
-def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:
-    """trials.csv, log.json and best.json in ``run_dir``; returns the best trials. Trials that failed with an
-    internal error are logged as an error."""
+def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan, finished: bool) -> list[FrozenTrial]:
+    """trials.csv, log.json and best.json in ``run_dir`` (``finished``: whether the search ran to its end, not
+    interrupted); returns the best trials. Trials that failed with an internal error are logged as an error."""
     report_internal_errors(study)
     write_trials_csv(run_dir / "trials.csv", study, plan)
     write_json(run_dir / "log.json", [trial_record(t) for t in study.get_trials(deepcopy=False)])
@@ -126,5 +126,6 @@ def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan) -> list[
         "sum_scaled_metrics": plan.sum_scaled,
         "best": [trial_record(t) for t in best],
         "checkpoint": "best.pt" if best else None,
+        "finished": finished,
     })  # fmt: skip
     return best
