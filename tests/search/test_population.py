@@ -262,3 +262,28 @@ def test_an_error_raised_while_interrupted_counts_as_interrupted(
     assert len(claimed) == 4
     assert all(t.state.name == "FAIL" and t.user_attrs.get("stale") is True for t in claimed)
     assert {t.user_attrs["error"] for t in claimed} == {"interrupted"}
+
+
+def test_an_interrupt_while_claiming_a_population_leaves_no_trial_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the first trial of a population is claimed and before the next: the claimed trial is
+    recorded interrupted (stale, redone on resume), not left RUNNING with nobody to run it."""
+    from netcarve.search import runner
+    from netcarve.search.brute_force import STALE_ATTR
+
+    session = start_search(prepare_search(config(search_dict(tmp_path, population=4))), None, None)
+    claim, calls = runner._claim, []
+
+    def interrupted_claim(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return claim(*args)
+
+    monkeypatch.setattr(runner, "_claim", interrupted_claim)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_study(session, 1, None, lambda: None)
+    (trial,) = [t for t in trials(session) if t.state.name != "WAITING"]
+    assert trial.state.name == "FAIL" and trial.user_attrs[STALE_ATTR] is True
+    assert trial.user_attrs["error"] == "interrupted"

@@ -366,6 +366,12 @@ class TrialRunner:
         else:
             log.warning("trial %d failed: %s", trial.number, message)
 
+    def abandon(self, trials: Sequence[optuna.Trial]) -> None:
+        """Claimed trials left unrun (interrupted while claiming more): recorded as interrupted."""
+        start = time.perf_counter()
+        for trial in trials:
+            self._interrupted(trial, start)
+
     def _interrupted(self, trial: optuna.Trial, start: float) -> None:
         # stale first: a second signal between the two writes must not leave an "error" that looks like a real
         # failure (a trial with an error and no stale mark counts as run to an end)

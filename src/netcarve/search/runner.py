@@ -211,14 +211,19 @@ def next_trial(session: Session, deadline: float | None) -> optuna.Trial | None:
 
 
 def next_population(
-    session: Session, deadline: float | None, size: int, stack: contextlib.ExitStack
+    session: Session,
+    deadline: float | None,
+    size: int,
+    stack: contextlib.ExitStack,
+    trials: list[optuna.Trial] | None = None,
 ) -> list[optuna.Trial]:
     """Up to ``size`` trials for this process (at least one unless the study is done): the first as
     :func:`next_trial` claims it (waiting if need be), the others only while trials are free right away.
-    Each trial's heartbeat (a database storage) starts the moment it is claimed, in ``stack``."""
+    Each trial's heartbeat (a database storage) starts the moment it is claimed, in ``stack``. Claimed
+    trials are appended to ``trials`` as they come (an interrupt meanwhile leaves them there)."""
     from optuna.storages._heartbeat import get_heartbeat_thread
 
-    trials: list[optuna.Trial] = []
+    trials = [] if trials is None else trials
     while len(trials) < size and not _expired(deadline):
         trial = next_trial(session, deadline) if not trials else _claim(session)[0]
         if trial is None:
@@ -248,7 +253,12 @@ def work(
     ran = 0
     while True:
         with contextlib.ExitStack() as stack:
-            trials = next_population(session, deadline, size, stack)
+            trials: list[optuna.Trial] = []
+            try:
+                next_population(session, deadline, size, stack, trials)
+            except BaseException:  # interrupted while claiming: what was claimed is redone on resume
+                runner.abandon(trials)
+                raise
             if not trials:
                 break
             runner.run_population(trials)
