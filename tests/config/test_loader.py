@@ -26,6 +26,15 @@ def test_precedence_defaults_toml_flags_set(tmp_path: Path) -> None:
     assert cfg.seed == 42  # default
 
 
+def test_an_error_says_whether_set_was_given(tmp_path: Path) -> None:
+    """The bad value may be the TOML's or a --set's: with --set, the message says so."""
+    path = write(tmp_path, "max_epochs = 3\n")
+    with pytest.raises(ConfigError, match=rf"^{path} with --set: invalid value for 'max_epochs'"):
+        build_config(path, None, ["max_epochs=0"])
+    with pytest.raises(ConfigError, match=rf"^{path}: invalid value for 'max_epochs'"):
+        build_config(write(tmp_path, "max_epochs = 0\n"))
+
+
 def test_na_is_null(tmp_path: Path) -> None:
     data = read_toml(write(tmp_path, 'a = "NA"\n[b]\nc = ["NA", 1]\n'))
     assert data == {"a": None, "b": {"c": [None, 1]}}

@@ -74,27 +74,27 @@ def test_basic_train_defaults_and_inherited_seed(tmp_path: Path) -> None:
     [
         (
             "training_optimizer='adm'",
-            "config: invalid value for 'training_optimizer': unknown optimizer 'adm'; did you mean 'adam', "
+            "--set: invalid value for 'training_optimizer': unknown optimizer 'adm'; did you mean 'adam', "
             "'adamw'? (known: adam, adamw, sgd) (got 'adm')",
         ),
         (
             "lr_scheduler='cosin'",
-            "config: invalid value for 'lr_scheduler': unknown lr scheduler 'cosin'; did you mean 'cosine'? "
+            "--set: invalid value for 'lr_scheduler': unknown lr scheduler 'cosin'; did you mean 'cosine'? "
             "(known: constant, linear, cosine) (got 'cosin')",
         ),
         (
             f"{BASIC}.optimizer='sgdd'",
-            f"config: invalid value for '{BASIC}.optimizer': unknown optimizer 'sgdd'; did you mean 'sgd'? "
+            f"--set: invalid value for '{BASIC}.optimizer': unknown optimizer 'sgdd'; did you mean 'sgd'? "
             "(known: adam, adamw, sgd) (got 'sgdd')",
         ),
-        ("optimizer='sgd'", "config: unknown key 'optimizer'; did you mean 'training_optimizer'?"),
-        ("training_optimiser='sgd'", "config: unknown key 'training_optimiser'; did you mean 'training_optimizer'?"),
+        ("optimizer='sgd'", "--set: unknown key 'optimizer'; did you mean 'training_optimizer'?"),
+        ("training_optimiser='sgd'", "--set: unknown key 'training_optimiser'; did you mean 'training_optimizer'?"),
         (
             "task='regression'",
-            "config: invalid value for 'task': netcarve only does classification: use 'cls' or 'classification' "
+            "--set: invalid value for 'task': netcarve only does classification: use 'cls' or 'classification' "
             "(got 'regression')",
         ),
-        ("load_type='ckpt'", "config: invalid value for 'load_type': Input should be 'pt', 'pl' or 'mz' (got 'ckpt')"),
+        ("load_type='ckpt'", "--set: invalid value for 'load_type': Input should be 'pt', 'pl' or 'mz' (got 'ckpt')"),
     ],
 )
 def test_names_are_checked_with_one_line(assignment: str, message: str) -> None:

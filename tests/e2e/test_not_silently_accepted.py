@@ -46,7 +46,7 @@ def test_boolean_for_an_integer(in_tmp: Path) -> None:
     assert line == "error: c.toml: invalid value for 'max_epochs': a boolean is not an integer (got True)"
     line = run_error("train", "jsc-toy", "digits", "--set", "search.strategy.setup.n_trials=false")
     key = "search.strategy.setup.n_trials"
-    assert line == f"error: config: invalid value for {key!r}: a boolean is not an integer (got False)"
+    assert line == f"error: --set: invalid value for {key!r}: a boolean is not an integer (got False)"
 
 
 @pytest.mark.parametrize(

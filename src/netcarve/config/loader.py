@@ -208,7 +208,10 @@ def build_config(
     the keys that neither the TOML, a flag nor ``--set`` gave (a key given as "NA" counts as given).
     """
     data: dict[str, Any] = read_toml(toml_path) if toml_path is not None else {}
+    assignments = list(assignments)
     source = str(toml_path) if toml_path is not None else "config"
+    if assignments:  # an error may be in a --set value: say so
+        source = f"{toml_path} with --set" if toml_path is not None else "--set"
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     data = merge(data, flags)
     for text in assignments:
