@@ -287,3 +287,28 @@ def test_an_interrupt_while_claiming_a_population_leaves_no_trial_running(
     (trial,) = [t for t in trials(session) if t.state.name != "WAITING"]
     assert trial.state.name == "FAIL" and trial.user_attrs[STALE_ATTR] is True
     assert trial.user_attrs["error"] == "interrupted"
+
+
+def test_a_second_signal_while_abandoning_still_records_the_rest(tmp_path: Path) -> None:
+    """Three claimed trials abandoned; a second Ctrl-C arrives while the first is recorded: the other two are
+    still recorded interrupted (stale), then the KeyboardInterrupt goes on."""
+    from netcarve.search.brute_force import STALE_ATTR
+
+    session = start_search(prepare_search(config(search_dict(tmp_path))), None, None)
+    runner = session.runner()
+    claimed = [session.study.ask() for _ in range(3)]
+    interrupted, calls = runner._interrupted, []
+
+    def second_signal(trial: Any, start: float) -> None:
+        calls.append(trial.number)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        interrupted(trial, start)
+
+    runner._interrupted = second_signal  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        runner.abandon(claimed)
+    states = {t.number: t for t in trials(session)}
+    assert calls == [t.number for t in claimed]
+    for trial in claimed[1:]:
+        assert states[trial.number].state.name == "FAIL" and states[trial.number].user_attrs[STALE_ATTR] is True

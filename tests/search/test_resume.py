@@ -156,3 +156,46 @@ def test_a_copied_or_moved_run_dir_uses_its_own_study(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["search", "--resume", str(moved)])
     assert result.exit_code == 0, result.output
     assert len(completed(moved)) == 2
+
+
+def _finished_run(tmp_path: Path) -> Path:
+    data = search_dict(tmp_path, sampler="random", n_trials=2)
+    path = tmp_path / "search.toml"
+    path.write_text(dumps_toml(data))
+    assert CliRunner().invoke(app, ["search", "--config", str(path)]).exit_code == 0
+    (run_dir,) = (tmp_path / "runs").glob("t/2*")
+    return run_dir
+
+
+def test_resume_removes_an_incomplete_last_journal_record(tmp_path: Path) -> None:
+    """A journal ending in half a record (killed or copied mid-write): Optuna skips it when reading, but a
+    record appended after it would make the journal unreadable. --resume removes it first (a warning), runs
+    one more trial, and the journal reads back whole: 3 complete trials."""
+    run_dir = _finished_run(tmp_path)
+    journal = run_dir / "study.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "us')
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir), "--n-trials", "3"])
+    assert result.exit_code == 0, result.output
+    assert journal.read_bytes().startswith(whole) and journal.read_bytes().endswith(b"\n")
+    assert len(completed(run_dir)) == 3
+
+
+def test_resume_refuses_a_journal_it_would_share(tmp_path: Path) -> None:
+    """A copy whose study.journal is a hard link to the original's (cp -al), and a copy without a journal of
+    its own (its manifest names the original's): --resume refuses both, and the original's journal is
+    byte-identical."""
+    import shutil
+
+    run_dir = _finished_run(tmp_path)
+    original = (run_dir / "study.journal").read_bytes()
+    linked = shutil.copytree(run_dir, tmp_path / "linked")
+    (linked / "study.journal").unlink()
+    os.link(run_dir / "study.journal", linked / "study.journal")
+    result = CliRunner().invoke(app, ["search", "--resume", str(linked), "--n-trials", "3"])
+    assert result.exit_code != 0 and "is a hard link shared with another file" in result.output
+    bare = shutil.copytree(run_dir, tmp_path / "bare")
+    (bare / "study.journal").unlink()
+    result = CliRunner().invoke(app, ["search", "--resume", str(bare), "--n-trials", "3"])
+    assert result.exit_code != 0 and "has no study.journal of its own" in result.output
+    assert (run_dir / "study.journal").read_bytes() == original

@@ -149,7 +149,10 @@ def test_infeasible_trials_are_never_best(tmp_path: Path) -> None:
     assert len(trials(session, "COMPLETE")) == 3
     assert all(t.constraints["accuracy"] > 0 for t in trials(session, "COMPLETE"))
     assert not (session.run_dir / "best.pt").exists()  # type: ignore[operator]
-    with pytest.raises(SearchError, match=r"none of its 3 complete trial\(s\) satisfies the constraints.*--trial N"):
+    with pytest.raises(
+        SearchError,
+        match=r"none of its 3 complete trial\(s\) \(repeats not counted\) satisfies the constraints.*--trial N",
+    ):
         trial_graph(session.run_dir, None)  # type: ignore[arg-type]
 
 
@@ -202,3 +205,24 @@ def test_a_corrupt_manifest_is_a_clear_error(tmp_path: Path, text: str, message:
     (tmp_path / "manifest.json").write_text(text)
     with pytest.raises(SearchError, match=message):
         trial_graph(tmp_path, None)
+
+
+def test_a_manifest_of_wrong_types_names_no_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """storage 5 and name [] are not a study: an error, and no file named '5' is made in the cwd."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"study": {"storage": 5, "name": []}}')
+    with pytest.raises(SearchError, match="names no study"):
+        trial_graph(tmp_path, None)
+    assert not (tmp_path / "5").exists()
+
+
+def test_a_relative_storage_path_is_stored_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--storage rel.journal: the manifest names the absolute path, so the run works from any cwd."""
+    import json
+
+    from netcarve.search.api import start_search
+
+    monkeypatch.chdir(tmp_path)
+    session = start_search(prepare_search(config(search_dict(tmp_path))), "rel.journal", None)
+    manifest = json.loads((session.run_dir / "manifest.json").read_text())  # type: ignore[operator]
+    assert manifest["study"]["storage"] == str(tmp_path.resolve() / "rel.journal")

@@ -111,6 +111,7 @@ def start_search(
     from netcarve.runs import create_run_dir, write_run_files
     from netcarve.workflow import project_name
 
+    storage_url = st.absolute(storage_url) if storage_url else storage_url
     if storage is None and storage_url:
         storage = st.open_storage(storage_url)  # unreachable → StorageError, and no run dir is made
     if storage is not None and study_name and st.study_exists(storage, study_name):
@@ -158,7 +159,7 @@ def read_study_ref(run_dir: Path, storage_url: str | None) -> StudyRef:
     except (OSError, ValueError) as exc:
         raise SearchError(f"cannot read {str(path)!r}: {exc}") from exc
     ref = manifest.get("study") if isinstance(manifest, dict) else None
-    if not isinstance(ref, dict) or "storage" not in ref or "name" not in ref:
+    if not isinstance(ref, dict) or not isinstance(ref.get("storage"), str) or not isinstance(ref.get("name"), str):
         raise SearchError(f"{str(run_dir)!r} is not a search run dir (its manifest names no study)")
     url = storage_url or _own_journal(run_dir, str(ref["storage"]))
     if MASK in url:
@@ -178,6 +179,27 @@ def _own_journal(run_dir: Path, stored: str) -> str:
     if journal.resolve() != own.resolve():
         log.info("%s was moved or copied: using its own %s, not %s", run_dir, st.JOURNAL_NAME, journal)
     return str(own.resolve())
+
+
+def _writable_journal(run_dir: Path, url: str) -> None:
+    """Before ``--resume`` writes to a run dir's journal: it must be the run dir's own (a copy must not write
+    into the original's study), not a hard link shared with another run dir's, and end in a whole record."""
+    journal = st.journal_path(url)
+    if journal is None:
+        return
+    own = run_dir / st.JOURNAL_NAME
+    if not own.is_file() and journal.parent != run_dir and (journal.parent / "manifest.json").is_file():
+        raise SearchError(
+            f"{str(run_dir)!r} has no {st.JOURNAL_NAME} of its own; its manifest names {str(journal)!r}, the "
+            "journal of another run dir: resume that run dir instead (or copy its journal here)"
+        )
+    if journal.is_file() and journal.stat().st_nlink > 1:
+        raise SearchError(
+            f"{str(journal)!r} is a hard link shared with another file (a copy made with cp -al?): resuming "
+            f"would write into both; give it its own copy first (cp {journal.name} x && mv x {journal.name})"
+        )
+    if journal.is_file():
+        st.repair_journal(journal)
 
 
 def _moved(path: str | None, study: optuna.Study, run_dir: Path | None) -> str | None:
@@ -229,6 +251,7 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
+    _writable_journal(run_dir, ref.storage)
     config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs}, run_dir)
     base_path = _pending_base(study, run_dir)
     _adopt(study, run_dir)
@@ -304,11 +327,12 @@ def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
             return "it was removed or never written: --resume writes it again, or export a trial with --trial N"
         return "the search has not finished; finish it with --resume, or export a complete trial with --trial N"
     if complete and finished:
-        return (f"none of its {len(complete)} complete trial(s) satisfies the constraints; export one of them "
-                "with --trial N (trials.csv lists them)")  # fmt: skip
+        return (f"none of its {len(complete)} complete trial(s) (repeats not counted) satisfies the constraints; "
+                "export one of them with --trial N (trials.csv lists them)")  # fmt: skip
     if complete:
-        return (f"the search has not finished, and none of its {len(complete)} complete trial(s) so far satisfies "
-                "the constraints; finish it with --resume, or export one of them with --trial N")  # fmt: skip
+        return (f"the search has not finished, and none of its {len(complete)} complete trial(s) so far (repeats "
+                "not counted) satisfies the constraints; finish it with --resume, or export one of them with "
+                "--trial N")  # fmt: skip
     if finished:
         return "the search finished with no complete trial (trials.csv gives each trial's reason): nothing to export"
     return "no trial completed yet; finish the search with --resume"

@@ -180,9 +180,7 @@ class TrialRunner:
             for trial, first in repeats:
                 self._guard(trial, start, told, partial(self._repeat, trial, first, start))
         except BaseException:  # interrupted: redone on resume
-            for trial in trials:
-                if trial.number not in told:
-                    self._interrupted(trial, start)
+            self.abandon([trial for trial in trials if trial.number not in told])
             raise
 
     def _guard(
@@ -367,10 +365,17 @@ class TrialRunner:
             log.warning("trial %d failed: %s", trial.number, message)
 
     def abandon(self, trials: Sequence[optuna.Trial]) -> None:
-        """Claimed trials left unrun (interrupted while claiming more): recorded as interrupted."""
-        start = time.perf_counter()
+        """Claimed trials left unrun (interrupted): each recorded as interrupted, redone on resume. A second
+        signal meanwhile does not leave the rest RUNNING: every trial is recorded, then the first exception
+        raised here is re-raised."""
+        start, first = time.perf_counter(), None
         for trial in trials:
-            self._interrupted(trial, start)
+            try:
+                self._interrupted(trial, start)
+            except BaseException as exc:  # each trial is recorded, even after a second signal
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _interrupted(self, trial: optuna.Trial, start: float) -> None:
         # stale first: a second signal between the two writes must not leave an "error" that looks like a real

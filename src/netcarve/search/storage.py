@@ -6,6 +6,7 @@ and the run dir are stored in the study's user attributes, so a worker needs onl
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,37 @@ MAX_RETRY = 2
 
 def default_storage_url(run_dir: Path) -> str:
     return str((run_dir / JOURNAL_NAME).resolve())
+
+
+def absolute(url: str) -> str:
+    """``url`` with a relative journal file path made absolute (a run's manifest must work from any cwd)."""
+    path = journal_path(url)
+    if path is None or path.is_absolute():
+        return url
+    prefix = JOURNAL_SCHEME if url.startswith(JOURNAL_SCHEME) else ""
+    return prefix + str(path.resolve())
+
+
+def repair_journal(path: Path) -> None:
+    """Remove an incomplete last record (no line end: a process killed or a copy taken mid-write) from the
+    journal at ``path``, under the journal's own lock. Optuna skips such a record when it reads, but the
+    next record appended to it would make the journal unreadable."""
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    backend = JournalFileBackend(str(path))
+    with get_lock_file(backend._lock), path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        keep = fh.read().rfind(b"\n") + 1
+        fh.truncate(keep)
+    log.warning("%s ended in an incomplete record (%d bytes; a process killed or a copy taken while it wrote): "
+                "removed it", path, size - keep)  # fmt: skip
 
 
 def journal_path(url: str) -> Path | None:
