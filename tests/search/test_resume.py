@@ -199,3 +199,21 @@ def test_resume_refuses_a_journal_it_would_share(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["search", "--resume", str(bare), "--n-trials", "3"])
     assert result.exit_code != 0 and "has no study.journal of its own" in result.output
     assert (run_dir / "study.journal").read_bytes() == original
+
+
+def test_a_resumed_random_search_does_not_repeat_its_first_suggestions(tmp_path: Path) -> None:
+    """A random search of 4 trials over the 36 Lab 4 widths, resumed to 8: the resumed sampler is seeded
+    anew (seed + 1 000 003 per resume), so its 4 suggestions are not the first run's 4 again (with the same
+    seed all 4 were repeats, each reusing an earlier result). Here at most one of them is a repeat."""
+    from tests.search.test_worker_death import GRID_SEED
+
+    data = search_dict(tmp_path, sampler="random", n_trials=4, seed=GRID_SEED)
+    path = tmp_path / "search.toml"
+    path.write_text(dumps_toml(data))
+    assert CliRunner().invoke(app, ["search", "--config", str(path)]).exit_code == 0
+    (run_dir,) = (tmp_path / "runs").glob("t/2*")
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir), "--n-trials", "8"])
+    assert result.exit_code == 0, result.output
+    done = sorted(completed(run_dir), key=lambda t: t.number)
+    assert len(done) == 8
+    assert sum("reused_from" in t.user_attrs for t in done[4:]) <= 1

@@ -255,6 +255,7 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
     config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs}, run_dir)
     base_path = _pending_base(study, run_dir)
     _adopt(study, run_dir)
+    study.set_user_attr(st.RESUMES_ATTR, int(study.user_attrs.get(st.RESUMES_ATTR, 0)) + 1)
     if base_path is not None:
         log.info("resume: the base model was not finished (%s is missing); training it again", base_path)
         config = config.model_copy(update={"load_name": None})

@@ -21,7 +21,14 @@ from netcarve.search.objective import TrialRunner
 from netcarve.search.plan import SearchPlan, make_plan, target_trials
 from netcarve.search.samplers import SAMPLERS, make_sampler
 from netcarve.search.spaces import SearchSpace, build_space
-from netcarve.search.storage import CONFIG_ATTR, RUN_DIR_ATTR, TARGET_ATTR, enable_heartbeat, load_study
+from netcarve.search.storage import (
+    CONFIG_ATTR,
+    RESUMES_ATTR,
+    RUN_DIR_ATTR,
+    TARGET_ATTR,
+    enable_heartbeat,
+    load_study,
+)
 from netcarve.search.validity import check_choices
 
 if TYPE_CHECKING:
@@ -86,9 +93,15 @@ def prepare(config: RunConfig, splits: TensorSplits | None, base: Graph) -> Prep
     return Prepared(config, plan, splits, base, space, target, retrain)
 
 
-def sampler_for(plan: SearchPlan, worker_index: int = 0) -> BaseSampler:
-    """Worker i's sampler is seeded with seed + i (one process: exactly the config's seed)."""
-    return make_sampler(plan.sampler, plan.seed + worker_index)
+#: seed distance between the samplers of successive resumes of a study
+RESUME_SEED_STRIDE = 1_000_003
+
+
+def sampler_for(plan: SearchPlan, worker_index: int = 0, resumes: int = 0) -> BaseSampler:
+    """Worker i's sampler is seeded with seed + i (one process: exactly the config's seed); after r resumes
+    with seed + i + r·RESUME_SEED_STRIDE (mod 2^32): a resumed random or TPE sampler seeded as before would
+    suggest its first configurations again, each a repeat whose earlier result is reused."""
+    return make_sampler(plan.sampler, (plan.seed + worker_index + resumes * RESUME_SEED_STRIDE) % 2**32)
 
 
 def stored_attrs(prepared: Prepared, run_dir: Path | None) -> dict[str, Any]:
@@ -110,5 +123,7 @@ def pruner_for(plan: SearchPlan) -> BasePruner:
 
 
 def join(prepared: Prepared, storage: BaseStorage, url: str, name: str, run_dir: Path | None, index: int) -> Session:
-    study = load_study(storage, url, name, sampler_for(prepared.plan, index), pruner_for(prepared.plan))
+    """This process's session on the study (worker ``index``, seeded for the study's resumes so far)."""
+    study = load_study(storage, url, name, None, pruner_for(prepared.plan))
+    study.sampler = sampler_for(prepared.plan, index, int(study.user_attrs.get(RESUMES_ATTR, 0)))
     return Session(prepared, study, storage, url, run_dir)

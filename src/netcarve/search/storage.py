@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 CONFIG_ATTR = "netcarve.config"
 RUN_DIR_ATTR = "netcarve.run_dir"
 TARGET_ATTR = "netcarve.target"
+#: how many times the study was resumed (its samplers are seeded differently each time)
+RESUMES_ATTR = "netcarve.resumes"
 JOURNAL_NAME = "study.journal"
 JOURNAL_SCHEME = "journal://"
 CONNECT_TIMEOUT_S = 10
