@@ -217,3 +217,18 @@ def test_a_resumed_random_search_does_not_repeat_its_first_suggestions(tmp_path:
     done = sorted(completed(run_dir), key=lambda t: t.number)
     assert len(done) == 8
     assert sum("reused_from" in t.user_attrs for t in done[4:]) <= 1
+
+
+def test_resume_of_a_read_only_run_dir_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run dir that cannot be written (a read-only mount: os.access says so, even for root): one line, no
+    traceback, and the journal untouched."""
+    run_dir = _finished_run(tmp_path)
+    journal = (run_dir / "study.journal").read_bytes()
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: access(path, mode) and not (Path(path) == run_dir and mode & os.W_OK)
+    )
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir), "--n-trials", "3"])
+    assert result.exit_code != 0 and "is not writable: --resume writes its journal" in result.output
+    assert "Traceback" not in result.output
+    assert (run_dir / "study.journal").read_bytes() == journal

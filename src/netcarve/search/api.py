@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -182,8 +183,11 @@ def _own_journal(run_dir: Path, stored: str) -> str:
 
 
 def _writable_journal(run_dir: Path, url: str) -> None:
-    """Before ``--resume`` writes to a run dir's journal: it must be the run dir's own (a copy must not write
-    into the original's study), not a hard link shared with another run dir's, and end in a whole record."""
+    """Before ``--resume`` writes to a run dir and its journal: the run dir must be writable, the journal the
+    run dir's own (a copy must not write into the original's study), not a hard link shared with another
+    run dir's, and end in a whole record."""
+    if not os.access(run_dir, os.W_OK):
+        raise SearchError(f"{str(run_dir)!r} is not writable: --resume writes its journal, trials and results there")
     journal = st.journal_path(url)
     if journal is None:
         return
