@@ -192,7 +192,8 @@ def _writable_journal(run_dir: Path, url: str) -> None:
     if journal is None:
         return
     own = run_dir / st.JOURNAL_NAME
-    if not own.is_file() and journal.parent != run_dir and (journal.parent / "manifest.json").is_file():
+    elsewhere = journal.parent.resolve() != run_dir.resolve()
+    if not own.is_file() and elsewhere and (journal.parent / "manifest.json").is_file():
         raise SearchError(
             f"{str(run_dir)!r} has no {st.JOURNAL_NAME} of its own; its manifest names {str(journal)!r}, the "
             "journal of another run dir: resume that run dir instead (or copy its journal here)"
