@@ -312,3 +312,43 @@ def test_a_second_signal_while_abandoning_still_records_the_rest(tmp_path: Path)
     assert calls == [t.number for t in claimed]
     for trial in claimed[1:]:
         assert states[trial.number].state.name == "FAIL" and states[trial.number].user_attrs[STALE_ATTR] is True
+
+
+def test_a_signal_during_a_claim_and_during_abandoning_leaves_no_trial_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT arrives while the second trial of a population is claimed (deferred until the claim is
+    recorded), and another while the first claimed trial is recorded interrupted (deferred until all are):
+    both claimed trials end FAIL and stale, none RUNNING, and the KeyboardInterrupt goes on."""
+    import os
+    import signal
+
+    from netcarve.search import runner
+    from netcarve.search.brute_force import STALE_ATTR
+    from netcarve.search.objective import TrialRunner
+
+    session = start_search(prepare_search(config(search_dict(tmp_path, population=4))), None, None)
+    claim_waiting, claims = runner.claim_waiting, []
+
+    def claim_then_signal(*args: Any) -> Any:
+        trial = claim_waiting(*args)
+        claims.append(trial)
+        if len(claims) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # deferred: the claim completes first
+        return trial
+
+    interrupted, recorded = TrialRunner._interrupted, []
+
+    def record_then_signal(self: TrialRunner, trial: Any, start: float) -> None:
+        recorded.append(trial.number)
+        if len(recorded) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # deferred: every trial is recorded first
+        interrupted(self, trial, start)
+
+    monkeypatch.setattr(runner, "claim_waiting", claim_then_signal)
+    monkeypatch.setattr(TrialRunner, "_interrupted", record_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_study(session, 1, None, lambda: None)
+    touched = [t for t in trials(session) if t.state.name != "WAITING"]
+    assert len(touched) == 2 and len(recorded) == 2
+    assert all(t.state.name == "FAIL" and t.user_attrs[STALE_ATTR] is True for t in touched)

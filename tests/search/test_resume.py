@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -232,3 +233,37 @@ def test_resume_of_a_read_only_run_dir_is_a_clear_error(tmp_path: Path, monkeypa
     assert result.exit_code != 0 and "is not writable: --resume writes its journal" in result.output
     assert "Traceback" not in result.output
     assert (run_dir / "study.journal").read_bytes() == journal
+
+
+def test_resume_refuses_a_journal_symlinked_to_another_run_and_leaves_foreign_files_whole(tmp_path: Path) -> None:
+    """A copy whose study.journal is a symlink to the original's: refused (it would write into the
+    original's study). A --storage file that is not a journal and ends without a line end: left byte for byte
+    as it was (only a journal's incomplete last record is ever removed)."""
+    import shutil
+
+    run_dir = _finished_run(tmp_path)
+    original = (run_dir / "study.journal").read_bytes()
+    linked = shutil.copytree(run_dir, tmp_path / "symlinked")
+    (linked / "study.journal").unlink()
+    (linked / "study.journal").symlink_to(run_dir / "study.journal")
+    result = CliRunner().invoke(app, ["search", "--resume", str(linked), "--n-trials", "3"])
+    assert result.exit_code != 0 and "is another run dir's" in result.output
+    assert (run_dir / "study.journal").read_bytes() == original
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"my important notes\nline two without a line end")
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir), "--storage", str(notes)])
+    assert result.exit_code != 0
+    assert notes.read_bytes() == b"my important notes\nline two without a line end"
+
+
+def test_resume_with_a_read_only_journal_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = _finished_run(tmp_path)
+    journal = (run_dir / "study.journal").resolve()
+    access = os.access
+
+    def no_write(path: Any, mode: int) -> bool:
+        return access(path, mode) and not (Path(path) == journal and mode & os.W_OK)
+
+    monkeypatch.setattr(os, "access", no_write)
+    result = CliRunner().invoke(app, ["search", "--resume", str(run_dir), "--n-trials", "3"])
+    assert result.exit_code != 0 and "is not writable (nor its lock file)" in result.output

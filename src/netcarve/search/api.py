@@ -182,23 +182,25 @@ def _own_journal(run_dir: Path, stored: str) -> str:
     return str(own.resolve())
 
 
-def _writable_journal(run_dir: Path, url: str) -> None:
-    """Before ``--resume`` writes to a run dir and its journal: the run dir must be writable, the journal the
-    run dir's own (a copy must not write into the original's study), not a hard link shared with another
-    run dir's, and end in a whole record."""
+def _writable_journal(run_dir: Path, url: str, explicit: bool) -> None:
+    """Before ``--resume`` writes to a run dir and its journal: the run dir and the journal must be writable;
+    unless the storage was given (``explicit``), the journal must not be another run dir's (a copy without
+    its own, or a symlink to another's) nor a hard link shared with another file; and its last record must
+    be whole."""
     if not os.access(run_dir, os.W_OK):
         raise SearchError(f"{str(run_dir)!r} is not writable: --resume writes its journal, trials and results there")
     journal = st.journal_path(url)
     if journal is None:
         return
-    own = run_dir / st.JOURNAL_NAME
-    elsewhere = journal.parent.resolve() != run_dir.resolve()
-    if not own.is_file() and elsewhere and (journal.parent / "manifest.json").is_file():
+    real = journal.resolve()
+    if journal.is_file() and not (os.access(real, os.W_OK) and os.access(real.parent, os.W_OK)):
+        raise SearchError(f"the journal {str(journal)!r} is not writable (nor its lock file): --resume writes to it")
+    if not explicit and real.parent != run_dir.resolve() and (real.parent / "manifest.json").is_file():
         raise SearchError(
-            f"{str(run_dir)!r} has no {st.JOURNAL_NAME} of its own; its manifest names {str(journal)!r}, the "
-            "journal of another run dir: resume that run dir instead (or copy its journal here)"
+            f"{str(run_dir)!r} has no {st.JOURNAL_NAME} of its own: the journal it would use, {str(real)!r}, is "
+            "another run dir's; resume that run dir instead (or copy its journal here)"
         )
-    if journal.is_file() and journal.stat().st_nlink > 1:
+    if not explicit and journal.is_file() and journal.stat().st_nlink > 1:
         raise SearchError(
             f"{str(journal)!r} is a hard link shared with another file (a copy made with cp -al?): resuming "
             f"would write into both; give it its own copy first (cp {journal.name} x && mv x {journal.name})"
@@ -256,7 +258,7 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
-    _writable_journal(run_dir, ref.storage)
+    _writable_journal(run_dir, ref.storage, explicit=storage_url is not None)
     config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs}, run_dir)
     base_path = _pending_base(study, run_dir)
     _adopt(study, run_dir)

@@ -366,14 +366,17 @@ class TrialRunner:
 
     def abandon(self, trials: Sequence[optuna.Trial]) -> None:
         """Claimed trials left unrun (interrupted): each recorded as interrupted, redone on resume. A second
-        signal meanwhile does not leave the rest RUNNING: every trial is recorded, then the first exception
-        raised here is re-raised."""
+        signal meanwhile waits until every trial is recorded; an error recording one does not stop the others
+        (the first is raised at the end)."""
+        from netcarve.search.runner import interrupts_deferred
+
         start, first = time.perf_counter(), None
-        for trial in trials:
-            try:
-                self._interrupted(trial, start)
-            except BaseException as exc:  # each trial is recorded, even after a second signal
-                first = first or exc
+        with interrupts_deferred():  # a signal meanwhile waits: no trial is left half recorded
+            for trial in trials:
+                try:
+                    self._interrupted(trial, start)
+                except BaseException as exc:  # each trial is recorded, even after another error
+                    first = first or exc
         if first is not None:
             raise first
 

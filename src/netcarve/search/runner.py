@@ -176,8 +176,9 @@ def interrupts_deferred() -> Iterator[None]:
                 os.kill(os.getpid(), signum)
 
 
-def _claim(session: Session) -> tuple[optuna.Trial | None, bool]:
-    """(a trial this process now owns — ``worker`` recorded —, or None with whether to wait and ask again)."""
+def _claim(session: Session, into: list[optuna.Trial]) -> tuple[optuna.Trial | None, bool]:
+    """(a trial this process now owns — ``worker`` recorded, appended to ``into`` before a deferred interrupt
+    is raised, so the caller can record it interrupted —, or None with whether to wait and ask again)."""
     with interrupts_deferred():
         if session.prepared.plan.enumerates:
             trial = claim_waiting(session.study, session.storage)
@@ -186,16 +187,18 @@ def _claim(session: Session) -> tuple[optuna.Trial | None, bool]:
             trial, wait = _ask(session)
         if trial is not None:
             trial.set_user_attr("worker", worker_id())
+            into.append(trial)
     return trial, wait
 
 
-def next_trial(session: Session, deadline: float | None) -> optuna.Trial | None:
-    """The next trial for this process, or None when the study is done (or nothing is left but trials whose
-    processes cannot be waited for). Dead processes' trials are recovered first."""
+def next_trial(session: Session, deadline: float | None, into: list[optuna.Trial]) -> optuna.Trial | None:
+    """The next trial for this process (also appended to ``into``), or None when the study is done (or
+    nothing is left but trials whose processes cannot be waited for). Dead processes' trials are recovered
+    first."""
     quiet = False  # nothing waiting and nothing running elsewhere at the last look
     while not _expired(deadline):
         reap_dead(session.study, session.storage)
-        trial, wait = _claim(session)
+        trial, wait = _claim(session, into)
         if trial is not None or not wait:
             return trial
         if others_running(session.study, session.storage):
@@ -225,11 +228,10 @@ def next_population(
 
     trials = [] if trials is None else trials
     while len(trials) < size and not _expired(deadline):
-        trial = next_trial(session, deadline) if not trials else _claim(session)[0]
+        trial = next_trial(session, deadline, trials) if not trials else _claim(session, trials)[0]
         if trial is None:
             break
         stack.enter_context(get_heartbeat_thread(trial._trial_id, session.storage))  # type: ignore[arg-type]
-        trials.append(trial)
     return trials
 
 

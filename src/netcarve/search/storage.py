@@ -66,10 +66,24 @@ def repair_journal(path: Path) -> None:
         if fh.read(1) == b"\n":
             return
         fh.seek(0)
-        keep = fh.read().rfind(b"\n") + 1
+        data = fh.read()
+        keep = data.rfind(b"\n") + 1
+        if keep == 0 or not _is_record(data[:keep].split(b"\n", 1)[0]):
+            return  # not a journal (or not one record whole): left as it is for the storage to refuse
         fh.truncate(keep)
     log.warning("%s ended in an incomplete record (%d bytes; a process killed or a copy taken while it wrote): "
                 "removed it", path, size - keep)  # fmt: skip
+
+
+def _is_record(line: bytes) -> bool:
+    """Whether ``line`` is an Optuna journal record (a JSON object with an ``op_code``)."""
+    import json
+
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
 
 
 def journal_path(url: str) -> Path | None:
