@@ -218,21 +218,19 @@ def next_population(
     deadline: float | None,
     size: int,
     stack: contextlib.ExitStack,
-    trials: list[optuna.Trial] | None = None,
-) -> list[optuna.Trial]:
-    """Up to ``size`` trials for this process (at least one unless the study is done): the first as
-    :func:`next_trial` claims it (waiting if need be), the others only while trials are free right away.
-    Each trial's heartbeat (a database storage) starts the moment it is claimed, in ``stack``. Claimed
-    trials are appended to ``trials`` as they come (an interrupt meanwhile leaves them there)."""
+    trials: list[optuna.Trial],
+) -> None:
+    """Claim up to ``size`` trials for this process into ``trials`` (at least one unless the study is done),
+    each appended the moment it is claimed, so an interrupt meanwhile leaves it there to be recorded: the
+    first as :func:`next_trial` claims it (waiting if need be), the others only while trials are free right
+    away. Each trial's heartbeat (a database storage) starts when it is claimed, in ``stack``."""
     from optuna.storages._heartbeat import get_heartbeat_thread
 
-    trials = [] if trials is None else trials
     while len(trials) < size and not _expired(deadline):
         trial = next_trial(session, deadline, trials) if not trials else _claim(session, trials)[0]
         if trial is None:
             break
         stack.enter_context(get_heartbeat_thread(trial._trial_id, session.storage))  # type: ignore[arg-type]
-    return trials
 
 
 def work(
