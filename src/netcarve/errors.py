@@ -1,8 +1,9 @@
 """The exception hierarchy of netcarve.
 
 Every error a user can cause derives from :class:`NetcarveError`; the CLI turns it into one line on stderr
-and exit code 2, without a traceback. Library callers can catch the standard base classes too
-(``ConfigError`` is a ``ValueError``, ``UnknownNameError`` a ``KeyError``).
+and its ``exit_code`` (2; 1 for an export whose bit-exactness check failed), without a traceback. Library
+callers can catch the standard base classes too (``ConfigError`` is a ``ValueError``, ``UnknownNameError`` a
+``KeyError``).
 """
 
 from __future__ import annotations

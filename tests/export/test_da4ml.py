@@ -17,7 +17,7 @@ from tests.export.test_program import CNN_MIXES, JET_PER_LAYER, TOY_MIXES, UNIFO
 
 pytest.importorskip("da4ml")
 
-from da4ml.trace import FixedVariableArrayInput, comb_trace
+from da4ml.trace import FixedVariable, FixedVariableArray, FixedVariableArrayInput, comb_trace
 from da4ml.trace.ops import quantize as da4ml_quantize
 from da4ml.types import CombLogic
 
@@ -106,6 +106,79 @@ def test_quantize_modes_on_every_grid_point(round_mode: str, overflow: str, sign
     x = np.arange(-192, 192) / 16.0
     got = comb_trace(inp, y).predict(x[None, :])[0]
     np.testing.assert_array_equal(got, target.quantize(x))
+
+
+def _values(y: Any) -> np.ndarray:
+    """The value of each element of a da4ml array of constants."""
+    flat = y.ravel()
+    assert all(flat[j].low == flat[j].high for j in range(len(flat)))
+    return np.array([float(flat[j].low) for j in range(len(flat))])
+
+
+@pytest.mark.parametrize("round_mode", ["nearest_even", "nearest_up", "truncate"])
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+@pytest.mark.parametrize("signed", [True, False])
+def test_quantize_constants_and_variables_alike(round_mode: str, overflow: str, signed: bool) -> None:
+    """The same values k/16 (k = −192 … 191) quantized to 4 bits with frac 1 as da4ml constants (what a neuron
+    whose weights all round to zero gives), as variables, and as one array mixing both (constants at the even
+    positions): every element equals FixedFormat.quantize. A constant must stay a constant (no logic)."""
+    port = FixedFormat(True, 10, 4)
+    target = FixedFormat(signed, 4, 1, round_mode, overflow)
+    x = np.arange(-192, 192) / 16.0
+    expected = target.quantize(x)
+    hwconf = FixedVariableArrayInput(1).hwconf
+    constants = FixedVariableArray(np.array([FixedVariable.from_const(v, hwconf=hwconf) for v in x]), hwconf=hwconf)
+    np.testing.assert_array_equal(_values(_quantize(constants, target)), expected)
+    inp = FixedVariableArrayInput(384)
+    variables = da4ml_quantize(inp, *port.kif)
+    mixed = FixedVariableArray(
+        np.array([constants[j] if j % 2 == 0 else variables[j] for j in range(len(x))]), hwconf=hwconf
+    )
+    for y in (_quantize(variables, target), _quantize(mixed, target)):
+        np.testing.assert_array_equal(comb_trace(inp, y).predict(x[None, :])[0], expected)
+
+
+def test_round_half_even_of_a_constant_by_hand() -> None:
+    """The case of the defect: 0.875 = 0.111b rounded half to even to frac 2 is 1.0 (3.5 steps of ¼, a tie,
+    to the even 4), and 0.625 = 2.5 steps is 0.5. da4ml 0.6 folds the unsigned wrap that extracts the bit of
+    weight ¼ of 0.875 modulo 1 instead of ½ (0.75, not 0.25): the old trace gave 1.25."""
+    hwconf = FixedVariableArrayInput(1).hwconf
+    values = np.array([FixedVariable.from_const(v, hwconf=hwconf) for v in (0.875, 0.625)])
+    got = _values(_quantize(FixedVariableArray(values, hwconf=hwconf), FixedFormat(False, 4, 2)))
+    assert got.tolist() == [1.0, 0.5]
+
+
+def _collapsed(rows: slice) -> Any:
+    """hls4ml-jet, narrow mix (biases frac 3, data_out frac 2: a constant of frac 3 is rounded half to even):
+    the incoming weights of the neurons ``rows`` of every Linear set to 0, biases uniform in ±1."""
+    graph = quantized("hls4ml-jet", JET_MIXES["narrow"], seed=1)
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for node in ("seq_blocks_0", "seq_blocks_2", "seq_blocks_4", "seq_blocks_6"):
+            linear = graph.submodule(graph.node(node))
+            linear.weight[rows] = 0.0
+            linear.bias.uniform_(-1, 1)
+    return graph
+
+
+@pytest.mark.parametrize(("rows", "luts"), [(slice(None), "zero"), (slice(0, 3), "some")])
+def test_neurons_with_all_weights_zero_export_bit_exact(rows: slice, luts: str) -> None:
+    """Regression (a collapsed search candidate exported to da4ml off by 0.0625, exit 0): with every weight
+    zero (the whole network is constant, fpga_luts 0), or the first three neurons of each Linear without
+    incoming weights, da4ml's interpreter, the program's reference and netcarve's forward agree exactly."""
+    graph = _collapsed(rows)
+    program = build_program(graph)
+    torch.manual_seed(5)
+    x = torch.randn(500, 16) * 3
+    port = program.port_inputs(x)
+    logic = trace_program(program)
+    reference = program.reference(port)
+    np.testing.assert_array_equal(logic.predict(port), reference)
+    np.testing.assert_array_equal(logic.predict(port), netcarve_forward(program.graph, x))
+    costs = fpga_costs(program.graph)
+    assert (costs.total_luts == 0) == (luts == "zero")
+    if luts == "zero":
+        assert len(np.unique(reference, axis=0)) == 1 and np.abs(reference).max() > 0  # constant, not all 0
 
 
 def test_write_saves_loadable_logic_and_verilog(tmp_path: Path) -> None:

@@ -4,15 +4,19 @@ every bad input as one error line."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.e2e.cli import CONFIGS, run, run_error
+from netcarve.cli.app import app
+from netcarve.export.backends import Backend
+from tests.e2e.cli import CONFIGS, _runner, run, run_error
 
 pytest.importorskip("da4ml")
 
@@ -186,6 +190,46 @@ def test_bad_input_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch) -> N
     line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o6")
     assert "needs the 'da4ml' package: pip install 'netcarve[fpga]'" in line
     assert not any((work / f"o{i}").exists() for i in range(1, 8))  # nothing written on bad input
+
+
+def test_an_export_that_is_not_bit_exact_fails_and_keeps_its_files(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fully fixed-point model whose firmware differs from netcarve (here: a backend off by one step of
+    1/16 on one output of one row, the size of the collapsed-candidate defect) is exit code 1 with one
+    error line saying by how much; the written files are kept, and export.json records the failed check."""
+    from netcarve.export import api
+
+    real = api.backend_named
+
+    def off_by_a_step(name: str) -> Backend:
+        backend = real(name)
+
+        def write(program: Any, directory: Path, options: Any) -> Any:
+            result = backend.write(program, directory, options)
+
+            def predict(x: np.ndarray) -> np.ndarray:
+                out = np.array(result.predict(x), dtype=np.float64)
+                out[0, 0] += 0.0625
+                return out
+
+            return dataclasses.replace(result, predict=predict)
+
+        return dataclasses.replace(backend, write=write)
+
+    monkeypatch.setattr(api, "backend_named", off_by_a_step)
+    result = _runner.invoke(app, ["export", "fixed.pt", "--to", "da4ml", "--output", "fw-off", *DATA])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert lines == [
+        "error: the da4ml firmware is not bit-exact: max |da4ml − netcarve| = 0.0625 on test (400 rows, argmax "
+        "agreement 100.00 %), for a fully fixed-point model that must match exactly; its files are kept in "
+        "'fw-off' for inspection (export.json has the check)"
+    ]
+    summary = json.loads((work / "fw-off" / "export.json").read_text())
+    assert summary["check"]["max_abs_diff"] == 0.0625 and summary["check"]["bit_exact"] is False
+    assert (work / "fw-off" / "logic.json").is_file()
+    with pytest.raises(api.NotBitExactError) as err:
+        api.export(work / "fixed.pt", "da4ml", work / "fw-off2", split="val")
+    assert err.value.outcome.max_abs_diff == 0.0625 and not err.value.outcome.exact
 
 
 def test_search_run_dir_best_and_trial(work: Path) -> None:

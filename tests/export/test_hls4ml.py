@@ -124,7 +124,8 @@ def test_precision_strings(fmt: FixedFormat, expected: str) -> None:
 
 
 def test_unknown_mode_is_a_pass_error() -> None:
-    with pytest.raises(PassError, match="rounding mode 'stochastic'"):
+    """A format is checked when it is made (netcarve.ir.fixedpoint.check_modes), before any backend maps it."""
+    with pytest.raises(PassError, match="unknown round mode 'stochastic'"):
         hls.hls_precision(FixedFormat(True, 8, 4, "stochastic"))
 
 

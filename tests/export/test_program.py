@@ -14,6 +14,7 @@ from netcarve.data.jsc_schema import jsc_info
 from netcarve.errors import PassError
 from netcarve.export.program import Dense, FixedFormat, MaxPool, Quantize, Relu, build_program, netcarve_forward
 from netcarve.ir import Graph
+from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
 from netcarve.transforms.quantize.api import quantize
@@ -142,6 +143,31 @@ def test_fixed_format_by_hand() -> None:
     assert FixedFormat(True, 6, 4).kif == (1, 1, 4) and FixedFormat(False, 6, 4).kif == (0, 2, 4)
     assert FixedFormat(True, 6, 4).describe() == "fixed<6,2>"
     assert FixedFormat(False, 8, 4, "truncate", "wrap").describe() == "ufixed<8,4,truncate,wrap>"
+
+
+@pytest.mark.parametrize("round_mode", ["nearest_even", "nearest_up", "truncate"])
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+@pytest.mark.parametrize("signed", [True, False])
+def test_fixed_format_is_the_one_quantizer(round_mode: str, overflow: str, signed: bool) -> None:
+    """The export's reference quantization (numpy, float64) equals the one definition (torch) bit for bit:
+    <5,2> on k/16 for k = −400 … 400 (ties at half a step of 1/4, and overflows on both sides), and, per
+    element, random formats (width 1 … 10, frac −1 … 5) against one call with a per-element grid."""
+    x = np.arange(-400, 401) / 16.0
+    fmt = FixedFormat(signed, 5, 2, round_mode, overflow)
+    one = fixed_quantize(torch.from_numpy(x), FixedGrid.of(5, 2, signed), round_mode, overflow)
+    torch.testing.assert_close(torch.from_numpy(fmt.quantize(x)), one, rtol=0, atol=0)
+    rng = np.random.default_rng(len(round_mode) + len(overflow) + signed)
+    widths, fracs = rng.integers(1, 11, x.size), rng.integers(-1, 6, x.size)
+    grid = FixedGrid.of(torch.from_numpy(widths), torch.from_numpy(fracs), signed, dtype=torch.float64)
+    per_element = fixed_quantize(torch.from_numpy(x), grid, round_mode, overflow)
+    formats = [FixedFormat(signed, int(w), int(f), round_mode, overflow) for w, f in zip(widths, fracs, strict=True)]
+    expected = [fmt.quantize(v) for fmt, v in zip(formats, x, strict=True)]
+    torch.testing.assert_close(per_element, torch.tensor(np.array(expected)), rtol=0, atol=0)
+
+
+def test_fixed_format_refuses_an_unknown_mode() -> None:
+    with pytest.raises(PassError, match="unknown round mode 'half_odd'"):
+        FixedFormat(True, 8, 4, "half_odd")
 
 
 @pytest.mark.parametrize("model", ["hls4ml-jet", "jsc-three-linear-layers"])

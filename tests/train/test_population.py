@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from netcarve.data.base import TensorSplits
+from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize
 from netcarve.ir.graph import Graph
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
@@ -131,6 +132,30 @@ def test_batched_quantizer_equals_the_integer_quantizer(round_mode: str, overflo
         (solo * weights[k]).sum().backward()
         assert torch.equal(batched[k], solo)
         assert x.grad is not None and xk.grad is not None and torch.equal(x.grad[k], xk.grad)
+
+
+@pytest.mark.parametrize("round_mode", ["nearest_even", "nearest_up", "truncate"])
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+def test_batched_quantizer_is_the_one_definition_per_element(round_mode: str, overflow: str) -> None:
+    """The per-member grid ([K, 1, 1] tensors) equals the one definition given every element's own format
+    ([K, B, F] tensors, each element the format of its member) bit for bit, forward and gradient."""
+    integer = QUANTIZERS.get("integer")
+    formats = [(6, 2, True), (4, 1, False), (8, 5, True)]
+    specs = [integer.make_spec(w, f, signed=s, round=round_mode, overflow=overflow) for w, f, s in formats]
+    x = (torch.arange(-80, 81, dtype=torch.float32) / 8).repeat(3, 2, 1).requires_grad_(True)
+    x_alone = x.detach().clone().requires_grad_(True)
+    batched = _BQuant.of(specs, 3, x.device)(x)
+
+    def each(i: int) -> torch.Tensor:
+        return torch.tensor([f[i] for f in formats]).view(3, 1, 1).expand(x.shape)
+
+    alone = fixed_quantize(x_alone, FixedGrid.of(each(0), each(1), each(2)), round_mode, overflow)
+    weights = torch.randn_like(x)
+    (batched * weights).sum().backward()
+    (alone * weights).sum().backward()
+    torch.testing.assert_close(batched, alone, rtol=0, atol=0)
+    assert x.grad is not None and x_alone.grad is not None
+    torch.testing.assert_close(x.grad, x_alone.grad, rtol=0, atol=0)
 
 
 # --- exactness ----------------------------------------------------------------------------------------------------

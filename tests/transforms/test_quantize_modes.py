@@ -11,11 +11,12 @@ import netcarve
 from netcarve.config.passes import OVERFLOW_MODES, ROUND_MODES
 from netcarve.config.search import SearchSpaceConfig
 from netcarve.errors import ConfigError
+from netcarve.ir.fixedpoint import ROUNDING
 from netcarve.ir.meta import Precision
 from netcarve.search.candidate import build_candidate
 from netcarve.search.spaces import build_space
 from netcarve.train.checkpoint import load_graph, save_checkpoint
-from netcarve.transforms.quantize.quantizers import QUANTIZERS, ROUNDING
+from netcarve.transforms.quantize.quantizers import QUANTIZERS
 from netcarve.transforms.replay import apply_transforms
 from tests.transforms.helpers import INFO, entry, model_graph, outputs
 
@@ -99,14 +100,14 @@ def test_unknown_or_unsupported_modes_are_config_errors() -> None:
         (
             "minifloat_ieee",
             {"weight_width": 8, "weight_exponent_width": 4, "weight_overflow": "wrap"},
-            "node 'seq_blocks_2': weight_overflow = 'wrap' needs the integer (fixed-point) quantizer; "
-            "minifloat_ieee supports only overflow = 'saturate'",
+            "node 'seq_blocks_2', minifloat_ieee quantizer: weight_overflow = 'wrap' is not supported (only "
+            "'saturate'); round/overflow modes apply to the integer (fixed-point) quantizer",
         ),
         (
             "binary",
             {"weight_width": 1, "weight_round": "truncate"},
-            "node 'seq_blocks_2': weight_round = 'truncate' needs the integer (fixed-point) quantizer; "
-            "binary supports only round = 'nearest_even'",
+            "node 'seq_blocks_2', binary quantizer: weight_round = 'truncate' is not supported (only "
+            "'nearest_even'); round/overflow modes apply to the integer (fixed-point) quantizer",
         ),
     ],
 )

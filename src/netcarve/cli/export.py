@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
 
         The exported design's inputs are quantized by netcarve's first input quantizer (the input port);
         the check prints the largest difference from netcarve's fake-quantized forward pass and the argmax
-        agreement (0 and 100 % for a fully fixed-point model) and writes them to OUTPUT/export.json.
+        agreement and writes them to OUTPUT/export.json. A fully fixed-point model must match bit for bit:
+        otherwise the export fails with exit code 1 (the files are kept for inspection).
         """
         setup_logging(verbose)
         from netcarve.export.api import export

@@ -5,7 +5,8 @@ fixed-point :class:`~netcarve.export.program.Program` is handed to the backend, 
 into ``output``; then the check runs, always: the dataset's ``split`` goes through the exported design (on
 the port values) and through netcarve's own fake-quantized forward pass, and the largest absolute
 difference and the share of equal argmaxes are reported and written to ``output/export.json``. For a fully
-fixed-point model they are 0 and 100 %.
+fixed-point model they must be 0 and 100 %: any difference raises :class:`NotBitExactError` (the files are
+kept for inspection).
 
 A model with BatchNorms inside the network is exported folded (see :mod:`netcarve.export.program`): the
 check compares the firmware with the folded, requantized model (bit-exact), and the agreement of the
@@ -83,6 +84,17 @@ class ExportOutcome:
             f"{self.backend} vs unfolded model: max |diff| = {self.unfolded_max_abs_diff:g}, "
             f"argmax agreement {100 * self.unfolded_argmax_agreement:.2f} %"
         )
+
+
+class NotBitExactError(ExportError):
+    """The firmware of a fully fixed-point model differs from netcarve's forward pass (exit code 1: the
+    export ran, its check failed). ``outcome`` holds the check; the written files are kept."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, outcome: ExportOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 def _compare(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -214,6 +226,7 @@ def export(
             "rows": len(x),
             "max_abs_diff": diff,
             "argmax_agreement": agreement,
+            "bit_exact": diff == 0.0,
             "compared_with": "netcarve's fake-quantized forward pass in float64"
             + (" (of the model with its BatchNorms folded)" if folded else ""),
         },
@@ -238,4 +251,11 @@ def export(
         {**result.files, "summary": SUMMARY_FILE}, summary, unfolded_diff, unfolded_agreement,
     )  # fmt: skip
     log.debug("%s", outcome.check_line())
+    if not floats and not outcome.exact:
+        raise NotBitExactError(
+            f"the {backend.name} firmware is not bit-exact: max |{backend.name} − netcarve| = {diff:g} on {split} "
+            f"({len(x)} rows, argmax agreement {100 * agreement:.2f} %), for a fully fixed-point model that must "
+            f"match exactly; its files are kept in {str(out)!r} for inspection ({SUMMARY_FILE} has the check)",
+            outcome,
+        )
     return outcome

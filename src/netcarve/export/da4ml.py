@@ -4,9 +4,11 @@
 da4ml turns every constant matrix-vector product (Linear, a convolution unrolled over its flattened input,
 an average pool) into an adder graph (distributed arithmetic), every max pool into comparators over its
 windows, and keeps every intermediate value exact; the only rounding happens at the program's ``Quantize``
-steps, each mapped to da4ml's modes: ``truncate`` → TRN, ``nearest_up`` → RND (half up), ``nearest_even`` →
-TRN after one extra adder (da4ml has no round-half-even; see :func:`_quantize_rne`); ``saturate`` → SAT,
-``wrap`` → WRAP.
+steps, each mapped to da4ml's modes (the table ``netcarve.ir.fixedpoint.ROUND_NAMES``/``OVERFLOW_NAMES``):
+``truncate`` → TRN, ``nearest_up`` → RND (half up), ``nearest_even`` → TRN after one extra adder (da4ml has
+no round-half-even; see :func:`_quantize_rne`); ``saturate`` → SAT, ``wrap`` → WRAP. Values that are
+constants (the same for every input, e.g. a neuron whose weights all round to zero) are quantized by
+netcarve's own definition instead (:func:`_quantize`).
 
 The input port is declared at the port format with TRN/WRAP, which is the identity on values already on its
 grid: the firmware's inputs are quantized by netcarve's first input quantizer
@@ -21,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netcarve.errors import PassError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
 from netcarve.export.program import Dense, FixedFormat, MaxPool, Program, Quantize, Relu
+from netcarve.ir.fixedpoint import backend_modes
 
 if TYPE_CHECKING:
     from da4ml.types import CombLogic
 
 log = logging.getLogger(__name__)
 
-#: da4ml's rounding mode for each netcarve rounding mode it has natively (nearest_even is emulated)
-_ROUND = {"truncate": "TRN", "nearest_up": "RND"}
-_OVERFLOW = {"saturate": "SAT", "wrap": "WRAP"}
+#: da4ml's rounding mode for each netcarve rounding mode it has natively (nearest_even is emulated), and
+#: overflow mode for each overflow mode
+_ROUND, _OVERFLOW = backend_modes("da4ml")
 #: the pipeline's latency cutoff for the Verilog (in adder delays per register stage)
 LATENCY_CUTOFF = 5
 #: the file names the backend writes, relative to the output directory
@@ -55,21 +57,43 @@ def _quantize_rne(x: Any, k: int, i: int, f: int, overflow: str) -> Any:
     return quantize(x + bit * (u / s) + (s / 2 - u), k, i, f, overflow, "TRN")
 
 
-def _quantize(x: Any, fmt: FixedFormat) -> Any:
+def _quantize_variables(x: Any, fmt: FixedFormat) -> Any:
+    """``x`` (values that vary with the input) quantized to ``fmt`` by da4ml's own ops (a format's modes are
+    valid; da4ml names all but round half to even, built by :func:`_quantize_rne`)."""
     from da4ml.trace.ops import quantize
 
-    try:
-        overflow = _OVERFLOW[fmt.overflow]
-    except KeyError as exc:
-        raise PassError(f"overflow mode {fmt.overflow!r} has no da4ml mapping") from exc
     k, i, f = fmt.kif
+    overflow = _OVERFLOW[fmt.overflow]
     if fmt.round == "nearest_even":
         return _quantize_rne(x, k, i, f, overflow)
-    try:
-        round_mode = _ROUND[fmt.round]
-    except KeyError as exc:
-        raise PassError(f"rounding mode {fmt.round!r} has no da4ml mapping") from exc
-    return quantize(x, k, i, f, overflow, round_mode)
+    return quantize(x, k, i, f, overflow, _ROUND[fmt.round])
+
+
+def _quantize(x: Any, fmt: FixedFormat) -> Any:
+    """``x`` quantized to ``fmt``: its variables by da4ml's ops (:func:`_quantize_variables`), its constants
+    by netcarve's one definition (:meth:`FixedFormat.quantize`; a constant is a value every input gives alike,
+    e.g. the output of a neuron whose weights all round to zero, which costs no logic).
+
+    da4ml 0.6 folds the unsigned WRAP of a constant modulo 2^(i+1) instead of 2^i: the one bit that
+    :func:`_quantize_rne` extracts with it was the whole constant (0.1875 instead of 0.0625), and the export
+    of a collapsed candidate was off by a rounding step. Constants therefore never reach da4ml's quantize."""
+    from da4ml.trace import FixedVariable, FixedVariableArray
+
+    flat = x.ravel()
+    elements = [flat[j] for j in range(len(flat))]
+    constant = np.array([v.low == v.high for v in elements], dtype=bool)
+    out = np.empty(len(elements), dtype=object)
+    if not constant.all():
+        variables = np.flatnonzero(~constant)
+        traced = _quantize_variables(flat[variables], fmt)
+        for j, index in enumerate(variables):
+            out[index] = traced[j]
+    if constant.any():
+        constants = np.flatnonzero(constant)
+        values = fmt.quantize(np.array([float(elements[j].low) for j in constants], dtype=np.float64))
+        for index, value in zip(constants, values, strict=True):
+            out[index] = FixedVariable.from_const(float(value), hwconf=x.hwconf)
+    return FixedVariableArray(out.reshape(x.shape), x.solver_options, hwconf=x.hwconf)
 
 
 def trace_program(program: Program) -> CombLogic:

@@ -4,10 +4,9 @@
 The program's Dense and Relu steps become an ``nn.Sequential`` of ``nn.Linear``/``nn.ReLU`` with the on-grid
 weights and biases copied in (float64 values exactly representable in the weight/bias formats, which is all
 hls4ml reads). Every other number format is an hls4ml precision string ``ap_fixed<W,I,Q,O>`` (``ap_ufixed``
-when unsigned), with ``I = width − frac`` and the modes
-
-- rounding: ``nearest_even`` → ``AP_RND_CONV``, ``nearest_up`` → ``AP_RND``, ``truncate`` → ``AP_TRN``;
-- overflow: ``saturate`` → ``AP_SAT``, ``wrap`` → ``AP_WRAP``.
+when unsigned), with ``I = width − frac`` and the modes named by ``netcarve.ir.fixedpoint.ROUND_NAMES`` and
+``OVERFLOW_NAMES`` (``nearest_even`` → ``AP_RND_CONV``, ``nearest_up`` → ``AP_RND``, ``truncate`` →
+``AP_TRN``; ``saturate`` → ``AP_SAT``, ``wrap`` → ``AP_WRAP``).
 
 hls4ml has one ``result`` precision per layer (``input_1`` is the input layer). The quantization points of the
 program between two hls4ml layers (the input port and the quantizers right after it; a Linear's ``data_out``
@@ -56,13 +55,13 @@ from torch import nn
 from netcarve.errors import ExportError, PassError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
 from netcarve.export.program import Dense, FixedFormat, Program, Quantize, Relu
+from netcarve.ir.fixedpoint import backend_modes
 from netcarve.ir.opspecs import spec_of_kind
 
 log = logging.getLogger(__name__)
 
 #: hls4ml's quantization mode for each netcarve rounding mode, and overflow mode for each overflow mode
-ROUND_MODES = {"nearest_even": "AP_RND_CONV", "nearest_up": "AP_RND", "truncate": "AP_TRN"}
-OVERFLOW_MODES = {"saturate": "AP_SAT", "wrap": "AP_WRAP"}
+ROUND_MODES, OVERFLOW_MODES = backend_modes("hls4ml")
 #: the FPGA part when ``ExportOptions.part`` is not given (a Virtex UltraScale+, as in hls4ml's examples)
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
 HLS_BACKEND = "Vitis"
@@ -82,17 +81,10 @@ class CompilerMissingError(ExportError):
 
 
 def hls_precision(fmt: FixedFormat) -> str:
-    """``fmt`` as an hls4ml precision string, e.g. ``ap_ufixed<8,4,AP_RND_CONV,AP_SAT>``."""
-    try:
-        round_mode = ROUND_MODES[fmt.round]
-    except KeyError as exc:
-        raise PassError(f"rounding mode {fmt.round!r} has no hls4ml mapping") from exc
-    try:
-        overflow = OVERFLOW_MODES[fmt.overflow]
-    except KeyError as exc:
-        raise PassError(f"overflow mode {fmt.overflow!r} has no hls4ml mapping") from exc
+    """``fmt`` as an hls4ml precision string, e.g. ``ap_ufixed<8,4,AP_RND_CONV,AP_SAT>`` (hls4ml names every
+    mode, and a format's modes are valid)."""
     kind = "ap_fixed" if fmt.signed else "ap_ufixed"
-    return f"{kind}<{fmt.width},{fmt.int_bits},{round_mode},{overflow}>"
+    return f"{kind}<{fmt.width},{fmt.int_bits},{ROUND_MODES[fmt.round]},{OVERFLOW_MODES[fmt.overflow]}>"
 
 
 _PRECISION = re.compile(

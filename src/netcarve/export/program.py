@@ -49,13 +49,12 @@ import numpy as np
 import torch
 import torch.fx as fx
 
-from netcarve.errors import PassError
+from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
+from netcarve.errors import ConfigError, PassError
+from netcarve.ir.fixedpoint import check_modes, fixed_quantize, int_range, scalar_grid
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import spec_of_module
 from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
-
-ROUND_DEFAULT = "nearest_even"
-OVERFLOW_DEFAULT = "saturate"
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,8 @@ class FixedFormat:
     signed: bool
     width: int
     frac: int
-    round: str = ROUND_DEFAULT
-    overflow: str = OVERFLOW_DEFAULT
+    round: str = DEFAULT_ROUND
+    overflow: str = DEFAULT_OVERFLOW
 
     @property
     def int_bits(self) -> int:
@@ -80,30 +79,26 @@ class FixedFormat:
         k = int(self.signed)
         return k, self.width - self.frac - k, self.frac
 
+    def __post_init__(self) -> None:
+        try:
+            check_modes(self.round, self.overflow, who="fixed-point format")
+        except ConfigError as exc:
+            raise PassError(str(exc)) from exc
+
     @property
     def int_range(self) -> tuple[int, int]:
-        if self.signed:
-            return -(2 ** (self.width - 1)), 2 ** (self.width - 1) - 1
-        return 0, 2**self.width - 1
+        return int_range(self.width, self.signed)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """``x`` on this format's grid, rounded and overflowed as the quantizer does (float64, exact)."""
-        y = np.asarray(x, dtype=np.float64) * 2.0**self.frac
-        if self.round == "nearest_even":
-            k = np.round(y)  # numpy rounds half to even, as torch.round does
-        elif self.round == "nearest_up":
-            k = np.floor(y + 0.5)
-        elif self.round == "truncate":
-            k = np.floor(y)
-        else:
-            raise PassError(f"unknown rounding mode {self.round!r}")
-        lo, hi = self.int_range
-        k = np.clip(k, lo, hi) if self.overflow == "saturate" else np.mod(k - lo, 2.0**self.width) + lo
-        return k * 2.0**-self.frac
+        """``x`` on this format's grid, rounded and overflowed by the one integer quantizer (float64, exact)."""
+        grid = scalar_grid(self.width, self.frac, self.signed)
+        values = torch.from_numpy(np.array(x, dtype=np.float64))
+        with torch.no_grad():
+            return fixed_quantize(values, grid, self.round, self.overflow).numpy()
 
     def describe(self) -> str:
         modes = (
-            "" if (self.round, self.overflow) == (ROUND_DEFAULT, OVERFLOW_DEFAULT) else f",{self.round},{self.overflow}"
+            "" if (self.round, self.overflow) == (DEFAULT_ROUND, DEFAULT_OVERFLOW) else f",{self.round},{self.overflow}"
         )
         return f"{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}{modes}>"
 
@@ -265,8 +260,8 @@ def fixed_format(spec: Any, where: str) -> FixedFormat:
         bool(spec.signed),
         int(spec.width),
         int(spec.frac_width),
-        str(getattr(spec, "round", ROUND_DEFAULT)),
-        str(getattr(spec, "overflow", OVERFLOW_DEFAULT)),
+        str(getattr(spec, "round", DEFAULT_ROUND)),
+        str(getattr(spec, "overflow", DEFAULT_OVERFLOW)),
     )
 
 

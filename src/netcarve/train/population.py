@@ -10,10 +10,11 @@ train it alone (same batches, BatchNorm one-row-batch rule, optimizer, schedule,
   ``QuantizedBatchNorm1d`` (affine, tracking running statistics, a float momentum) or ``Identity``; the
   template is the sequence of kinds, bias presence, BatchNorm momentum/eps and, per node, the quantized
   operands with their quantizer (``integer`` only) and round/overflow modes. Per-member quantizer widths,
-  frac widths and signedness become ``[K]`` tensors (scale 2^frac, integer range k_lo..k_hi, STE bounds
-  lo..hi) broadcast over the candidate dimension; the forward and the clipped straight-through gradient are
-  the integer quantizer's. Hidden widths may differ: each is padded to the batch's largest width; the input
-  and the output (class count) widths are the template's own.
+  frac widths and signedness become a :class:`~netcarve.ir.fixedpoint.FixedGrid` of ``[K]`` tensors
+  broadcast over the candidate dimension, quantized by the one integer quantizer,
+  :func:`~netcarve.ir.fixedpoint.fixed_quantize` (forward and clipped straight-through gradient). Hidden
+  widths may differ: each is padded to the batch's largest width; the input and the output (class count)
+  widths are the template's own.
 - **Partition**: padding a narrow member to a wide one costs the wide one's compute (at widths 64 a step
   is bound by the matrix products), so a template group is cut into batches of similar widths by a fitted
   step-time model (:data:`STEP_MEMBER_COST`, :data:`STEP_WEIGHT_COST`), merging batches while that lowers
@@ -78,6 +79,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
+from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize
 from netcarve.train.loop import (
     EpochRecord,
     FitResult,
@@ -95,7 +97,7 @@ from netcarve.transforms.quantize.modules import (
     QuantizedModule,
     QuantizedReLU,
 )
-from netcarve.transforms.quantize.quantizers import ROUNDING, IntegerQuantizer, QuantSpec
+from netcarve.transforms.quantize.quantizers import IntegerQuantizer, QuantSpec
 
 log = logging.getLogger(__name__)
 
@@ -245,76 +247,33 @@ def _widths(modules: Sequence[nn.Module]) -> tuple[int, ...]:
 
 
 # --- the batched integer quantizer ----------------------------------------------------------------------------
-class _BatchedSTE(torch.autograd.Function):
-    """The integer quantizer with per-member parameters; backward passes the gradient where lo ≤ x ≤ hi.
-
-    Two ops fewer than the literal form, with the same results: ``clamp(x, lo, hi) == x`` is lo ≤ x ≤ hi
-    (False for NaN, like the comparisons), and multiplying by ``step`` = 2^−frac is dividing by 2^frac
-    (both exact)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, q: _BQuant) -> Any:
-        ctx.save_for_backward(torch.clamp(x, q.lo, q.hi) == x)
-        with torch.no_grad():
-            k = ROUNDING[q.round](x * q.scale)
-            wrapped = torch.remainder(k - q.k_lo, q.k_hi - q.k_lo + 1) + q.k_lo if q.wrap else None
-            return (torch.clamp(k, q.k_lo, q.k_hi) if wrapped is None else wrapped) * q.step
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        (inside,) = ctx.saved_tensors
-        return grad * inside, None
-
-
 @dataclass(frozen=True)
 class _BQuant:
-    """One operand's per-member integer quantization, each tensor shaped to broadcast against the operand."""
+    """One operand's per-member integer quantization: :func:`~netcarve.ir.fixedpoint.fixed_quantize` with a
+    grid whose tensors are shaped to broadcast against the operand (one row per member)."""
 
     round: str
-    wrap: bool
-    scale: torch.Tensor
-    step: torch.Tensor
-    k_lo: torch.Tensor
-    k_hi: torch.Tensor
-    lo: torch.Tensor
-    hi: torch.Tensor
+    overflow: str
+    grid: FixedGrid
 
     @staticmethod
     def of(specs: Sequence[QuantSpec], dims: int, device: torch.device) -> _BQuant:
         shape = (len(specs),) + (1,) * (dims - 1)
-        ranges = [IntegerQuantizer.int_range(s) for s in specs]
-        bounds = [s.bounds() for s in specs]
 
         def t(values: Sequence[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.float32, device=device).view(shape)
+            return torch.tensor(values, dtype=torch.float64, device=device).view(shape)
 
-        return _BQuant(
-            specs[0].round,
-            specs[0].overflow == "wrap",
-            t([2.0 ** (s.frac_width or 0) for s in specs]),
-            t([2.0 ** -(s.frac_width or 0) for s in specs]),
-            t([r[0] for r in ranges]),
-            t([r[1] for r in ranges]),
-            t([b[0] for b in bounds]),
-            t([b[1] for b in bounds]),
-        )
+        grid = FixedGrid.of(
+            t([s.width for s in specs]), t([s.frac_width or 0 for s in specs]), t([s.signed for s in specs]),
+            device=device,
+        )  # fmt: skip
+        return _BQuant(specs[0].round, specs[0].overflow, grid)
 
     def select(self, idx: torch.Tensor) -> _BQuant:
-        pick = lambda v: v.index_select(0, idx)  # noqa: E731
-        return _BQuant(
-            self.round,
-            self.wrap,
-            pick(self.scale),
-            pick(self.step),
-            pick(self.k_lo),
-            pick(self.k_hi),
-            pick(self.lo),
-            pick(self.hi),
-        )
+        return _BQuant(self.round, self.overflow, self.grid.select(idx))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = _BatchedSTE.apply(x, self)
-        return out
+        return fixed_quantize(x, self.grid, self.round, self.overflow)
 
 
 # --- batched layers -------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import torch.fx as fx
 
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OPERANDS, QuantizePassConfig, QuantLayerConfig
 from netcarve.errors import ConfigError, UnknownNameError
+from netcarve.ir.fixedpoint import check_modes
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import KindSet, OperandsView
 from netcarve.ir.opspecs import kinds as registered_kinds
@@ -155,12 +156,9 @@ def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict
             continue
         modes = {"round": s["round"] or DEFAULT_ROUND, "overflow": s["overflow"] or DEFAULT_OVERFLOW}
         has_modes = getattr(quantizer, "modes", False)  # a user's quantizer may predate the modes
-        for what, default in (("round", DEFAULT_ROUND), ("overflow", DEFAULT_OVERFLOW)):
-            if modes[what] != default and not has_modes:
-                raise ConfigError(
-                    f"node {node.name!r}: {operand}_{what} = {modes[what]!r} needs the integer (fixed-point) "
-                    f"quantizer; {quantizer.name} supports only {what} = {default!r}"
-                )
+        check_modes(
+            **modes, who=f"node {node.name!r}, {quantizer.name} quantizer", supported=has_modes, key=f"{operand}_"
+        )
         try:
             specs[operand] = quantizer.make_spec(
                 s["width"], s["frac_width"], s["exponent_width"], s["exponent_bias"],

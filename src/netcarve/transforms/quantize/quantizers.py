@@ -11,12 +11,10 @@ strictly outside it (where the forward saturates). Rounding itself is treated as
 included), and 0 outside, where the forward wraps around (a wrapped value says nothing useful about the
 direction of the input, so no gradient is passed).
 
-- ``integer`` (alias ``fixed``): fixed point, value = k / 2^frac with integer k. ``round`` (README:
-  Transform; the modes are ``netcarve.config.passes.ROUND_MODES``): ``nearest_even`` (default) k =
-  round-half-to-even(x · 2^frac); ``nearest_up`` k = floor(x · 2^frac + 0.5); ``truncate`` k =
-  floor(x · 2^frac). Then ``overflow``: ``saturate`` (default) clamps k to [lo, hi] = [−2^(w−1), 2^(w−1)−1]
-  (signed) or [0, 2^w−1] (unsigned); ``wrap`` maps k ↦ ((k − lo) mod 2^w) + lo (two's complement).
-  ``frac_width`` None ⇒ ``width // 2``. A config's ``*_frac_width`` must lie in 0..width
+- ``integer`` (alias ``fixed``): fixed point, value = k / 2^frac with integer k, rounded by ``round``
+  (``nearest_even``, the default; ``nearest_up``; ``truncate``) and overflowed by ``overflow``
+  (``saturate``, the default; ``wrap``): the one definition is :func:`netcarve.ir.fixedpoint.fixed_quantize`
+  (README: Transform). ``frac_width`` None ⇒ ``width // 2``. A config's ``*_frac_width`` must lie in 0..width
   (:class:`~netcarve.config.passes.QuantLayerConfig`); called directly, the quantizer computes any
   ``frac_width`` (a negative one gives steps coarser than 1).
 - ``minifloat_ieee``: sign bit, ``exponent_width`` e bits, m = width − 1 − e mantissa bits,
@@ -43,9 +41,10 @@ from typing import Any, Protocol
 
 import torch
 
-from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OVERFLOW_MODES, ROUND_MODES
+from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
 from netcarve.errors import ConfigError
 from netcarve.ir.fakequant import fake_quant_scope
+from netcarve.ir.fixedpoint import check_modes, fixed_quantize, int_range, scalar_grid
 from netcarve.ir.meta import Precision
 from netcarve.registry import Registry
 
@@ -123,17 +122,7 @@ class RegisteredQuantizer:
 
     def check_modes(self, round: str, overflow: str) -> None:
         """A ConfigError for an unknown mode, or a non-default one this quantizer does not implement."""
-        for what, value, allowed, default in (
-            ("round", round, ROUND_MODES, DEFAULT_ROUND),
-            ("overflow", overflow, OVERFLOW_MODES, DEFAULT_OVERFLOW),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"{self.name} quantizer: unknown {what} mode {value!r} (valid: {', '.join(allowed)})")
-            if value != default and not self.modes:
-                raise ConfigError(
-                    f"{self.name} quantizer: {what} = {value!r} is not supported (only {default!r}); "
-                    "round/overflow modes apply to the integer (fixed-point) quantizer"
-                )
+        check_modes(round, overflow, who=f"{self.name} quantizer", supported=self.modes)
 
     def __repr__(self) -> str:
         return f"<quantizer {self.name}>"
@@ -169,14 +158,6 @@ def fake_quantize(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], l
         return _ClippedSTE.apply(x, fn, lo, hi)
 
 
-#: round mode → how x · 2^frac becomes an integer (``netcarve.config.passes.ROUND_MODES``)
-ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "nearest_even": torch.round,
-    "nearest_up": lambda t: torch.floor(t + 0.5),
-    "truncate": torch.floor,
-}
-
-
 class IntegerQuantizer(RegisteredQuantizer):
     """Fixed point k / 2^frac: round (half to even, half up or truncate), then saturate or wrap."""
 
@@ -201,28 +182,14 @@ class IntegerQuantizer(RegisteredQuantizer):
 
     @staticmethod
     def int_range(spec: QuantSpec) -> tuple[int, int]:
-        if spec.signed:
-            return -(2 ** (spec.width - 1)), 2 ** (spec.width - 1) - 1
-        return 0, 2**spec.width - 1
+        return int_range(spec.width, spec.signed)
 
     def bounds(self, spec: QuantSpec) -> tuple[float, float]:
-        lo, hi = self.int_range(spec)
-        scale = 2.0 ** (spec.frac_width or 0)
-        return lo / scale, hi / scale
+        grid = scalar_grid(spec.width, spec.frac_width or 0, spec.signed)
+        return float(grid.lo), float(grid.hi)
 
     def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-        k_lo, k_hi = self.int_range(spec)
-        scale = 2.0 ** (spec.frac_width or 0)
-
-        rounding, wrap = ROUNDING[spec.round], spec.overflow == "wrap"
-
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            k = rounding(t * scale)
-            k = torch.remainder(k - k_lo, k_hi - k_lo + 1) + k_lo if wrap else torch.clamp(k, k_lo, k_hi)
-            return k / scale
-
-        lo, hi = self.bounds(spec)
-        return fake_quantize(x, fn, lo, hi)
+        return fixed_quantize(x, scalar_grid(spec.width, spec.frac_width or 0, spec.signed), spec.round, spec.overflow)
 
 
 class MinifloatIEEEQuantizer(RegisteredQuantizer):

@@ -1,0 +1,191 @@
+"""The integer (fixed-point) quantizer: its one definition, its modes' names in the backends, and the one
+check of those modes.
+
+:func:`fixed_quantize` is the quantizer. The fake-quantized modules (``integer`` in
+:mod:`netcarve.transforms.quantize.quantizers`), batched population training
+(:mod:`netcarve.train.population`) and the export's exact reference (:meth:`netcarve.export.program.
+FixedFormat.quantize`) all call it; nothing else computes it.
+
+**Format** (:class:`FixedGrid`, built by :meth:`FixedGrid.of` from width w, frac f and sign s). Each of w,
+f, s is a Python number (one format for the whole tensor) or a tensor that broadcasts against the values (a
+format per channel, per member of a population, or per element). A value is k · 2^−f with k an integer in
+[lo, hi] = [−2^(w−1), 2^(w−1) − 1] (signed) or [0, 2^w − 1] (unsigned). A negative f gives steps coarser
+than 1.
+
+**Round** (how x · 2^f becomes k; the names are :data:`netcarve.config.passes.ROUND_MODES`):
+``nearest_even`` k = round half to even (the default), ``nearest_up`` k = floor(x · 2^f + ½) (half up),
+``truncate`` k = floor(x · 2^f). **Overflow**: ``saturate`` clamps k to [lo, hi] (the default), ``wrap``
+maps k ↦ ((k − lo) mod 2^w) + lo (two's complement). Round and overflow modes are one per call: they choose
+the ops (a format that mixes modes is quantized in one call per mode).
+
+**Gradient**: the clipped straight-through estimator: the incoming gradient wherever lo · 2^−f ≤ x ≤
+hi · 2^−f (bounds included), 0 outside (where the forward saturates or wraps) and at NaN; rounding is
+treated as the identity.
+
+Everything is exact in floating point while |k| < 2^24 (float32) or 2^53 (float64): the scaling by 2^±f is
+exact, and so are rounding, clamping and the modulus of integers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OVERFLOW_MODES, ROUND_MODES
+from netcarve.errors import ConfigError
+from netcarve.ir.fakequant import fake_quant_scope
+
+#: a format parameter: one number for the tensor, or a tensor broadcasting against it
+Param = float | torch.Tensor
+
+#: round mode → how x · 2^f becomes an integer (the keys are ``ROUND_MODES``)
+ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "nearest_even": torch.round,
+    "nearest_up": lambda t: torch.floor(t + 0.5),
+    "truncate": torch.floor,
+}
+
+#: each mode's name in each backend: hls4ml's ap_fixed quantization and overflow modes, da4ml's round and
+#: overflow modes. None: the backend has no such mode (da4ml's round half to even is built from TRN and one
+#: adder, see ``netcarve.export.da4ml``)
+ROUND_NAMES: dict[str, dict[str, str | None]] = {
+    "nearest_even": {"hls4ml": "AP_RND_CONV", "da4ml": None},
+    "nearest_up": {"hls4ml": "AP_RND", "da4ml": "RND"},
+    "truncate": {"hls4ml": "AP_TRN", "da4ml": "TRN"},
+}
+OVERFLOW_NAMES: dict[str, dict[str, str | None]] = {
+    "saturate": {"hls4ml": "AP_SAT", "da4ml": "SAT"},
+    "wrap": {"hls4ml": "AP_WRAP", "da4ml": "WRAP"},
+}
+
+
+def backend_modes(backend: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``backend``'s names of the round modes and of the overflow modes it has natively (netcarve's mode →
+    the backend's name)."""
+    rounds = {mode: names[backend] for mode, names in ROUND_NAMES.items() if names[backend] is not None}
+    overflows = {mode: names[backend] for mode, names in OVERFLOW_NAMES.items() if names[backend] is not None}
+    return rounds, overflows  # type: ignore[return-value]
+
+
+def check_modes(round: str, overflow: str, *, who: str, supported: bool = True, key: str = "") -> None:
+    """A ConfigError for an unknown mode, or (``supported`` False: a quantizer without the modes) a mode other
+    than the default. ``who`` starts the message; ``key`` (e.g. ``weight_``) names the setting as the user
+    wrote it (``weight_round``)."""
+    for what, value, allowed, default in (
+        ("round", round, ROUND_MODES, DEFAULT_ROUND),
+        ("overflow", overflow, OVERFLOW_MODES, DEFAULT_OVERFLOW),
+    ):
+        if value not in allowed:
+            raise ConfigError(f"{who}: unknown {key}{what} mode {value!r} (valid: {', '.join(allowed)})")
+        if value != default and not supported:
+            raise ConfigError(
+                f"{who}: {key}{what} = {value!r} is not supported (only {default!r}); "
+                "round/overflow modes apply to the integer (fixed-point) quantizer"
+            )
+
+
+def int_range(width: int, signed: bool) -> tuple[int, int]:
+    """The integer range [lo, hi] of a ``width``-bit k: two's complement when ``signed``."""
+    if signed:
+        return -(2 ** (width - 1)), 2 ** (width - 1) - 1
+    return 0, 2**width - 1
+
+
+@dataclass(frozen=True)
+class FixedGrid:
+    """A fixed-point format ready to quantize with (derived once from width, frac and sign by :meth:`of`):
+    each field a float, or a tensor broadcasting against the values."""
+
+    #: 2^f and 2^−f
+    scale: Param
+    step: Param
+    #: the integer range [k_lo, k_hi] and its size 2^w
+    k_lo: Param
+    k_hi: Param
+    span: Param
+    #: the representable range [lo, hi] = [k_lo, k_hi] · 2^−f, where the gradient passes
+    lo: Param
+    hi: Param
+
+    @staticmethod
+    def of(
+        width: int | torch.Tensor,
+        frac: int | torch.Tensor,
+        signed: bool | torch.Tensor = True,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> FixedGrid:
+        """The grid of ``width`` bits, ``frac`` of them fractional (scalars, or tensors of the shape the
+        values broadcast against: per channel, per element). Scalars give floats; any tensor gives tensors of
+        ``dtype`` (every field broadcast to one shape)."""
+        if not any(isinstance(p, torch.Tensor) for p in (width, frac, signed)):
+            w, f = int(width), int(frac)
+            if w < 1:
+                raise ConfigError(f"integer quantizer: width must be ≥ 1, got {w}")
+            lo, hi = int_range(w, bool(signed))
+            return FixedGrid(2.0**f, 2.0**-f, float(lo), float(hi), 2.0**w, lo * 2.0**-f, hi * 2.0**-f)
+        w_t, f_t, s_t = torch.broadcast_tensors(
+            *(torch.as_tensor(p, device=device).to(torch.float64) for p in (width, frac, signed))
+        )
+        if bool((w_t < 1).any()) or bool((w_t != w_t.round()).any()) or bool((f_t != f_t.round()).any()):
+            raise ConfigError("integer quantizer: widths must be integers ≥ 1 and frac widths integers")
+        span, half = torch.exp2(w_t), torch.exp2(w_t - 1)
+        k_lo = torch.where(s_t != 0, -half, torch.zeros_like(half))
+        k_hi = torch.where(s_t != 0, half - 1, span - 1)
+        scale, step = torch.exp2(f_t), torch.exp2(-f_t)
+        fields = (scale, step, k_lo, k_hi, span, k_lo * step, k_hi * step)
+        return FixedGrid(*(t.to(dtype) for t in fields))
+
+    def select(self, index: torch.Tensor) -> FixedGrid:
+        """The rows ``index`` (dim 0) of every tensor field (e.g. the members left in a population)."""
+
+        def pick(v: Param) -> Param:
+            return v.index_select(0, index) if isinstance(v, torch.Tensor) else v
+
+        return FixedGrid(*(pick(getattr(self, name)) for name in self.__dataclass_fields__))
+
+
+@functools.cache
+def scalar_grid(width: int, frac: int, signed: bool = True) -> FixedGrid:
+    """:meth:`FixedGrid.of` one format for the whole tensor, cached (the grid of a quantizer spec)."""
+    return FixedGrid.of(width, frac, signed)
+
+
+def _fixed_forward(
+    x: torch.Tensor, grid: FixedGrid, rounding: Callable[[torch.Tensor], torch.Tensor], wrap: bool
+) -> torch.Tensor:
+    k = rounding(x * grid.scale)
+    k = torch.remainder(k - grid.k_lo, grid.span) + grid.k_lo if wrap else torch.clamp(k, grid.k_lo, grid.k_hi)  # type: ignore[arg-type]
+    return k * grid.step
+
+
+class _FixedSTE(torch.autograd.Function):
+    """Forward: the quantizer; backward: the incoming gradient where lo ≤ x ≤ hi. ``clamp(x, lo, hi) == x``
+    is lo ≤ x ≤ hi in two ops (False at NaN, like the comparisons); multiplying k by 2^−f is dividing by 2^f
+    (both exact)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:
+        ctx.save_for_backward(torch.clamp(x, grid.lo, grid.hi) == x)  # type: ignore[arg-type]
+        with torch.no_grad():
+            return _fixed_forward(x, grid, ROUNDING[round], wrap)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None
+
+
+def fixed_quantize(
+    x: torch.Tensor, grid: FixedGrid, round: str = DEFAULT_ROUND, overflow: str = DEFAULT_OVERFLOW
+) -> torch.Tensor:
+    """``x`` on ``grid``, rounded by ``round`` and overflowed by ``overflow`` (floats of ``x``'s dtype),
+    with the clipped straight-through gradient. The modes must be valid (:func:`check_modes`)."""
+    with fake_quant_scope():
+        out: torch.Tensor = _FixedSTE.apply(x, grid, round, overflow == "wrap")
+    return out
