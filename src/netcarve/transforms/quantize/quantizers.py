@@ -44,7 +44,7 @@ import torch
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
 from netcarve.errors import ConfigError
 from netcarve.ir.fakequant import fake_quant_scope
-from netcarve.ir.fixedpoint import check_modes, fixed_quantize, int_range, scalar_grid
+from netcarve.ir.fixedpoint import check_modes, fixed_quantize, scalar_grid
 from netcarve.ir.meta import Precision
 from netcarve.registry import Registry
 
@@ -175,14 +175,9 @@ class IntegerQuantizer(RegisteredQuantizer):
         overflow: str = DEFAULT_OVERFLOW,
     ) -> QuantSpec:
         self.check_modes(round, overflow)
-        if width < 1:
-            raise ConfigError(f"integer quantizer: width must be ≥ 1, got {width}")
         frac = width // 2 if frac_width is None else frac_width
+        scalar_grid(width, frac, signed)  # checks the width
         return QuantSpec(self, width, frac, signed=signed, round=round, overflow=overflow)
-
-    @staticmethod
-    def int_range(spec: QuantSpec) -> tuple[int, int]:
-        return int_range(spec.width, spec.signed)
 
     def bounds(self, spec: QuantSpec) -> tuple[float, float]:
         grid = scalar_grid(spec.width, spec.frac_width or 0, spec.signed)
