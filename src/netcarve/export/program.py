@@ -51,7 +51,7 @@ import torch.fx as fx
 
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
 from netcarve.errors import ConfigError, PassError
-from netcarve.ir.fixedpoint import check_modes, fixed_quantize, int_range, scalar_grid
+from netcarve.ir.fixedpoint import check_modes, fixed_values, int_range, scalar_grid
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import spec_of_module
 from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
@@ -91,10 +91,10 @@ class FixedFormat:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """``x`` on this format's grid, rounded and overflowed by the one integer quantizer (float64, exact)."""
-        grid = scalar_grid(self.width, self.frac, self.signed)
         values = torch.from_numpy(np.array(x, dtype=np.float64))
+        grid = scalar_grid(self.width, self.frac, self.signed)
         with torch.no_grad():
-            return fixed_quantize(values, grid, self.round, self.overflow).numpy()
+            return fixed_values(values, grid, self.round, self.overflow).numpy()
 
     def describe(self) -> str:
         modes = (

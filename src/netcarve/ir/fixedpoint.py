@@ -1,10 +1,10 @@
 """The integer (fixed-point) quantizer: its one definition, its modes' names in the backends, and the one
 check of those modes.
 
-:func:`fixed_quantize` is the quantizer. The fake-quantized modules (``integer`` in
-:mod:`netcarve.transforms.quantize.quantizers`), batched population training
-(:mod:`netcarve.train.population`) and the export's exact reference (:meth:`netcarve.export.program.
-FixedFormat.quantize`) all call it; nothing else computes it.
+:func:`fixed_quantize` is the quantizer (:func:`fixed_values` its forward alone, without a gradient). The
+fake-quantized modules (``integer`` in :mod:`netcarve.transforms.quantize.quantizers`) and batched population
+training (:mod:`netcarve.train.population`) call the first, the export's exact reference
+(:meth:`netcarve.export.program.FixedFormat.quantize`) the second; nothing else computes it.
 
 **Format** (:class:`FixedGrid`, built by :meth:`FixedGrid.of` from width w, frac f and sign s). Each of w,
 f, s is a Python number (one format for the whole tensor) or a tensor that broadcasts against the values (a
@@ -154,6 +154,14 @@ class FixedGrid:
 def scalar_grid(width: int, frac: int, signed: bool = True) -> FixedGrid:
     """:meth:`FixedGrid.of` one format for the whole tensor, cached (the grid of a quantizer spec)."""
     return FixedGrid.of(width, frac, signed)
+
+
+def fixed_values(
+    x: torch.Tensor, grid: FixedGrid, round: str = DEFAULT_ROUND, overflow: str = DEFAULT_OVERFLOW
+) -> torch.Tensor:
+    """The forward of :func:`fixed_quantize` alone: ``x`` on ``grid`` without a gradient (the export's exact
+    reference, where no gradient is wanted and the STE's mask would be wasted work)."""
+    return _fixed_forward(x, grid, ROUNDING[round], overflow == "wrap")
 
 
 def _fixed_forward(
