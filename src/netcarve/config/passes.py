@@ -18,12 +18,11 @@ from netcarve.errors import ConfigError
 OPERANDS = ("data_in", "weight", "bias", "data_out")
 _SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias", "round", "overflow")
 
-#: How a fixed-point quantizer rounds x · 2^frac to an integer k (README: Transform). ``nearest_even``: round
-#: half to even (ap_fixed AP_RND_CONV), the default; ``nearest_up``: floor(x · 2^frac + 0.5), round half up
-#: (AP_RND, da4ml RND); ``truncate``: floor(x · 2^frac) (AP_TRN, da4ml TRN: free in hardware).
+#: The names of the fixed-point quantizer's modes (README: Transform): how it rounds x · 2^frac to an integer
+#: k (round half to even, the default; half up; truncate) and what it does with a k outside its range (clamp,
+#: the default; two's-complement wrap-around). Their semantics and their names in hls4ml and da4ml live in
+#: ``netcarve.ir.fixedpoint`` (this module imports no torch).
 RoundMode = Literal["nearest_even", "nearest_up", "truncate"]
-#: What a fixed-point quantizer does with an integer k outside its range [lo, hi]. ``saturate``: clamp (the
-#: default, AP_SAT); ``wrap``: two's-complement wrap-around, k ↦ ((k − lo) mod 2^w) + lo (AP_WRAP, da4ml WRAP).
 OverflowMode = Literal["saturate", "wrap"]
 ROUND_MODES: tuple[str, ...] = get_args(RoundMode)
 OVERFLOW_MODES: tuple[str, ...] = get_args(OverflowMode)
