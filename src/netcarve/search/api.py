@@ -131,7 +131,8 @@ def start_search(
     source = prepared.splits.source if prepared.splits is not None else None
     extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}}
     write_run_files(run_dir, effective_dict(stored.config), "search", cfg.seed, extra)
-    storage = storage or st.open_storage(url)
+    interval = prepared.plan.heartbeat_interval
+    storage = st.open_storage(url, interval) if storage is None else st.with_heartbeat(storage, url, interval)
     if url.startswith("sqlite") and prepared.plan.n_jobs > 1:
         log.warning("SQLite is for one process; with n_jobs > 1 use the default journal file or PostgreSQL")
     study = st.create_study(
