@@ -12,11 +12,11 @@ from netcarve.config.passes import OVERFLOW_MODES, ROUND_MODES
 from netcarve.config.search import SearchSpaceConfig
 from netcarve.errors import ConfigError
 from netcarve.ir.meta import Precision
+from netcarve.ir.replay import apply_transforms
 from netcarve.search.candidate import build_candidate
 from netcarve.search.spaces import build_space
 from netcarve.train.checkpoint import load_graph, save_checkpoint
 from netcarve.transforms.quantize.quantizers import QUANTIZERS, ROUNDING
-from netcarve.transforms.replay import apply_transforms
 from tests.transforms.helpers import INFO, entry, model_graph, outputs
 
 INTEGER = QUANTIZERS.get("integer")

@@ -282,7 +282,7 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
 
 def join_worker(storage_url: str, study_name: str, config_path: str | None, index: int) -> Session:
     """A worker on a running study: its config comes from the study (or ``config_path``, same space)."""
-    from netcarve.config.loader import build_config
+    from netcarve.configure import build_config
     from netcarve.workflow import initial_graph, load_splits
 
     config, storage, study = load_stored(StudyRef(storage_url, study_name))
