@@ -43,10 +43,10 @@ from netcarve.config.loader import validate_config
 from netcarve.data import load_dataset
 from netcarve.data.base import TensorSplits
 from netcarve.ir.graph import Graph
+from netcarve.ir.replay import apply_transforms
 from netcarve.search.api import finish, prepare_search, start_search
 from netcarve.search.runner import run_study
 from netcarve.train.checkpoint import build_graph, save_checkpoint
-from netcarve.transforms.replay import apply_transforms
 
 ROWS = 630_000
 BATCH = 256

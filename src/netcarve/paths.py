@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from netcarve.errors import NetcarveError
 
@@ -41,3 +43,8 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented JSON (anything else as its ``str``), written atomically."""
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))

@@ -108,3 +108,22 @@ class MixedOps(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.sm(self.drop(self.fc(torch.flatten(x, 1))))
         return self.id(y).relu() * self.scale + self.p
+
+
+class GlobalPoolCNN(nn.Module):
+    """(B, 1, 8, 8) → Conv2d(1, 4, 3) → ReLU → global average pooling → (B, 4) → Linear(4, 3).
+
+    ``functional``: the pooling written as ``x.mean((2, 3))`` instead of ``AdaptiveAvgPool2d(1)`` + flatten."""
+
+    def __init__(self, functional: bool = False) -> None:
+        super().__init__()
+        self.functional = functional
+        self.conv = nn.Conv2d(1, 4, kernel_size=3)
+        self.act = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv(x))
+        x = x.mean((2, 3)) if self.functional else torch.flatten(self.pool(x), 1)
+        return self.fc(x)

@@ -7,6 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from netcarve import analyze
+from netcarve.analysis import count
 from netcarve.data.base import DatasetInfo
 from netcarve.ir import Graph
 from netcarve.models import create_model
@@ -14,6 +15,7 @@ from tests.analysis.nets import (
     Attention,
     ConvResidual,
     FunctionalMLP,
+    GlobalPoolCNN,
     HalvedLinear,
     MixedOps,
     StridedGroupedConv,
@@ -162,3 +164,33 @@ def test_free_ops_cost_nothing() -> None:
     ]
     assert (report.total.macs, report.total.flops) == (24, 84)
     assert report.uncounted == {}
+
+
+@pytest.mark.parametrize("method", ["closed_form", "dispatch"])
+def test_adaptive_average_pooling_to_one_is_counted(method: str) -> None:
+    """GlobalPoolCNN at B = 2, per sample: conv out (4, 6, 6) = 144 elements, MACs 144·1·3·3 = 1296, bias
+    adds 144 → 2736 flops; relu 144; global average pooling: one add per window element, 4 windows of
+    6·6 → 144; Linear(4, 3): 12 MACs + 3 bias adds → 27. flops 2736 + 144 + 144 + 27 = 3051, MACs 1308.
+    Backward: the conv's input is the model input (no dgrad), wgrad 1296 + bias grad 144 → 2736; relu 144;
+    pool 144; linear dgrad 12 + wgrad 12 + bias 3 → 51; 3075. At B = 2: MACs 2616, flops 6102, backward
+    6150, the pool 288 (the dispatch path sees it as aten.mean, which it reported uncounted)."""
+    x = torch.zeros(2, 1, 8, 8)
+    report = analyze(GlobalPoolCNN(), (x,), method=method)  # type: ignore[arg-type]
+    t = report.total
+    assert report.uncounted == {}
+    assert report.layer("pool").flops == 288 and report.layer("pool").backward_flops == 288
+    assert (t.macs, t.flops, t.backward_flops) == (2616, 6102, 6150)
+
+
+def test_global_average_pooling_agrees_between_paths_and_spellings() -> None:
+    """The dispatch counter gives per-node counts identical to the closed form's for AdaptiveAvgPool2d(1),
+    and ``x.mean((2, 3))`` (only the dispatch path counts it) costs the same 288 adds at B = 2, so the same
+    totals as in the test above."""
+    shape = (2, 1, 8, 8)
+    graph = Graph.from_module(GlobalPoolCNN(), shape[1:])
+    assert count(graph, shape, "closed_form").counts == count(graph, shape, "dispatch").counts
+    functional = analyze(GlobalPoolCNN(functional=True), shape)
+    assert functional.method == "dispatch" and functional.uncounted == {}
+    assert functional.layer("mean").flops == 288
+    t = functional.total
+    assert (t.macs, t.flops, t.backward_flops) == (2616, 6102, 6150)

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from netcarve.config import build_config, read_toml
+from netcarve.config import read_toml
 from netcarve.config.passes import QuantizePassConfig
+from netcarve.configure import build_config
 from netcarve.errors import ConfigError
 from tests.conftest import FIXTURES
 

@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 import netcarve.config
-from netcarve.config import build_config
 from netcarve.config.base import Strict, number_kind
 from netcarve.config.passes import QuantLayerConfig
+from netcarve.configure import build_config
 from netcarve.errors import ConfigError
 
 

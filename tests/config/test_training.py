@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from netcarve.config import build_config
 from netcarve.config.loader import toml_keys
 from netcarve.config.run import RunConfig, effective_dict
 from netcarve.config.search import BasicTrain
-from netcarve.config.training import TrainingSettings, training_settings
+from netcarve.config.training import OPTIMIZERS, SCHEDULES, TrainingSettings, training_settings
+from netcarve.configure import build_config
 from netcarve.errors import ConfigError
 from netcarve.train.loop import TrainConfig
-from netcarve.train.optim import OPTIMIZERS, SCHEDULES
 
 BASIC = "search.strategy.sw_runner.basic_train"
 
@@ -110,6 +109,17 @@ def test_every_registered_name_is_accepted() -> None:
         assert config.optimizer == basic_of(config).optimizer == name
     for name in SCHEDULES.names():
         assert basic_of(build_config(None, None, [f"{BASIC}.lr_scheduler='{name}'"])).lr_scheduler == name
+
+
+def test_every_declared_name_is_implemented_by_train() -> None:
+    """Config validates against the declared registries (no torch); train.optim binds every entry of the same
+    registry objects to a function (an optimizer factory, a schedule of progress in [0, 1] → multiplier)."""
+    from netcarve.train import optim
+
+    assert optim.OPTIMIZERS is OPTIMIZERS and optim.SCHEDULES is SCHEDULES
+    assert all(callable(OPTIMIZERS.get(name)) for name in OPTIMIZERS)
+    assert {name: SCHEDULES.get(name)(0.0) for name in SCHEDULES} == {"constant": 1.0, "linear": 1.0, "cosine": 1.0}
+    assert {name: SCHEDULES.get(name)(1.0) for name in SCHEDULES} == {"constant": 1.0, "linear": 0.0, "cosine": 0.0}
 
 
 def test_task_accepts_both_classification_spellings() -> None:

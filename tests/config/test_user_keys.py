@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from netcarve.config import build_config
 from netcarve.config.passes import QuantizePassConfig, WidthPassConfig, coerce_pass_config
+from netcarve.configure import build_config
 from netcarve.errors import ConfigError
 from netcarve.transforms.width import change_width
 

@@ -74,7 +74,7 @@ def test_real_jsc_configs_dry_run(in_tmp: Path, name: str, size: str) -> None:
 
 
 def test_worker_joins_a_study_with_storage_and_name_only(in_tmp: Path) -> None:
-    from netcarve.config import build_config
+    from netcarve.configure import build_config
     from netcarve.search.api import prepare_search, start_search
 
     cfg = build_config(CONFIGS / "search_lab4_width_digits.toml", {"project": "k"},

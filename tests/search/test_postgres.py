@@ -138,7 +138,7 @@ def test_no_password_is_written_anywhere(tmp_path: Path) -> None:
         assert f"{role}:***@" in " ".join(manifest["argv"])  # the URL is there, its password is not
         storage = optuna.storages.RDBStorage(URL)
         study = optuna.load_study(study_name=name, storage=storage)
-        attrs = [study.user_attrs, storage.get_study_system_attrs(study._study_id)]
+        attrs = [study.user_attrs, storage.get_study_system_attrs(storage.get_study_id_from_name(name))]
         attrs += [a for t in study.get_trials() for a in (t.user_attrs, t.system_attrs)]
         assert secret not in json.dumps(attrs, default=str)
         optuna.delete_study(study_name=name, storage=storage)

@@ -60,10 +60,11 @@ def test_brute_force_enumerates_every_configuration_once_in_canonical_order() ->
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = toy_space()
-    study = optuna.create_study()
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
     assert enqueue_missing(study, space, space.size) == 24
     claimed = []
-    while (trial := claim_waiting(study, study._storage)) is not None:
+    while (trial := claim_waiting(study, storage)) is not None:
         claimed.append(space.suggest(trial))
         study.tell(trial, 0.0)
     expected = [

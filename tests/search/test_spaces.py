@@ -40,7 +40,7 @@ def space_config(name: str, seed: dict, by: str = "name", **extra: object) -> Se
 
 
 def test_mase_example_by_name_uses_node_seeds_and_warns_on_the_type_seed(toy: Graph, caplog) -> None:  # type: ignore[no-untyped-def]
-    from netcarve.config import build_config
+    from netcarve.configure import build_config
 
     cfg = build_config(FIXTURES / "mase_jsc_by_type.toml")
     with caplog.at_level(logging.WARNING):

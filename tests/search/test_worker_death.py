@@ -146,17 +146,19 @@ def test_sigterm_stops_the_workers_and_writes_the_results(tmp_path: Path) -> Non
 def test_heartbeat_fails_a_silent_remote_trial_and_queues_it_again(tmp_path: Path) -> None:
     """A trial of a worker on another machine (owner not on this host) whose heartbeat stops is failed by
     Optuna's heartbeat check after 2 × heartbeat_interval, and its configuration (grid id 7) queued again."""
+    from netcarve.optuna_internals import heartbeat, heartbeat_enabled
     from netcarve.search.recovery import others_running, reap_dead
-    from netcarve.search.storage import enable_heartbeat, open_storage
+    from netcarve.search.storage import open_storage
 
-    storage = open_storage(f"sqlite:///{tmp_path / 'hb.db'}")
-    assert enable_heartbeat(storage, 1)
+    storage = open_storage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=1)
+    assert heartbeat_enabled(storage)
     study = optuna.create_study(storage=storage, study_name="hb")
     study.enqueue_trial({"x": 3}, user_attrs={"grid_id": 7})
     with pytest.warns(UserWarning, match="Heartbeat"):
         trial = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})
     trial.set_user_attr("worker", "another-machine:4242")
-    storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    with heartbeat(trial, storage):  # one heartbeat, then silence (as from a worker that died)
+        pass
     assert others_running(study, storage)  # remote, but the heartbeat will tell: wait for it
     assert reap_dead(study, storage) == 0 and study.get_trials()[0].state.name == "RUNNING"
     time.sleep(3.5)  # the grace period, 2 × 1 s, passes without a heartbeat (SQLite's clock ticks in seconds)

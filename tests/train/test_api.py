@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netcarve.config import build_config
+from netcarve.configure import build_config
 from netcarve.errors import ConfigError
 from netcarve.train import evaluate, load_graph
 from netcarve.train.api import run_test, run_train, start_train

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netcarve.config import build_config
+from netcarve.configure import build_config
 from netcarve.data import load_dataset
 from netcarve.errors import CheckpointError, ConfigError
 from netcarve.train import load_graph

@@ -12,11 +12,11 @@ from torch import nn
 from netcarve.data.base import DatasetInfo
 from netcarve.ir.graph import Graph, ModelSpec
 from netcarve.ir.passes import load_pass
+from netcarve.ir.replay import apply_transforms
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
 from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
 from netcarve.transforms.quantize.api import quantize
-from netcarve.transforms.replay import apply_transforms
 from tests.transforms.helpers import INFO, X, model_graph, settled
 
 

@@ -22,10 +22,10 @@ from netcarve.config.run import RunConfig
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
 from netcarve.ir.passes import PassResult, register_pass
+from netcarve.ir.replay import apply_transforms, run_transforms
 from netcarve.train.checkpoint import load_checkpoint, load_graph, save_checkpoint
 from netcarve.transforms.quantize import QuantizedModule, QuantizeInfo, quantize_transform_pass
 from netcarve.transforms.quantize.quantizers import QUANTIZERS
-from netcarve.transforms.replay import apply_transforms, run_transforms
 from netcarve.transforms.width.pass_ import width_transform_pass
 from tests.transforms.helpers import INFO, entry, integer, model_graph, outputs
 

@@ -13,11 +13,11 @@ from netcarve.config.search import SearchSpaceConfig
 from netcarve.errors import ConfigError
 from netcarve.ir.fixedpoint import ROUNDING
 from netcarve.ir.meta import Precision
+from netcarve.ir.replay import apply_transforms
 from netcarve.search.candidate import build_candidate
 from netcarve.search.spaces import build_space
 from netcarve.train.checkpoint import load_graph, save_checkpoint
 from netcarve.transforms.quantize.quantizers import QUANTIZERS
-from netcarve.transforms.replay import apply_transforms
 from tests.transforms.helpers import INFO, entry, model_graph, outputs
 
 INTEGER = QUANTIZERS.get("integer")

@@ -12,9 +12,9 @@ import netcarve
 from netcarve.config.passes import QuantizePassConfig
 from netcarve.errors import ConfigError, PassError, UnknownNameError
 from netcarve.ir.graph import Graph, ModelSpec
+from netcarve.ir.replay import apply_transforms
 from netcarve.models import create_model
 from netcarve.transforms.quantize import QuantizedModule
-from netcarve.transforms.replay import apply_transforms
 from tests.transforms.helpers import INFO, entry, integer, model_graph, outputs
 
 CONFIG = {"by": "type", "default": entry(None), "linear": integer(6, 3), "relu": integer(5, 2, ("data_in",))}

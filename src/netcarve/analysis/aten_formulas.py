@@ -11,8 +11,12 @@ Elementwise and pooling ops come from the op registry (:mod:`netcarve.ir.opspecs
 ``aten`` (relu 1, add/sub 1, mul/div 1, softmax 5, batch norm — every ATen variant, inference
 convention — 4); ``sub`` and ``div`` are the README's add and mul with the other sign/inverse. A ``pool`` kind
 charges one comparison (max) or add (avg) per window element: numel(out)·∏kernel, and for adaptive
-pooling Σ over outputs of its window (start ⌊i·In/Out⌋, end ⌈(i+1)·In/Out⌉ per dim). Other elementwise ops
-(exp, tanh, cumsum, rounding, …) have no formula and are reported as uncounted.
+pooling Σ over outputs of its window (start ⌊i·In/Out⌋, end ⌈(i+1)·In/Out⌉ per dim).
+``mean`` charges one add per input element, numel(in), as an average pool does per window element:
+adaptive average pooling to size 1 (``AdaptiveAvgPool2d(1)``, global average pooling) dispatches as
+``mean`` over the pooled dims, and ``x.mean((2, 3))`` is the same pooling written out, so both count what
+the closed form counts for the pool. Other elementwise ops and reductions (exp, tanh, cumsum, sum,
+rounding, …) have no formula and are reported as uncounted.
 
 Free ops (no arithmetic, never counted nor listed): views and metadata (view, reshape, t, transpose,
 permute, expand, squeeze/unsqueeze, slice/select/split, alias, detach, as_strided), data movement
@@ -147,6 +151,11 @@ def _pool(adaptive: bool, dims: int) -> Formula:
     return formula
 
 
+def _mean(counts: OpCounts, args: Sequence[Any], out: Any, grad_of: GradOf) -> None:
+    x = args[0]
+    counts.add_elementwise(_numel(x), grad_of(x) is not None)
+
+
 _MAC_TABLE: dict[Any, Formula] = {
     aten.mm: _mm,
     aten.addmm: _addmm,
@@ -160,9 +169,11 @@ _MAC_TABLE: dict[Any, Formula] = {
     aten._convolution: _convolution,
 }
 
+_REDUCTIONS: dict[Any, Formula] = {aten.mean: _mean}
+
 
 def _build_table() -> dict[Any, Formula]:
-    table = dict(_MAC_TABLE)
+    table = {**_MAC_TABLE, **_REDUCTIONS}
     for kind in OPS:
         spec = OPS.get(kind)
         names = spec.aten

@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
             fail("--input-shape analyzes a freshly built model; it cannot be combined with --load")
 
         from netcarve.analysis.api import analyze
-        from netcarve.config import build_config
+        from netcarve.configure import build_config
         from netcarve.errors import NetcarveError
 
         cfg = build_config(config, overrides={"model": model, "dataset": dataset})

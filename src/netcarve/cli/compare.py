@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         from netcarve.cli.search import _quiet_optuna
         from netcarve.compare.run import resolve_samplers, run_compare
-        from netcarve.config import build_config
+        from netcarve.configure import build_config
 
         _quiet_optuna()
         names = resolve_samplers(samplers.split(","))

@@ -245,7 +245,7 @@ def register(app: typer.Typer) -> None:
         """Search a space of quantized / resized models (MASE's ch search); writes runs/<project>/<time>/."""
         setup_logging(verbose)
         _quiet_optuna()
-        from netcarve.config import build_config
+        from netcarve.configure import build_config
         from netcarve.errors import ConfigError
         from netcarve.search import api
         from netcarve.search.storage import open_storage

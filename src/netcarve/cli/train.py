@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         check_batch_size(batch_size)
         from netcarve.cli.progress import training_progress
-        from netcarve.config import build_config
+        from netcarve.configure import build_config
         from netcarve.train.api import start_train
 
         overrides = {
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate a checkpoint: loss, accuracy and per-class accuracy on a split."""
         setup_logging(verbose)
         check_batch_size(batch_size)
-        from netcarve.config import build_config
+        from netcarve.configure import build_config
         from netcarve.train.api import run_test
 
         cfg = build_config(

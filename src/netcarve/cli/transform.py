@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         """
         setup_logging(verbose)
         check_batch_size(batch_size)
-        from netcarve.config import build_config
+        from netcarve.configure import build_config
         from netcarve.transforms.api import run_transform
 
         cfg = build_config(config, {"model": model, "dataset": dataset}, set_ or [])

@@ -77,8 +77,8 @@ def summary_dict(comparison: Comparison, root: Path) -> dict[str, Any]:
 
 def write_outputs(root: Path, comparison: Comparison, config: RunConfig) -> None:
     from netcarve.compare.page import render_compare
+    from netcarve.paths import write_json
     from netcarve.report.load import command_line
-    from netcarve.search.results import write_json
 
     write_csv(root / CSV_NAME, comparison)
     write_json(root / JSON_NAME, summary_dict(comparison, root))

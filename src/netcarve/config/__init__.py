@@ -1,6 +1,7 @@
-"""Configuration: pydantic models for every TOML table and the loader."""
+"""Configuration: pydantic models for every TOML table and the loader (a run's whole config, dataset defaults
+included, is built by :func:`netcarve.configure.build_config`)."""
 
-from netcarve.config.loader import build_config, read_toml, validate_config
+from netcarve.config.loader import read_toml, validate_config
 from netcarve.config.passes import QuantizePassConfig, WidthPassConfig
 from netcarve.config.run import RunConfig
 from netcarve.config.search import SearchConfig
@@ -11,7 +12,6 @@ __all__ = [
     "RunConfig",
     "SearchConfig",
     "WidthPassConfig",
-    "build_config",
     "dumps_toml",
     "read_toml",
     "validate_config",

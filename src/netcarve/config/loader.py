@@ -1,4 +1,6 @@
-"""Load a config: defaults < TOML file < CLI flags / ``--set key=value``; "NA" is read as null."""
+"""Read a config: TOML files, ``--set key=value`` assignments ("NA" is read as null), validation with errors
+that name the key as the user wrote it. Building a run's config from all its sources, the dataset's training
+defaults included, is :func:`netcarve.configure.build_config` (above ``data/``, whose defaults it reads)."""
 
 from __future__ import annotations
 
@@ -194,49 +196,6 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
             got_text = "" if isinstance(got, dict) else f" (got {got!r})"
             messages.append(f"invalid value for {dotted!r}: {msg}{got_text}")
     return (f"{source}: " if source else "") + "; ".join(messages)
-
-
-def build_config(
-    toml_path: str | Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    assignments: Iterable[str] = (),
-) -> RunConfig:
-    """Defaults < the dataset's training defaults < TOML < CLI flags (``overrides``, None values ignored) <
-    ``--set`` assignments.
-
-    The dataset's defaults (:func:`netcarve.data.training_defaults`, e.g. digits: SGD, batch 16) fill only
-    the keys that neither the TOML, a flag nor ``--set`` gave (a key given as "NA" counts as given).
-    """
-    data: dict[str, Any] = read_toml(toml_path) if toml_path is not None else {}
-    assignments = list(assignments)
-    source = str(toml_path) if toml_path is not None else "config"
-    if assignments:  # an error may be in a --set value: say so
-        source = f"{toml_path} with --set" if toml_path is not None else "--set"
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    data = merge(data, flags)
-    for text in assignments:
-        path, value = parse_assignment(text)
-        set_dotted(data, path, value)
-    return validate_config(with_dataset_defaults(data), source)
-
-
-#: keys whose dataset defaults only make sense together: setting one of them drops the others' defaults
-#: (an Adam learning rate given with the dataset's SGD default would train poorly)
-LINKED_DEFAULTS = frozenset({"training_optimizer", "learning_rate"})
-
-
-def with_dataset_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with the training defaults of its ``dataset`` added for every key it does not set; the
-    optimizer and learning rate are taken from the dataset together or not at all."""
-    dataset = data.get("dataset")
-    if not isinstance(dataset, str):
-        return dict(data)
-    from netcarve.data import training_defaults
-
-    defaults = dict(training_defaults(dataset))
-    if LINKED_DEFAULTS & data.keys():
-        defaults = {k: v for k, v in defaults.items() if k not in LINKED_DEFAULTS}
-    return {**defaults, **data}
 
 
 def validate_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:

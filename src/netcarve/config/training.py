@@ -9,8 +9,8 @@
 - the training loop: :data:`netcarve.train.loop.TrainConfig` *is* this model, and :func:`training_settings`
   takes the settings out of either table.
 
-Optimizer and scheduler names are checked against the registries of :mod:`netcarve.train.optim` (imported
-when a name is validated, so loading this module does not import torch).
+Optimizer and scheduler names are checked against :data:`OPTIMIZERS` and :data:`SCHEDULES`, declared here
+(name and description, no torch) and bound to their implementations by :mod:`netcarve.train.optim`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from netcarve.config.base import Strict
 from netcarve.errors import UnknownNameError
+from netcarve.registry import Registry
 
 #: seeds are 32-bit: Optuna's samplers (numpy) take at most 2^32 − 1
 MAX_SEED = 2**32 - 1
@@ -29,10 +30,22 @@ MAX_SEED = 2**32 - 1
 Epochs = Annotated[int, Field(ge=1)]
 
 
+#: The optimizers and learning-rate schedules a config may name: one registry each, declared here with their
+#: names and descriptions so that a config is validated without torch; :mod:`netcarve.train.optim` binds each
+#: entry to its implementation (as ``config/pass_registry.py`` declares the passes their modules bind). An
+#: optimizer of one's own is added to the same registry with its implementation: ``OPTIMIZERS.add(name, fn)``.
+OPTIMIZERS: Registry[Any] = Registry("optimizer")
+OPTIMIZERS.add("adam", None, description="Adam (torch's fused kernel, called directly)")
+OPTIMIZERS.add("adamw", None, description="AdamW (decoupled weight decay; torch's fused kernel, called directly)")
+OPTIMIZERS.add("sgd", None, description="SGD with momentum 0.9")
+SCHEDULES: Registry[Any] = Registry("lr scheduler")
+SCHEDULES.add("constant", None, description="constant learning rate")
+SCHEDULES.add("linear", None, description="linear decay to 0")
+SCHEDULES.add("cosine", None, description="cosine decay to 0")
+
+
 def _registered(kind: str, value: str) -> str:
     """``value`` as the canonical name in the optimizer or scheduler registry; ValueError with "did you mean"."""
-    from netcarve.train.optim import OPTIMIZERS, SCHEDULES
-
     registry = OPTIMIZERS if kind == "optimizer" else SCHEDULES
     try:
         return registry.canonical(value)
@@ -56,9 +69,9 @@ class TrainingSettings(Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     """L2 penalty (decoupled for adamw)."""
     optimizer: str = "adam"
-    """A name in ``netcarve.train.optim.OPTIMIZERS``: adam, adamw, sgd (momentum 0.9)."""
+    """A name in :data:`OPTIMIZERS`: adam, adamw, sgd (momentum 0.9)."""
     lr_scheduler: str = "constant"
-    """A name in ``netcarve.train.optim.SCHEDULES``: constant, linear, cosine (both decay to 0 over the run)."""
+    """A name in :data:`SCHEDULES`: constant, linear, cosine (both decay to 0 over the run)."""
     num_warmup_steps: int = Field(default=0, ge=0)
     """Steps of linear warm-up from lr/num_warmup_steps to the learning rate, then the schedule."""
     seed: int = Field(default=42, ge=0, le=MAX_SEED)

@@ -4,7 +4,7 @@ Dominance, the front itself and best-so-far values are :mod:`netcarve.outcomes` 
 
 Hypervolume is computed in loss space (every objective minimised: maximised ones negated): the volume
 dominated by the points and bounded by the reference point. Two objectives: an exact sweep here; more: the
-WFG algorithm shipped with Optuna (``optuna._hypervolume``).
+WFG algorithm shipped with Optuna (:func:`netcarve.optuna_internals.hypervolume`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from netcarve.errors import NetcarveError
+from netcarve import optuna_internals
 from netcarve.outcomes import MAXIMIZE, Vector, check_directions
 
 
@@ -57,18 +57,8 @@ def hypervolume_2d(losses: Sequence[tuple[float, float]], ref: tuple[float, floa
 
 
 def _hypervolume_nd(losses: Sequence[tuple[float, ...]], ref: tuple[float, ...]) -> float:
-    try:
-        import numpy as np
-        from optuna._hypervolume import compute_hypervolume
-    except ImportError as exc:  # pragma: no cover - depends on the installed Optuna
-        raise NetcarveError(
-            f"hypervolume of {len(ref)} objectives needs optuna._hypervolume, which this Optuna lacks ({exc}); "
-            "compare at most two objectives"
-        ) from exc
     inside = [p for p in losses if all(x < r for x, r in zip(p, ref, strict=True))]
-    if not inside:
-        return 0.0
-    return float(compute_hypervolume(np.asarray(inside, dtype=float), np.asarray(ref, dtype=float)))
+    return optuna_internals.hypervolume(inside, ref) if inside else 0.0
 
 
 def hypervolume(points: Sequence[Vector], directions: Sequence[str], ref: Vector) -> float:

@@ -131,7 +131,8 @@ def start_search(
     source = prepared.splits.source if prepared.splits is not None else None
     extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}}
     write_run_files(run_dir, effective_dict(stored.config), "search", cfg.seed, extra)
-    storage = storage or st.open_storage(url)
+    interval = prepared.plan.heartbeat_interval
+    storage = st.open_storage(url, interval) if storage is None else st.with_heartbeat(storage, url, interval)
     if url.startswith("sqlite") and prepared.plan.n_jobs > 1:
         log.warning("SQLite is for one process; with n_jobs > 1 use the default journal file or PostgreSQL")
     study = st.create_study(
@@ -281,7 +282,7 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
 
 def join_worker(storage_url: str, study_name: str, config_path: str | None, index: int) -> Session:
     """A worker on a running study: its config comes from the study (or ``config_path``, same space)."""
-    from netcarve.config.loader import build_config
+    from netcarve.configure import build_config
     from netcarve.workflow import initial_graph, load_splits
 
     config, storage, study = load_stored(StudyRef(storage_url, study_name))

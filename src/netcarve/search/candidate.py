@@ -68,7 +68,7 @@ class Outcome:
 def build_candidate(base: Graph, transforms: Transforms) -> Graph:
     """Apply ``transforms`` to ``base``: transform passes return a new graph and never mutate their input;
     a result that still shares the base's module (no transform) is copied, so training never touches it."""
-    from netcarve.transforms.replay import apply_transforms
+    from netcarve.ir.replay import apply_transforms
 
     graph = apply_transforms(base, transforms)
     return graph.copy() if graph.module is base.module else graph

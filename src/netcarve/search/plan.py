@@ -184,11 +184,10 @@ def _pruner(name: str) -> str:
 
 def _train_config(config: RunConfig, search: SearchConfig) -> tuple[TrainConfig, str]:
     from netcarve.config.training import training_settings
-    from netcarve.workflow import train_config
 
     basic = search.strategy.sw_runner.basic_train
     if basic is None:
-        return train_config(config), "train"
+        return training_settings(config), "train"
     return training_settings(basic), basic.data_loader  # an unset seed is the top-level one (RunConfig)
 
 

@@ -24,6 +24,7 @@ import platform
 import warnings
 from typing import TYPE_CHECKING, Literal
 
+from netcarve.optuna_internals import heartbeat_enabled
 from netcarve.search.brute_force import GRID_ATTR, STALE_ATTR
 from netcarve.search.storage import MAX_RETRY
 
@@ -71,12 +72,6 @@ def _is_zombie(pid: int) -> bool:
             return fh.read().rpartition(")")[2].split()[0] == "Z"
     except (OSError, IndexError):
         return False
-
-
-def heartbeat_enabled(storage: BaseStorage) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return is_heartbeat_enabled(storage)
 
 
 def fail_stale_heartbeats(study: optuna.Study) -> None:

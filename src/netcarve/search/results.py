@@ -8,7 +8,6 @@ files are regenerated from the study at the end of every session (also after --r
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from netcarve import outcomes
 from netcarve.metrics import table_order
-from netcarve.paths import write_atomically
+from netcarve.paths import write_json
 from netcarve.search.objective import is_feasible
 from netcarve.search.plan import SearchPlan
 
@@ -107,10 +106,6 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
         "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
     }
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
 def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan, finished: bool) -> list[FrozenTrial]:

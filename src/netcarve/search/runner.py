@@ -224,13 +224,13 @@ def next_population(
     each appended the moment it is claimed, so an interrupt meanwhile leaves it there to be recorded: the
     first as :func:`next_trial` claims it (waiting if need be), the others only while trials are free right
     away. Each trial's heartbeat (a database storage) starts when it is claimed, in ``stack``."""
-    from optuna.storages._heartbeat import get_heartbeat_thread
+    from netcarve.optuna_internals import heartbeat
 
     while len(trials) < size and not _expired(deadline):
         trial = next_trial(session, deadline, trials) if not trials else _claim(session, trials)[0]
         if trial is None:
             break
-        stack.enter_context(get_heartbeat_thread(trial._trial_id, session.storage))  # type: ignore[arg-type]
+        stack.enter_context(heartbeat(trial, session.storage))
 
 
 def work(

@@ -26,8 +26,8 @@ from netcarve.search.storage import (
     RESUMES_ATTR,
     RUN_DIR_ATTR,
     TARGET_ATTR,
-    enable_heartbeat,
     load_study,
+    with_heartbeat,
 )
 from netcarve.search.validity import check_choices
 
@@ -60,9 +60,6 @@ class Session:
     storage: BaseStorage
     url: str
     run_dir: Path | None
-
-    def __post_init__(self) -> None:
-        enable_heartbeat(self.storage, self.prepared.plan.heartbeat_interval)
 
     @property
     def target(self) -> int | None:
@@ -123,7 +120,9 @@ def pruner_for(plan: SearchPlan) -> BasePruner:
 
 
 def join(prepared: Prepared, storage: BaseStorage, url: str, name: str, run_dir: Path | None, index: int) -> Session:
-    """This process's session on the study (worker ``index``, seeded for the study's resumes so far)."""
+    """This process's session on the study (worker ``index``, seeded for the study's resumes so far); a
+    database storage is opened anew with the study's heartbeat."""
+    storage = with_heartbeat(storage, url, prepared.plan.heartbeat_interval)
     study = load_study(storage, url, name, None, pruner_for(prepared.plan))
     study.sampler = sampler_for(prepared.plan, index, int(study.user_attrs.get(RESUMES_ATTR, 0)))
     return Session(prepared, study, storage, url, run_dir)

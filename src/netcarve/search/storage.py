@@ -5,9 +5,11 @@ and the run dir are stored in the study's user attributes, so a worker needs onl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
     from optuna.storages import BaseStorage
+    from optuna.storages.journal import JournalFileSymlinkLock
     from optuna.trial import FrozenTrial
 
     from netcarve.outcomes import Direction
@@ -54,11 +57,7 @@ def repair_journal(path: Path) -> None:
     """Remove an incomplete last record (no line end: a process killed or a copy taken mid-write) from the
     journal at ``path``, under the journal's own lock. Optuna skips such a record when it reads, but the
     next record appended to it would make the journal unreadable."""
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal._file import get_lock_file
-
-    backend = JournalFileBackend(str(path))
-    with get_lock_file(backend._lock), path.open("rb+") as fh:
+    with _journal_locked(path), path.open("rb+") as fh:
         size = fh.seek(0, os.SEEK_END)
         if size == 0:
             return
@@ -73,6 +72,24 @@ def repair_journal(path: Path) -> None:
         fh.truncate(keep)
     log.warning("%s ended in an incomplete record (%d bytes; a process killed or a copy taken while it wrote): "
                 "removed it", path, size - keep)  # fmt: skip
+
+
+def journal_lock(path: Path) -> JournalFileSymlinkLock:
+    """The lock every writer of the journal at ``path`` takes: Optuna's default (a symlink next to it), named
+    here so that :func:`repair_journal` takes the very lock the storage does."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    return JournalFileSymlinkLock(str(path))
+
+
+@contextlib.contextmanager
+def _journal_locked(path: Path) -> Iterator[None]:
+    lock = journal_lock(path)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _is_record(line: bytes) -> bool:
@@ -104,8 +121,15 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
-def open_storage(url: str) -> BaseStorage:
-    """Open (and for a database, connect to) a storage; StorageError when it cannot be reached."""
+def open_storage(url: str, heartbeat_interval: int | None = None, max_retry: int = MAX_RETRY) -> BaseStorage:
+    """Open (and for a database, connect to) a storage; StorageError when it cannot be reached.
+
+    ``heartbeat_interval`` (seconds; a database only): every running trial records a heartbeat that often
+    (:func:`netcarve.optuna_internals.heartbeat`); a trial silent for twice as long is failed by the next
+    worker that asks for a trial, and its configuration queued again (:class:`RetryDeadWorkerTrial`). A journal
+    file has no heartbeat: the processes of one host are watched by their parent instead.
+    """
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -114,8 +138,18 @@ def open_storage(url: str) -> BaseStorage:
         if path is not None:
             if not path.parent.is_dir():
                 raise StorageError(f"cannot open the journal storage {str(path)!r}: its directory does not exist")
-            return JournalStorage(JournalFileBackend(str(path)))
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=journal_lock(path)))
+        if heartbeat_interval is None:
+            return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        with warnings.catch_warnings():  # the heartbeat is experimental in Optuna 5
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=2 * heartbeat_interval,
+                heartbeat_stale_trial_callback=RetryDeadWorkerTrial(max_retry),
+            )
     except StorageError:
         raise
     except Exception as exc:
@@ -220,18 +254,10 @@ class RetryDeadWorkerTrial:
                     trial.number)  # fmt: skip
 
 
-def enable_heartbeat(storage: BaseStorage, interval_s: int, max_retry: int = MAX_RETRY) -> bool:
-    """Turn on Optuna's heartbeat on a database storage: every running trial records a heartbeat each
-    ``interval_s`` seconds; a trial silent for ``2 × interval_s`` is failed by the next worker that asks for
-    a trial, and its configuration queued again (:class:`RetryDeadWorkerTrial`). False for a journal file,
-    where the processes of one host are watched by their parent instead.
-    """
+def with_heartbeat(storage: BaseStorage, url: str, interval_s: int) -> BaseStorage:
+    """``storage`` for running trials: a database storage opened anew with a heartbeat every ``interval_s``
+    seconds (:func:`open_storage`; ``storage`` was opened before the study's settings were known); any other
+    storage as it is."""
     from optuna.storages import RDBStorage
 
-    if not isinstance(storage, RDBStorage):
-        return False
-    storage.heartbeat_interval = interval_s
-    storage.grace_period = 2 * interval_s
-    storage.heartbeat_stale_trial_callback = RetryDeadWorkerTrial(max_retry)
-    storage.failed_trial_callback = storage.heartbeat_stale_trial_callback
-    return True
+    return open_storage(url, interval_s) if isinstance(storage, RDBStorage) else storage

@@ -82,7 +82,7 @@ def _is_netcarve_format(data: dict[str, Any], path: str) -> bool:
 def _checked_spec(data: Any, path: str) -> ModelSpec:
     """The stored spec, checked: a model name, the dataset's info and a list of [pass name, config] pairs,
     each a known transform pass with a config its model accepts."""
-    from netcarve.transforms.replay import check_transform
+    from netcarve.ir.replay import check_transform
 
     where = f"checkpoint {path!r}"
     if not isinstance(data, dict):
@@ -180,7 +180,7 @@ def build_graph(model: str, info: DatasetInfo, transforms: tuple[tuple[str, dict
     module = create_model(model, info)
     graph = Graph.from_module(module, (info.in_features,), ModelSpec(model, info.to_dict()))
     if transforms:
-        from netcarve.transforms.replay import apply_transforms
+        from netcarve.ir.replay import apply_transforms
 
         graph = apply_transforms(graph, transforms)
     return graph

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import nn
 
+from netcarve.config import training
 from netcarve.registry import Registry
 
 
@@ -100,32 +101,42 @@ class TorchStepper:
 
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter], float, float], Stepper]
-OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
-SCHEDULES: Registry[Callable[[float], float]] = Registry("lr scheduler")
+#: the registries declared (names, descriptions) in :mod:`netcarve.config.training`, bound below
+OPTIMIZERS = cast("Registry[OptimizerFactory]", training.OPTIMIZERS)
+SCHEDULES = cast("Registry[Callable[[float], float]]", training.SCHEDULES)
 
 
-@OPTIMIZERS.register("adam")
+def _implements(name: str) -> Callable[[OptimizerFactory], OptimizerFactory]:
+    """Bind the optimizer ``name`` declared in :data:`netcarve.config.training.OPTIMIZERS` to the function."""
+
+    def bind(fn: OptimizerFactory) -> OptimizerFactory:
+        return OPTIMIZERS.replace(name, fn)
+
+    return bind
+
+
+@_implements("adam")
 def _adam(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
     """Adam (torch's fused kernel, called directly)."""
     return FusedAdam(params, lr, weight_decay, decoupled=False)
 
 
-@OPTIMIZERS.register("adamw")
+@_implements("adamw")
 def _adamw(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
     """AdamW (decoupled weight decay; torch's fused kernel, called directly)."""
     return FusedAdam(params, lr, weight_decay, decoupled=True)
 
 
-@OPTIMIZERS.register("sgd")
+@_implements("sgd")
 def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
     """SGD with momentum 0.9."""
     return TorchStepper(torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True))
 
 
 # a schedule maps training progress p ∈ [0, 1] (after warm-up) to a multiplier of the learning rate
-SCHEDULES.add("constant", lambda p: 1.0, description="constant learning rate")
-SCHEDULES.add("linear", lambda p: max(0.0, 1.0 - p), description="linear decay to 0")
-SCHEDULES.add("cosine", lambda p: 0.5 * (1.0 + math.cos(math.pi * min(1.0, p))), description="cosine decay to 0")
+SCHEDULES.replace("constant", lambda p: 1.0)
+SCHEDULES.replace("linear", lambda p: max(0.0, 1.0 - p))
+SCHEDULES.replace("cosine", lambda p: 0.5 * (1.0 + math.cos(math.pi * min(1.0, p))))
 
 
 def lr_multiplier(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:

@@ -59,10 +59,10 @@ def run_transform(
     """Transform ``load`` (or a fresh, seeded model) with ``config.passes``; write the checkpoint to ``output``
     (default: ``transformed.pt`` in the run dir) and ``metrics.json``. An existing ``output`` is refused
     before anything is loaded."""
+    from netcarve.ir.replay import apply_transforms
     from netcarve.paths import output_file
     from netcarve.train.api import write_metrics
     from netcarve.train.checkpoint import save_checkpoint
-    from netcarve.transforms.replay import apply_transforms
     from netcarve.workflow import initial_graph, load_splits, start_run
 
     if not config.passes:

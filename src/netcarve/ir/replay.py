@@ -1,4 +1,6 @@
-"""Re-apply a ModelSpec's transform list, so a transformed checkpoint rebuilds its graph from plain dicts."""
+"""Re-apply a ModelSpec's transform list through the pass registry, so a transformed checkpoint (or a search
+candidate) rebuilds its graph from plain dicts. It lives in ``ir/`` beside ``passes.py``: checkpoints (``train/``)
+replay transforms without importing ``transforms/``, whose modules the registry loads by name."""
 
 from __future__ import annotations
 
