@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netcarve.search.lookup import candidate_graph
+from netcarve.search.record import TrialRecord
 from netcarve.search.results import write_results
 from netcarve.search.runner import remove_lock
 from netcarve.search.session import Session
@@ -53,7 +54,7 @@ def finish(session: Session) -> list[FrozenTrial]:
         if saved is not None:
             shutil.copyfile(saved, target)
         elif graph is not None:
-            meta = {"trial": best[0].number, "metrics": best[0].user_attrs.get("metrics", {})}
+            meta = {"trial": best[0].number, "metrics": dict(TrialRecord.of(best[0]).metrics)}
             save_checkpoint(target, graph, meta, overwrite=True)
     write_report_safely(session.run_dir)
     return best

@@ -14,8 +14,9 @@ from netcarve.errors import SearchError
 from netcarve.ir.graph import Graph
 from netcarve.search.candidate import build_candidate
 from netcarve.search.objective import trial_checkpoint
+from netcarve.search.record import TrialRecord, is_reused
 from netcarve.search.rundir import load_stored, read_study_ref
-from netcarve.search.session import Session, prepare
+from netcarve.search.session import VALIDITY_ATTR, Session, prepare
 
 if TYPE_CHECKING:
     import optuna
@@ -28,7 +29,7 @@ def candidate_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None,
         saved = trial_checkpoint(session.run_dir / "trials", trial.number)
         if saved.is_file():
             return None, saved
-    transforms = tuple((str(n), dict(c)) for n, c in trial.user_attrs.get("transforms", []))
+    transforms = TrialRecord.of(trial).transforms or ()
     if session.prepared.retrain:
         return session.runner().evaluator.evaluate(transforms).graph, None
     return build_candidate(session.prepared.base, transforms), None
@@ -44,9 +45,7 @@ def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
         finished = json.loads((run_dir / "best.json").read_text()).get("finished") is True
     except (OSError, ValueError, AttributeError):
         finished = False
-    complete = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "reused_from" not in t.user_attrs
-    ]
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not is_reused(t)]
     if candidates(study):
         if finished:
             return "it was removed or never written: --resume writes it again, or export a trial with --trial N"
@@ -97,7 +96,7 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
     if saved.is_file():
         return load_saved_graph(saved), config
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits))
+    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
     graph, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
     if graph is None:
         assert saved_path is not None

@@ -11,7 +11,7 @@ from netcarve.search.journal_check import writable_journal
 from netcarve.search.objective import name_objectives
 from netcarve.search.recovery import recover_stale
 from netcarve.search.rundir import adopt, load_stored, pending_base, read_study_ref
-from netcarve.search.session import Session, join, prepare
+from netcarve.search.session import VALIDITY_ATTR, Session, join, prepare
 from netcarve.search.start import train_base
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,14 @@ def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, 
         log.info("resume: the base model was not finished (%s is missing); training it again", base_path)
         config = config.model_copy(update={"load_name": None})
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits))
+    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
     if base_path is not None:
         prepared = train_base(prepared, base_path)
     session = join(prepared, storage, ref.storage, ref.name, run_dir, 0)
     recover_stale(session.study, session.storage)
     name_objectives(session.study, prepared.plan)  # also for studies created before objectives were named
     session.study.set_user_attr(st.TARGET_ATTR, prepared.target)
+    session.study.set_user_attr(VALIDITY_ATTR, prepared.validity)
     if prepared.plan.enumerates and prepared.target is not None:
         enqueue_missing(session.study, prepared.space, prepared.target)
     return session

@@ -39,11 +39,11 @@ def prepare_search(config: RunConfig, load: str | None = None) -> Prepared:
     """Validate the config, load the data and the base model, build the space (nothing is trained)."""
     from netcarve.workflow import initial_graph, load_splits
 
-    make_plan(config)  # fail on a bad strategy before loading any data
+    plan = make_plan(config)  # fail on a bad strategy before loading any data
     if load:
         config = config.model_copy(update={"load_name": load})
     splits = load_splits(config)
-    return prepare(config, splits, initial_graph(config, splits))
+    return prepare(config, splits, initial_graph(config, splits), plan)
 
 
 def dry_run_prepare(config: RunConfig, load: str | None = None) -> Prepared:
@@ -53,14 +53,14 @@ def dry_run_prepare(config: RunConfig, load: str | None = None) -> Prepared:
     from netcarve.train.checkpoint import build_graph, load_graph
     from netcarve.workflow import require_model_and_dataset
 
-    make_plan(config)
+    plan = make_plan(config)
     model, dataset = require_model_and_dataset(config)
     if load:
         config = config.model_copy(update={"load_name": load})
     splits = None if parse_dataset_spec(dataset)[0] == "jsc" else load_dataset(dataset)
     info = splits.info if splits is not None else jsc_info()
     base = load_graph(config.load_name, model, info) if config.load_name else build_graph(model, info)
-    return prepare(config, splits, base)
+    return prepare(config, splits, base, plan)
 
 
 def train_base(prepared: Prepared, path: Path) -> Prepared:

@@ -7,7 +7,7 @@ from pathlib import Path
 from netcarve.errors import SearchError
 from netcarve.search import storage as st
 from netcarve.search.rundir import StudyRef, load_stored, pending_base
-from netcarve.search.session import Session, join, prepare
+from netcarve.search.session import VALIDITY_ATTR, Session, join, prepare
 
 
 def join_worker(storage_url: str, study_name: str, config_path: str | None, index: int) -> Session:
@@ -28,7 +28,7 @@ def join_worker(storage_url: str, study_name: str, config_path: str | None, inde
             raise SearchError(f"{config_path}: its [search.search_space] differs from the study's")
         config = own
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits))
+    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
     session = join(prepared, storage, storage_url, study_name, None, index)
     stored_dir = session.study.user_attrs.get(st.RUN_DIR_ATTR)
     if stored_dir and Path(stored_dir).is_dir():
