@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -118,11 +120,14 @@ def _rewrite_in_old_layout(run_dir: Path, name: str) -> dict[int, dict[str, floa
     return metrics
 
 
-def test_a_study_in_the_previous_layout_resumes_reports_and_exports(tmp_path: Path) -> None:
+def test_a_study_in_the_previous_layout_resumes_reports_and_exports(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """An eval-mode search of 3 trials over 2 configurations, its journal rewritten in the old layout, then
     resumed to 5 trials: the new trials reuse the old ones by configuration key (2 configurations, so every
     new trial is a repeat), trials.csv and best.json carry the old trials' metrics, the report loads and
-    trial 0 is rebuilt for export."""
+    trial 0 is rebuilt for export. Neither --resume nor the export builds the space's choices again: both take
+    them as the study checked them."""
     from netcarve.data import load_dataset
     from netcarve.report.load import load_run
     from netcarve.search.finish import finish
@@ -138,6 +143,8 @@ def test_a_study_in_the_previous_layout_resumes_reports_and_exports(tmp_path: Pa
     assert run_dir is not None
     assert len({t.user_attrs["config_key"] for t in session.study.get_trials()}) == 2  # both evaluated
     metrics = _rewrite_in_old_layout(run_dir, session.study.study_name)
+    caplog.set_level(logging.INFO, logger="netcarve.search.session")
+    caplog.clear()
     resumed = resume_search(run_dir, None, 5, None)
     run_study(resumed, 1, None, lambda: None)
     finish(resumed)
@@ -160,6 +167,8 @@ def test_a_study_in_the_previous_layout_resumes_reports_and_exports(tmp_path: Pa
         {n: m["accuracy"] for n, m in metrics.items()}, rel=1e-12
     )
     graph, dataset = run_model(run_dir, 0)  # eval mode: rebuilt from the base and trial 0's transforms
+    prepared = [r.getMessage() for r in caplog.records if r.getMessage().startswith("search prepared")]
+    assert prepared == [f"search prepared (pid {os.getpid()}): choices as the study checked them"] * 2
     assert dataset == "synthetic-jsc:2000"
     splits = load_dataset(dataset)
     assert evaluate(graph.module, splits.val).accuracy == pytest.approx(metrics[0]["accuracy"], rel=1e-12)
@@ -191,6 +200,9 @@ def test_the_repeat_index_finds_the_first_finished_trial_of_a_key() -> None:
     found = index.find("b", 5)
     assert found is not None and found.number == 1
     assert index.find("b", 1) is None  # a trial does not repeat itself
+    _finished(study, "c", "FAIL")  # 3
+    assert index.find("c", 5) is None  # a failed trial is no source
+    assert index._unfinished == set()  # nor looked at again
 
 
 def test_the_repeat_index_reads_each_trial_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ class RepeatIndex:
         self.study = study
         self._by_key: dict[str, FrozenTrial] = {}
         self._seen = 0  # trials 0 … _seen−1 were looked at
-        self._unfinished: set[int] = set()  # of those, the ones that were not finished then
+        self._unfinished: set[int] = set()  # of those, the ones that were waiting or running then
 
     def find(self, key: str, number: int) -> FrozenTrial | None:
         """The first finished trial (other than ``number``) whose configuration key is ``key``, or None."""
@@ -49,9 +49,11 @@ class RepeatIndex:
             fresh = trials  # not numbered 0 … n−1 in order (Optuna's storages always are): index them all
         self._unfinished = set()
         for trial in fresh:
-            if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            if trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 self._unfinished.add(trial.number)
                 continue
+            if trial.state == TrialState.FAIL:
+                continue  # never a source (a failed trial is not reused), and it stays failed
             key = config_key(trial)
             known = self._by_key.get(key) if key is not None else None
             if key is not None and (known is None or trial.number < known.number):
