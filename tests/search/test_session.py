@@ -34,7 +34,7 @@ def test_a_brute_force_with_two_workers_prepares_once_per_process(
     make_plan = start.make_plan
     for module in (start, session_module):
         monkeypatch.setattr(module, "make_plan", lambda cfg: plans.append(1) or make_plan(cfg))
-    caplog.set_level(logging.INFO, logger="netcarve.search.session")
+    caplog.set_level(logging.DEBUG, logger="netcarve.search.session")
     session = run_search(config(search_dict(tmp_path, seed=GRID_SEED, n_jobs=2)), n_jobs=2)
     assert session.run_dir is not None
     done = trials(session, "COMPLETE")

@@ -121,7 +121,8 @@ def prepare(
     if validity != checked:
         check_choices(space, base)
     how = "choices as the study checked them" if validity == checked else "every choice checked"
-    log.info("search prepared (pid %d): %s", os.getpid(), how)
+    # a process joining a study says so in its log (a worker's worker-<i>.log); a new search stays quiet
+    log.log(logging.INFO if checked is not None else logging.DEBUG, "search prepared (pid %d): %s", os.getpid(), how)
     retrain = plan.retrains(space)
     if plan.constraints and not SAMPLERS.get(plan.sampler).takes_constraints:
         log.info("sampler %s does not steer by constraints; infeasible trials are still never best", plan.sampler)
