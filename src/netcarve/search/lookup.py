@@ -65,7 +65,7 @@ def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
 def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
     """A search run's candidate and the run's config: its best trial (``best.pt``) when ``number`` is None,
     else trial ``number`` (complete): its saved checkpoint, or rebuilt from its transforms as
-    :func:`finish` does for the best trial (retrained when the search retrains)."""
+    :func:`~netcarve.search.finish.finish` does for the best trial (retrained when the search retrains)."""
     from optuna.trial import TrialState
 
     from netcarve.train.checkpoint import load_saved_graph
