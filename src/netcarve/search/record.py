@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from netcarve.search.spaces import Transforms
-
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
+
+    from netcarve.search.spaces import Transforms
 
 #: prefix of the per-metric user attributes (``metric.accuracy``)
 METRIC_PREFIX = "metric."
