@@ -45,6 +45,7 @@ from netcarve.data.base import TensorSplits
 from netcarve.ir.graph import Graph
 from netcarve.ir.replay import apply_transforms
 from netcarve.search.api import finish, prepare_search, start_search
+from netcarve.search.record import TrialRecord
 from netcarve.search.runner import run_study
 from netcarve.train.checkpoint import build_graph, save_checkpoint
 
@@ -176,7 +177,7 @@ def compare(kind: str, tmp: Path, splits: TensorSplits, rows: int) -> float:
     transforms = [t.user_attrs["transforms"] for t in done]
     base, accuracies = run_baseline(shared, splits, transforms, train=kind != "eval")
     per_min_ours, per_min_base = 60 * len(done) / ours, 60 * len(done) / base
-    mine = [t.user_attrs["metrics"]["accuracy"] for t in done]
+    mine = [TrialRecord.of(t).metrics["accuracy"] for t in done]
     gap = max(abs(a - b) for a, b in zip(mine, accuracies, strict=True))
     print(f"({kind}) {len(done)} trials: netcarve {ours:7.2f} s = {per_min_ours:7.1f} trials/min; "
           f"baseline {base:7.2f} s = {per_min_base:6.1f} trials/min; ratio {per_min_ours / per_min_base:.1f}x; "
@@ -215,7 +216,7 @@ def fpga_share(tmp: Path, rows: int) -> None:
         seconds, trials = run_netcarve(data)
     finally:
         fpga.fpga_costs = real
-    luts = [t.user_attrs["hardware_metrics"]["fpga_luts"] for t in trials if t.state.name == "COMPLETE"]
+    luts = [TrialRecord.of(t).metrics["fpga_luts"] for t in trials if t.state.name == "COMPLETE"]
     print(f"(fpga) {len(trials)} trials in {seconds:.2f} s; da4ml traces {sum(spent):.2f} s = "
           f"{100 * sum(spent) / seconds:.0f} % of trial time (per trial {min(spent):.2f}–{max(spent):.2f} s); "
           f"fpga_luts {min(luts):,.0f}–{max(luts):,.0f}")  # fmt: skip

@@ -22,7 +22,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "netcarve.train.api",
             "netcarve.transforms.api",
-            "netcarve.search.api",
+            "netcarve.search.api",  # a facade over the search runner's steps below, which load data and models
+            "netcarve.search.start",
+            "netcarve.search.resume",
+            "netcarve.search.worker",
+            "netcarve.search.lookup",
+            "netcarve.search.finish",
             "netcarve.compare",  # compare/run.py runs a search per sampler and seed, through search/
             "netcarve.workflow",
             "netcarve.configure",
@@ -66,8 +71,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 ALLOWED_UPWARD: tuple[tuple[str, str], ...] = (
     # train/population.py's split of the population uses transforms/quantize (moving to the one quantizer)
     ("netcarve.train.population", "netcarve.transforms"),
-    # export/api.py finds a search trial's graph through search/api.py (moving to the typed trial record)
-    ("netcarve.export.api", "netcarve.search"),
 )
 
 

@@ -47,8 +47,8 @@ def test_lab3_quantize_digits_trains_the_base_first_and_best_pt_reproduces(in_tm
     splits = load_dataset("digits")
     graph = load_graph(run_dir / "best.pt", "jsc-toy", splits.info)
     assert graph.spec is not None and graph.spec.transforms[0][0] == "quantize"
-    assert evaluate(graph.module, splits.val).accuracy == pytest.approx(best["user_attrs"]["metrics"]["accuracy"])
-    assert best["user_attrs"]["metrics"]["accuracy"] > 0.5
+    assert evaluate(graph.module, splits.val).accuracy == pytest.approx(best["metrics"]["accuracy"])
+    assert best["metrics"]["accuracy"] > 0.5
 
 
 def test_joint_digits_prunes_oversized_candidates_and_reports_a_pareto_front(in_tmp: Path) -> None:

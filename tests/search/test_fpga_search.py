@@ -11,6 +11,7 @@ import pytest
 from netcarve.metrics import METRICS, firmware_metric_names
 from netcarve.search.candidate import NOT_EXPORTABLE
 from netcarve.search.plan import make_plan
+from netcarve.search.record import TrialRecord
 from tests.search.helpers import config, run_search, search_dict, trials
 
 pytest.importorskip("da4ml")
@@ -66,7 +67,7 @@ def test_constraint_prunes_exactly_the_candidates_above_it(tmp_path: Path) -> No
     cheapest and the most expensive prunes exactly the widths above it, with the constraint's reason and the
     metric recorded, and completes the others."""
     first = run_search(config(fpga_search(tmp_path / "a", EXPORTABLE, model="hls4ml-jet", metrics=FPGA_OBJECTIVE)))
-    luts = {t.params["linear/weight_width"]: t.user_attrs["hardware_metrics"]["fpga_luts"] for t in trials(first)}
+    luts = {t.params["linear/weight_width"]: TrialRecord.of(t).metrics["fpga_luts"] for t in trials(first)}
     assert sorted(luts) == WEIGHT_WIDTHS
     assert luts[4] < luts[6] < luts[8]
     limit = (luts[4] + luts[8]) / 2
@@ -78,7 +79,7 @@ def test_constraint_prunes_exactly_the_candidates_above_it(tmp_path: Path) -> No
         if luts[width] > limit:
             assert trial.state.name == "PRUNED"
             assert "fpga_luts" in trial.user_attrs["pruned"] and f"{limit:g}" in trial.user_attrs["pruned"]
-            assert trial.user_attrs["hardware_metrics"]["fpga_luts"] == luts[width]
+            assert TrialRecord.of(trial).metrics["fpga_luts"] == luts[width]
         else:
             assert trial.state.name == "COMPLETE"
     assert {t.state.name for t in trials(second)} == {"PRUNED", "COMPLETE"}
@@ -116,4 +117,4 @@ def test_retrained_candidates_record_the_firmware_of_their_trained_weights(tmp_p
     (trial,) = trials(session, "COMPLETE")
     assert session.run_dir is not None
     best = load_graph(session.run_dir / "best.pt", "jsc-three-linear-layers", jsc_info("synthetic-jsc"))
-    assert trial.user_attrs["hardware_metrics"]["fpga_luts"] == fpga_costs(best, per_layer=False).total_luts
+    assert TrialRecord.of(trial).metrics["fpga_luts"] == fpga_costs(best, per_layer=False).total_luts

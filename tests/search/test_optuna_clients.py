@@ -40,14 +40,21 @@ def small_search(tmp_path: Path, **setup: Any) -> Session:
     return run_search(config(data))
 
 
+def flat(t: optuna.trial.FrozenTrial) -> dict[str, float]:
+    return {k.removeprefix("metric."): v for k, v in t.user_attrs.items() if k.startswith("metric.")}
+
+
 def check_flat_metrics(study: optuna.Study) -> None:
+    """Each metric is stored once, flat (no ``metrics`` dict or software/hardware groups repeating it), and the
+    trial record reads exactly those."""
+    from netcarve.search.record import TrialRecord
+
     finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 5 and any("reused_from" in t.user_attrs for t in finished)
     for t in finished:
-        metrics = t.user_attrs["metrics"]
-        assert {"accuracy", "model_size", "bitops"} <= set(metrics)
-        flat = {k.removeprefix("metric."): v for k, v in t.user_attrs.items() if k.startswith("metric.")}
-        assert flat == metrics
+        assert {"accuracy", "model_size", "bitops"} <= set(flat(t))
+        assert not {"metrics", "software_metrics", "hardware_metrics"} & set(t.user_attrs)
+        assert TrialRecord.of(t).metrics == flat(t)
 
 
 def test_a_pareto_study_names_its_objectives_and_flattens_its_metrics(tmp_path: Path) -> None:
@@ -56,7 +63,7 @@ def test_a_pareto_study_names_its_objectives_and_flattens_its_metrics(tmp_path: 
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     check_flat_metrics(study)
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        m = t.user_attrs["metrics"]
+        m = flat(t)
         assert t.values == [m["accuracy"], m["model_size"]]
         assert t.user_attrs["scaled_metrics"] == pytest.approx(
             {"accuracy": m["accuracy"], "model_size": 0.001 * m["model_size"]}

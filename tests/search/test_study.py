@@ -10,6 +10,7 @@ import torch
 from netcarve.errors import SearchError
 from netcarve.search.api import prepare_search, trial_graph
 from netcarve.search.candidate import CandidateEvaluator
+from netcarve.search.record import TrialRecord
 from netcarve.search.session import Prepared
 from tests.search.helpers import config, run_search, search_dict, trials
 
@@ -66,7 +67,7 @@ def test_repeated_configuration_is_reused_not_reevaluated(tmp_path: Path) -> Non
     for t in reused:
         source = by_number[t.user_attrs["reused_from"]]
         assert t.params == source.params and t.values == source.values
-        assert t.user_attrs["metrics"] == source.user_attrs["metrics"]
+        assert TrialRecord.of(t).metrics == TrialRecord.of(source).metrics
 
 
 def test_sum_mode_value_is_hand_computable_from_the_trials_metrics(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_sum_mode_value_is_hand_computable_from_the_trials_metrics(tmp_path: Pat
     )
     session = run_search(config(data))
     for t in trials(session, "COMPLETE"):
-        m = t.user_attrs["metrics"]
+        m = TrialRecord.of(t).metrics
         assert t.value == pytest.approx(m["accuracy"] - 0.001 * m["model_size"])
         assert t.user_attrs["scaled_metrics"] == pytest.approx(
             {"accuracy": m["accuracy"], "model_size": -0.001 * m["model_size"]}

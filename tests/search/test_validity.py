@@ -15,6 +15,7 @@ from netcarve.errors import ConfigError, NetcarveError, PassError
 from netcarve.search import validity
 from netcarve.search.api import prepare_search
 from netcarve.search.candidate import CandidateEvaluator
+from netcarve.search.record import TrialRecord
 from netcarve.search.spaces import EntrySpace, Param, PassSpace, SearchSpace, Transforms
 from tests.search.helpers import config, run_search, search_dict, trials
 
@@ -33,7 +34,7 @@ def outcome(session: Any) -> tuple[set[tuple[Any, ...]], dict[tuple[Any, ...], d
     """(pruned configurations with their reasons, completed configurations with their metrics)."""
     key = lambda t: tuple(sorted(t.params.items()))  # noqa: E731
     pruned = {(*key(t), t.user_attrs["pruned"]) for t in trials(session, "PRUNED")}
-    done = {key(t): t.user_attrs["metrics"] for t in trials(session, "COMPLETE")}
+    done = {key(t): TrialRecord.of(t).metrics for t in trials(session, "COMPLETE")}
     return pruned, done
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         from netcarve.export.api import export
         from netcarve.export.backends import ExportOptions
+        from netcarve.search.lookup import run_model
 
         outcome = export(
             source,
@@ -51,7 +53,7 @@ def register(app: typer.Typer) -> None:
             options=ExportOptions(part=part, default_precision=default_precision),
             split=split,
             dataset=dataset,
-            storage_url=storage,
+            run_reader=functools.partial(run_model, storage_url=storage),
         )
         figures = ", ".join(f"{k} {v}" for k, v in outcome.figures.items())
         console.print(f"port: {outcome.program.port.describe()} × {outcome.program.in_features}", highlight=False)

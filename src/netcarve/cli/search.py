@@ -18,6 +18,7 @@ from netcarve.outcomes import BEST_COLUMNS, constraints_label, objective_label
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
+    from netcarve.search.plan import SearchPlan
     from netcarve.search.runner import Counts
     from netcarve.search.session import Prepared, Session
 
@@ -47,15 +48,19 @@ def _round(values: dict[str, Any] | None) -> str:
     return repr({k: round(v, 3) if isinstance(v, float) else v for k, v in (values or {}).items()})
 
 
-def best_table(best: list[FrozenTrial]) -> Table:
+def best_table(best: list[FrozenTrial], plan: SearchPlan) -> Table:
     """MASE's "Best trial(s)" table: number, software_metrics, hardware_metrics, scaled_metrics."""
+    from netcarve.search.record import TrialRecord
+    from netcarve.search.results import metric_groups
+
     number, *groups = BEST_COLUMNS
     table = Table(title="Best trial(s)")
     table.add_column(number, justify="right")
     for column in groups:
         table.add_column(column)
     for t in best:
-        table.add_row(str(t.number), *(_round(t.user_attrs.get(k)) for k in groups))
+        values = metric_groups(TrialRecord.of(t), plan)
+        table.add_row(str(t.number), *(_round(values[k]) for k in groups))
     return table
 
 
@@ -206,7 +211,7 @@ def _run(session: Session) -> None:
         + f"; results and report.html in {session.run_dir}",
         highlight=False,
     )
-    console.print(best_table(best) if best else "no feasible completed trial")
+    console.print(best_table(best, plan) if best else "no feasible completed trial")
     if done.complete:
         return
     lost = []

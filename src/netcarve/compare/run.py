@@ -102,7 +102,7 @@ def _prepared(config: RunConfig, first: Prepared | None) -> Prepared:
 
     if first is None or first.splits is None:
         return prepare_search(config)
-    return prepare(config, first.splits, initial_graph(config, first.splits))
+    return prepare(config, first.splits, initial_graph(config, first.splits), checked=first.validity)
 
 
 def _progress(listener: Listener, session: Session) -> None:

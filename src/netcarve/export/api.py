@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,15 +119,24 @@ def backend_named(name: str) -> Backend:
     return BACKENDS.get(name)
 
 
-def load_source(source: Path, trial: int | None = None, storage_url: str | None = None) -> tuple[Graph, str | None]:
+#: reads a search run dir's model: (run dir, trial number or None for its best) → (the graph, the dataset the
+#: run used); ``netcarve export`` passes :func:`netcarve.search.lookup.run_model` (export does not import the
+#: search, which sits above it)
+RunReader = Callable[[Path, int | None], tuple[Graph, str | None]]
+
+
+def load_source(
+    source: Path, trial: int | None = None, run_reader: RunReader | None = None
+) -> tuple[Graph, str | None]:
     """The model to export and the dataset spec it was made with (None: take it from the checkpoint)."""
     if source.is_dir():
         if not (source / "manifest.json").is_file():
             raise ExportError(f"{str(source)!r} is neither a checkpoint nor a search run dir (no manifest.json)")
-        from netcarve.search.api import trial_graph
-
-        graph, config = trial_graph(source, trial, storage_url)
-        return graph, config.dataset
+        if run_reader is None:
+            raise ExportError(
+                f"{str(source)!r} is a search run dir: pass run_reader=netcarve.search.lookup.run_model to read it"
+            )
+        return run_reader(source, trial)
     if trial is not None:
         raise ExportError(f"--trial picks a trial of a search run dir; {str(source)!r} is a checkpoint")
     from netcarve.train.checkpoint import load_saved_graph
@@ -165,10 +175,11 @@ def export(
     options: ExportOptions | None = None,
     split: str = "test",
     dataset: str | None = None,
-    storage_url: str | None = None,
+    run_reader: RunReader | None = None,
 ) -> ExportOutcome:
     """Export ``source`` with backend ``to`` into the directory ``output``, then check it on ``split`` of
-    the dataset (``dataset`` overrides the one the source was made with)."""
+    the dataset (``dataset`` overrides the one the source was made with). A search run dir is read by
+    ``run_reader`` (e.g. ``functools.partial(netcarve.search.lookup.run_model, storage_url=…)``)."""
     options = options or ExportOptions()
     backend = backend_named(to)
     require_package(backend)
@@ -177,7 +188,7 @@ def export(
         raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
     if out.exists() and not force:
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
-    graph, run_dataset = load_source(src, trial, storage_url)
+    graph, run_dataset = load_source(src, trial, run_reader)
     graph.module.cpu()
     # a backend that allows float layers (hls4ml) gives them --default-precision (see export/hls4ml.py)
     parse = backend.extra.get("parse_precision") if backend.allows_float and options.default_precision else None

@@ -188,8 +188,8 @@ def _wall_time(run_dir: Path) -> float | None:
 def _best(data: Mapping[str, Any]) -> tuple[BestRow, ...]:
     out = []
     for record in data.get("best") or []:
-        attrs = record.get("user_attrs") or {}
-        groups = (dict(attrs.get(k) or {}) for k in ("software_metrics", "hardware_metrics", "scaled_metrics"))
+        attrs = record.get("user_attrs") or {}  # best.json of an older run keeps the groups there only
+        groups = (dict(record.get(k) or attrs.get(k) or {}) for k in outcomes.BEST_COLUMNS[1:])
         out.append(BestRow(int(record["number"]), *groups))
     return tuple(out)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from netcarve.search import record
 from netcarve.search.spaces import SearchSpace
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GRID_ATTR = "grid_id"
-STALE_ATTR = "stale"
+GRID_ATTR = record.GRID_ID
+STALE_ATTR = record.STALE
 
 
 def is_stale(trial: FrozenTrial) -> bool:
@@ -31,18 +32,16 @@ def is_stale(trial: FrozenTrial) -> bool:
     Optuna's heartbeat check failed it (no ``error`` recorded). Its configuration is run again."""
     from optuna.trial import TrialState
 
-    return trial.state == TrialState.FAIL and (
-        bool(trial.user_attrs.get(STALE_ATTR)) or "error" not in trial.user_attrs
-    )
+    return trial.state == TrialState.FAIL and record.marked_stale(trial)
 
 
 def covered_grid_ids(study: optuna.Study) -> set[int]:
     """Grid ids held by a trial that is waiting, running or finished (stale failures excluded)."""
     covered: set[int] = set()
     for trial in study.get_trials(deepcopy=False):
-        grid_id = trial.user_attrs.get(GRID_ATTR)
+        grid_id = record.grid_id(trial)
         if grid_id is not None and not is_stale(trial):
-            covered.add(int(grid_id))
+            covered.add(grid_id)
     return covered
 
 
@@ -51,11 +50,8 @@ def finished_grid_ids(study: optuna.Study) -> set[int]:
     from optuna.trial import TrialState
 
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return {
-        int(t.user_attrs[GRID_ATTR])
-        for t in study.get_trials(deepcopy=False, states=ended)
-        if GRID_ATTR in t.user_attrs and not is_stale(t)
-    }
+    ids = ((record.grid_id(t), t) for t in study.get_trials(deepcopy=False, states=ended))
+    return {grid_id for grid_id, t in ids if grid_id is not None and not is_stale(t)}
 
 
 def enqueue_missing(study: optuna.Study, space: SearchSpace, target: int) -> int:
@@ -63,7 +59,7 @@ def enqueue_missing(study: optuna.Study, space: SearchSpace, target: int) -> int
     covered = covered_grid_ids(study)
     missing = [i for i in range(target) if i not in covered]
     for index in missing:
-        study.enqueue_trial(space.point(index), user_attrs={GRID_ATTR: index})
+        study.enqueue_trial(space.point(index), user_attrs=record.TrialRecord(grid_id=index).attrs())
     if missing:
         log.info("brute force: %d of %d configurations queued", len(missing), target)
     return len(missing)

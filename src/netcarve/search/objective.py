@@ -1,15 +1,14 @@
 """One trial, driven by ask/tell: suggest → reuse or evaluate → record user attributes → tell.
 
-Recorded on every trial (user attributes): ``config_key`` (digest of the candidate's transforms),
-``worker``, ``transforms``, ``software_metrics``, ``hardware_metrics``, ``metrics`` (all of them) and each
-metric flat as ``metric.<name>`` (so plain Optuna clients such as optuna-dashboard can sort and plot them),
-``scaled_metrics`` (each objective metric's term: sign·scale·metric in sum mode, so they add up to the
-trial's value; scale·metric in a Pareto study, as MASE showed them), ``train_steps``,
-``duration_s``; ``reused_from`` on a trial that reused an earlier result;
-one Optuna constraint per ``[search.constraints]`` entry (``trial.set_constraint(metric, violation)``,
-≤ 0 feasible: the samplers that handle constraints — TPE, NSGA-II/III, GP — read them from the trial;
-Optuna 5 deprecates ``constraints_func`` for this); ``pruned`` with the reason on a
-trial pruned by an architecture constraint or because its configuration is invalid (before any training).
+Recorded on every trial: its :class:`~netcarve.search.record.TrialRecord` (user attributes, each metric
+once as ``metric.<name>``; ``scaled_metrics``: each objective metric's term, sign·scale·metric in sum mode,
+so they add up to the trial's value; scale·metric in a Pareto study, as MASE showed them); ``reused_from``
+on a trial that reused the result of an earlier identical configuration (found through
+:class:`~netcarve.search.repeats.RepeatIndex`, by configuration key); one Optuna constraint per
+``[search.constraints]`` entry (``trial.set_constraint(metric, violation)``, ≤ 0 feasible: the samplers that
+handle constraints — TPE, NSGA-II/III, GP — read them from the trial; Optuna 5 deprecates
+``constraints_func`` for this); ``pruned`` with the reason on a trial pruned by an architecture constraint
+or because its configuration is invalid (before any training).
 
 A failed trial keeps its diagnosis: ``error`` (type and message), ``traceback`` (the full text) and, with a
 run dir, ``log`` (``trials/trial-<n>.log``, the same text). A bad candidate — netcarve's own errors
@@ -29,17 +28,17 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netcarve import outcomes
 from netcarve.errors import NetcarveError, SearchError
-from netcarve.metrics import ALWAYS_SHOWN, split_groups
-from netcarve.search.brute_force import STALE_ATTR
 from netcarve.search.candidate import Built, CandidateEvaluator, Outcome
 from netcarve.search.plan import SearchPlan, objective_names
+from netcarve.search.record import TrialRecord, write
+from netcarve.search.repeats import RepeatIndex
 from netcarve.search.spaces import SearchSpace, transforms_key
 
 if TYPE_CHECKING:
@@ -51,10 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: attributes a reused trial copies from the trial it reuses (and every ``metric.<name>``)
-COPIED_ATTRS = ("transforms", "software_metrics", "hardware_metrics", "scaled_metrics", "pruned", "pruned_epoch")
-#: prefix of the flat per-metric user attributes (``metric.accuracy``)
-METRIC_ATTR = "metric."
 #: exceptions that make a candidate bad (its trial fails, nothing to fix in netcarve); anything else is a bug
 BAD_CANDIDATE: tuple[type[Exception], ...] = (NetcarveError, FloatingPointError)
 
@@ -149,6 +144,10 @@ class TrialRunner:
     space: SearchSpace
     evaluator: CandidateEvaluator
     checkpoints: Path | None = None  # retrained candidates are saved here as trial-<number>.pt
+    repeats: RepeatIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repeats = RepeatIndex(self.study)
 
     def run(self, trial: optuna.Trial) -> None:
         """Run one trial (its ``worker`` was recorded when the trial was claimed: runner.next_trial)."""
@@ -205,12 +204,12 @@ class TrialRunner:
         (reused, or pruned before training)."""
         transforms = self.space.transforms(self.space.suggest(trial))
         digest = config_digest(transforms_key(transforms))
-        trial.set_user_attr("config_key", digest)
-        source = self._done_with(digest, trial.number)
+        write(trial, TrialRecord(config_key=digest))
+        source = self.repeats.find(digest, trial.number)
         if source is not None:
             self._reuse(trial, source, start)
             return None
-        trial.set_user_attr("transforms", [[name, cfg] for name, cfg in transforms])
+        write(trial, TrialRecord(transforms=transforms))
         if any(m.digest == digest for m in pending):
             return _Member(trial, None, digest)  # a repeat within this population: reuses the first's result
         built = self.evaluator.build(transforms)
@@ -242,14 +241,14 @@ class TrialRunner:
         results = self.evaluator.train_together(built, keep_going, labels)
         for member, result in zip(members, results, strict=True):
             member.steps = result.result.steps
-            member.trial.set_user_attr("population", result.batch)  # the candidates trained with it
+            write(member.trial, TrialRecord(population=result.batch))  # the candidates trained with it
             if result.error is not None:
                 self._fail(member.trial, result.error, start)
                 told.add(member.trial.number)
             elif result.stopped:
                 epochs = len(result.result.history)  # the epochs it trained, counted from 1
                 accuracy = result.result.history[-1].val_accuracy if epochs else float("nan")
-                member.trial.set_user_attr("pruned_epoch", epochs)
+                write(member.trial, TrialRecord(pruned_epoch=epochs))
                 reason = (f"{PRUNER_REASON} ({self.plan.pruner}): stopped after epoch {epochs} of "
                           f"{self.plan.train.max_epochs}, validation accuracy {accuracy:.4f}")  # fmt: skip
                 metrics = member.built.metrics if member.built is not None else {}
@@ -283,44 +282,28 @@ class TrialRunner:
         from optuna.trial import TrialState
 
         number = first.trial.number
-        source = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+        source = self.repeats.trial(number)
         if source.state == TrialState.FAIL:
             raise SearchError(f"same configuration as trial {number}, which failed: "
-                              f"{source.user_attrs.get('error', 'no error recorded')}")  # fmt: skip
+                              f"{TrialRecord.of(source).error or 'no error recorded'}")  # fmt: skip
         self._reuse(trial, source, start)
-
-    def _done_with(self, digest: str, number: int) -> FrozenTrial | None:
-        from optuna.trial import TrialState
-
-        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            if other.number != number and other.user_attrs.get("config_key") == digest:
-                return other
-        return None
 
     def _record(self, trial: optuna.Trial, outcome: Outcome, start: float) -> None:
         from optuna.trial import TrialState
 
-        software, hardware = split_groups(outcome.metrics)
-        shown = {m.name for m in self.plan.metrics} | {c.metric for c in self.plan.constraints} | set(ALWAYS_SHOWN)
-        trial.set_user_attr("software_metrics", software)
-        trial.set_user_attr("hardware_metrics", {k: v for k, v in hardware.items() if k in shown})
-        trial.set_user_attr("metrics", outcome.metrics)
-        for name, value in outcome.metrics.items():
-            trial.set_user_attr(f"{METRIC_ATTR}{name}", value)
+        write(trial, TrialRecord(metrics=outcome.metrics, train_steps=outcome.train_steps))
         set_constraints(trial, violations(self.plan, outcome.metrics))
-        trial.set_user_attr("train_steps", outcome.train_steps)
         if outcome.pruned is not None:
-            trial.set_user_attr("pruned", outcome.pruned)
-            trial.set_user_attr("duration_s", time.perf_counter() - start)
+            write(trial, TrialRecord(pruned=outcome.pruned, duration_s=time.perf_counter() - start))
             self.study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned: %s", trial.number, outcome.pruned)
             return
         values = objective_values(self.plan, outcome.metrics)
         if not all(math.isfinite(v) for v in values):
             raise SearchError(f"objective value is not finite: {values}")
-        trial.set_user_attr("scaled_metrics", scaled_metrics(self.plan, outcome.metrics))
+        write(trial, TrialRecord(scaled_metrics=scaled_metrics(self.plan, outcome.metrics)))
         self._save(trial.number, outcome)
-        trial.set_user_attr("duration_s", time.perf_counter() - start)
+        write(trial, TrialRecord(duration_s=time.perf_counter() - start))
         self.study.tell(trial, values)
         log.debug("trial %d: %s", trial.number, values)
 
@@ -335,13 +318,19 @@ class TrialRunner:
     def _reuse(self, trial: optuna.Trial, source: FrozenTrial, start: float) -> None:
         from optuna.trial import TrialState
 
-        origin = int(source.user_attrs.get("reused_from", source.number))
-        for key, value in source.user_attrs.items():
-            if key in ("metrics", "train_steps", *COPIED_ATTRS) or key.startswith(METRIC_ATTR):
-                trial.set_user_attr(key, value)
+        record = TrialRecord.of(source)
+        origin = record.reused_from if record.reused_from is not None else source.number
+        copied = TrialRecord(
+            transforms=record.transforms,
+            metrics=record.metrics,
+            scaled_metrics=record.scaled_metrics,
+            train_steps=record.train_steps,
+            pruned=record.pruned,
+            pruned_epoch=record.pruned_epoch,
+        )
+        write(trial, copied)
         set_constraints(trial, source.constraints)
-        trial.set_user_attr("reused_from", origin)
-        trial.set_user_attr("duration_s", time.perf_counter() - start)
+        write(trial, TrialRecord(reused_from=origin, duration_s=time.perf_counter() - start))
         if source.state == TrialState.PRUNED:
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
@@ -351,13 +340,8 @@ class TrialRunner:
     def _fail(self, trial: optuna.Trial, exc: Exception, start: float, internal: bool = False) -> None:
         message = f"{type(exc).__name__}: {exc}"
         text = "".join(traceback.format_exception(exc))
-        attrs: dict[str, object] = {"error": message, "traceback": text}
-        if internal:
-            attrs["internal_error"] = True
-        path = self._write_log(trial.number, text)
-        if path is not None:
-            attrs["log"] = path
-        self._tell_failed(trial, attrs, start)
+        record = TrialRecord(error=message, traceback=text, internal_error=internal)
+        self._tell_failed(trial, replace(record, log=self._write_log(trial.number, text)), start)
         if internal:
             log.error("trial %d failed with an internal error (this is a bug in netcarve; the study goes on):\n%s",
                       trial.number, text.rstrip())  # fmt: skip
@@ -383,7 +367,7 @@ class TrialRunner:
     def _interrupted(self, trial: optuna.Trial, start: float) -> None:
         # stale first: a second signal between the two writes must not leave an "error" that looks like a real
         # failure (a trial with an error and no stale mark counts as run to an end)
-        self._tell_failed(trial, {STALE_ATTR: True, "error": "interrupted"}, start)
+        self._tell_failed(trial, TrialRecord(stale=True, error="interrupted"), start)
 
     def _write_log(self, number: int, text: str) -> str | None:
         """The traceback as ``trials/trial-<n>.log`` in the run dir (its path relative to the run dir)."""
@@ -398,13 +382,11 @@ class TrialRunner:
             return None
         return f"{path.parent.name}/{path.name}"
 
-    def _tell_failed(self, trial: optuna.Trial, attrs: Mapping[str, object], start: float) -> None:
+    def _tell_failed(self, trial: optuna.Trial, record: TrialRecord, start: float) -> None:
         from optuna.trial import TrialState
 
         try:
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
-            trial.set_user_attr("duration_s", time.perf_counter() - start)
+            write(trial, replace(record, duration_s=time.perf_counter() - start))
             self.study.tell(trial, state=TrialState.FAIL)
         except Exception as exc:  # the trial may already be finished (e.g. failed during tell)
             log.debug("could not record the failure of trial %d: %s", trial.number, exc)

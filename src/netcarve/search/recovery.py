@@ -25,7 +25,8 @@ import warnings
 from typing import TYPE_CHECKING, Literal
 
 from netcarve.optuna_internals import heartbeat_enabled
-from netcarve.search.brute_force import GRID_ATTR, STALE_ATTR
+from netcarve.search import record
+from netcarve.search.record import TrialRecord
 from netcarve.search.storage import MAX_RETRY
 
 if TYPE_CHECKING:
@@ -37,14 +38,13 @@ log = logging.getLogger(__name__)
 
 #: a RUNNING trial without an owner yet (claimed, owner not recorded) is given this long to record one
 CLAIM_GRACE_S = 60.0
-RETRIES_ATTR = "retries"
 Owner = Literal["alive", "dead", "remote"]
 
 
 def owner_state(trial: FrozenTrial) -> Owner:
     """Is the process that runs ``trial`` alive (this host), dead (this host, or never recorded), or remote?"""
-    worker = trial.user_attrs.get("worker")
-    if not isinstance(worker, str) or ":" not in worker:
+    worker = record.worker(trial)
+    if worker is None or ":" not in worker:
         start = trial.datetime_start
         recent = start is not None and (dt.datetime.now() - start).total_seconds() < CLAIM_GRACE_S
         return "alive" if recent else "dead"
@@ -74,6 +74,7 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+
 def fail_stale_heartbeats(study: optuna.Study) -> None:
     """Optuna's own check: fail trials whose heartbeat stopped, and queue them again (its callback)."""
     from optuna.exceptions import ExperimentalWarning
@@ -95,26 +96,26 @@ def recover_trial(study: optuna.Study, storage: BaseStorage, trial: FrozenTrial,
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     try:
-        storage.set_trial_user_attr(trial_id, STALE_ATTR, True)
-        storage.set_trial_user_attr(trial_id, "error", f"stale: {reason}")
+        for key, value in TrialRecord(stale=True, error=f"stale: {reason}").attrs().items():  # stale first
+            storage.set_trial_user_attr(trial_id, key, value)
         if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
             return False
     except UpdateFinishedTrialError:
         return False
-    retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
+    retries = TrialRecord.of(trial).retries
     params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
     if retries >= MAX_RETRY:
         log.error("trial %d: %s; this configuration lost its worker %d times and is not queued again",
                   trial.number, reason, retries + 1)  # fmt: skip
     elif params:
-        attrs = {k: v for k, v in trial.user_attrs.items() if k == GRID_ATTR}
-        study.enqueue_trial(params, user_attrs={**attrs, "redo_of": trial.number, RETRIES_ATTR: retries + 1})
+        redo = TrialRecord(grid_id=record.grid_id(trial), redo_of=trial.number, retries=retries + 1)
+        study.enqueue_trial(params, user_attrs=redo.attrs())
         log.warning("trial %d: %s; its configuration is queued again", trial.number, reason)
     return True
 
 
 def _dead_reason(trial: FrozenTrial) -> str:
-    worker = trial.user_attrs.get("worker")
+    worker = record.worker(trial)
     return f"worker died ({worker} ended before the trial finished)" if worker else "worker died before starting it"
 
 
@@ -152,8 +153,8 @@ def recover_stale(study: optuna.Study, storage: BaseStorage) -> int:
 
     recovered = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if owner_state(trial) == "alive" and trial.user_attrs.get("worker"):
-            log.warning("trial %d is still running in %s; left alone", trial.number, trial.user_attrs["worker"])
+        if owner_state(trial) == "alive" and record.worker(trial):
+            log.warning("trial %d is still running in %s; left alone", trial.number, record.worker(trial))
             continue
         recovered += recover_trial(study, storage, trial, "its process ended before the trial finished")
     if recovered:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netcarve import outcomes
-from netcarve.metrics import table_order
+from netcarve.metrics import ALWAYS_SHOWN, split_groups, table_order
 from netcarve.paths import write_json
 from netcarve.search.objective import is_feasible
 from netcarve.search.plan import SearchPlan
+from netcarve.search.record import TrialRecord, is_reused
 
 if TYPE_CHECKING:
     import optuna
@@ -30,7 +31,7 @@ def candidates(study: optuna.Study) -> list[FrozenTrial]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [t for t in trials if is_feasible(t) and "reused_from" not in t.user_attrs]
+    return [t for t in trials if is_feasible(t) and not is_reused(t)]
 
 
 def best_trials(study: optuna.Study, plan: SearchPlan) -> list[FrozenTrial]:
@@ -53,16 +54,28 @@ def trial_row(trial: FrozenTrial, plan: SearchPlan, metrics: Sequence[str]) -> d
     reported value (a validation accuracy, which its ``pruned`` reason states) as its value."""
     from optuna.trial import TrialState
 
-    attrs = trial.user_attrs
+    record = TrialRecord.of(trial)
     values = (trial.values or []) if trial.state == TrialState.COMPLETE else []
     names = outcomes.objective_columns(plan.sum_scaled, (m.name for m in plan.metrics))
     row: dict[str, Any] = dict(zip(outcomes.TRIAL_KEYS, (trial.number, trial.state.name), strict=True))
     row.update({n: values[i] if i < len(values) else "" for i, n in enumerate(names)})
     row.update({f"{outcomes.PARAM_PREFIX}{k}": v for k, v in trial.params.items()})
-    row.update({m: attrs.get("metrics", {}).get(m, "") for m in metrics})
-    for key in outcomes.BOOKKEEPING_ATTRS:
-        row[key] = attrs.get(key, "")
+    row.update({m: record.metrics.get(m, "") for m in metrics})
+    cells = record.attrs()
+    row.update({key: cells.get(key, "") for key in outcomes.BOOKKEEPING_ATTRS})
     return row
+
+
+def metric_groups(record: TrialRecord, plan: SearchPlan) -> dict[str, dict[str, float]]:
+    """MASE's groups of a trial's metrics (best.json, the CLI's best table): software, hardware (those the plan
+    optimises or bounds, and :data:`~netcarve.metrics.ALWAYS_SHOWN`) and scaled (the objective terms)."""
+    software, hardware = split_groups(record.metrics)
+    shown = {m.name for m in plan.metrics} | {c.metric for c in plan.constraints} | set(ALWAYS_SHOWN)
+    return {
+        "software_metrics": software,
+        "hardware_metrics": {k: v for k, v in hardware.items() if k in shown},
+        "scaled_metrics": dict(record.scaled_metrics),
+    }
 
 
 def internal_errors(study: optuna.Study) -> list[int]:
@@ -70,7 +83,7 @@ def internal_errors(study: optuna.Study) -> list[int]:
     from optuna.trial import TrialState
 
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    return [t.number for t in failed if t.user_attrs.get("internal_error")]
+    return [t.number for t in failed if TrialRecord.of(t).internal_error]
 
 
 def report_internal_errors(study: optuna.Study) -> list[int]:
@@ -87,7 +100,7 @@ def report_internal_errors(study: optuna.Study) -> list[int]:
 
 def write_trials_csv(path: Path, study: optuna.Study, plan: SearchPlan) -> None:
     trials = study.get_trials(deepcopy=False)
-    metrics = table_order(k for t in trials for k in t.user_attrs.get("metrics", {}))
+    metrics = table_order(k for t in trials for k in TrialRecord.of(t).metrics)
     rows = [trial_row(t, plan, metrics) for t in trials]
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with path.open("w", newline="") as fh:
@@ -96,16 +109,23 @@ def write_trials_csv(path: Path, study: optuna.Study, plan: SearchPlan) -> None:
         writer.writerows(rows)
 
 
-def trial_record(trial: FrozenTrial) -> dict[str, Any]:
+def trial_record(trial: FrozenTrial, plan: SearchPlan | None = None) -> dict[str, Any]:
+    """A trial as log.json and best.json list it: its ``metrics`` (each once; with ``plan``, best.json, also
+    their MASE groups) and its ``user_attrs`` as stored."""
+    record = TrialRecord.of(trial)
+    groups = metric_groups(record, plan) if plan is not None else {}
     return {
         "number": trial.number,
         "state": trial.state.name,
         "values": trial.values,
         "params": trial.params,
+        "metrics": dict(record.metrics),
+        **groups,
         "user_attrs": trial.user_attrs,
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
         "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
     }
+
 
 
 def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan, finished: bool) -> list[FrozenTrial]:
@@ -119,7 +139,7 @@ def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan, finished
         "directions": plan.directions,
         "metrics": [{"name": m.name, "scale": m.scale, "direction": m.direction} for m in plan.metrics],
         "sum_scaled_metrics": plan.sum_scaled,
-        "best": [trial_record(t) for t in best],
+        "best": [trial_record(t, plan) for t in best],
         "checkpoint": "best.pt" if best else None,
         "finished": finished,
     })  # fmt: skip

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from netcarve.search.brute_force import claim_waiting, finished_grid_ids, is_stale
 from netcarve.search.objective import worker_id
 from netcarve.search.population import population_size
+from netcarve.search.record import TrialRecord, is_reused, write
 from netcarve.search.recovery import others_running, reap_dead
 from netcarve.search.session import Session
 
@@ -81,7 +82,7 @@ def count_trials(study: optuna.Study) -> Counts:
     for trial in study.get_trials(deepcopy=False):
         n[trial.state] += 1
         stale += is_stale(trial)
-        reused += trial.state == TrialState.COMPLETE and "reused_from" in trial.user_attrs
+        reused += trial.state == TrialState.COMPLETE and is_reused(trial)
     return Counts(n[TrialState.COMPLETE], n[TrialState.PRUNED], n[TrialState.FAIL] - stale, n[TrialState.RUNNING],
                   n[TrialState.WAITING], stale, reused)  # fmt: skip
 
@@ -186,7 +187,7 @@ def _claim(session: Session, into: list[optuna.Trial]) -> tuple[optuna.Trial | N
         else:
             trial, wait = _ask(session)
         if trial is not None:
-            trial.set_user_attr("worker", worker_id())
+            write(trial, TrialRecord(worker=worker_id()))
             into.append(trial)
     return trial, wait
 

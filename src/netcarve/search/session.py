@@ -2,12 +2,21 @@
 
 The search command, ``--resume`` and ``netcarve worker`` all build a :class:`Session`; workers read the
 effective config from the study (stored there when the study was created).
+
+:func:`prepare` runs once per process (the search command, each worker, ``--resume``, ``export --trial``
+of a candidate without a checkpoint) and builds the plan once. Its validity sweep (up to
+:data:`~netcarve.search.validity.MAX_TRIES` builds per choice) runs when the study is created; the study
+stores the :func:`validity_key` of the space and base graph it checked (:data:`VALIDITY_ATTR`), and a
+process that prepares the same space on the same base graph takes that result instead of building again.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +60,12 @@ class Prepared:
     space: SearchSpace
     target: int | None
     retrain: bool
+    #: :func:`validity_key` of the space and base checked (stored in the study as :data:`VALIDITY_ATTR`)
+    validity: str = ""
+
+
+#: study user attribute: the :func:`validity_key` whose every choice was checked when the study was created
+VALIDITY_ATTR = "netcarve.validity"
 
 
 @dataclass
@@ -75,19 +90,42 @@ class Session:
         return TrialRunner(self.study, p.plan, p.space, evaluator, checkpoints)
 
 
-def prepare(config: RunConfig, splits: TensorSplits | None, base: Graph) -> Prepared:
+def validity_key(space: SearchSpace, base: Graph) -> str:
+    """A digest of what decides which configurations can be built: the space (every pass, fixed value and
+    choice) and the base graph's structure (its nodes and every parameter's and buffer's shape)."""
+    module = base.module
+    shapes = [(n, list(t.shape), str(t.dtype)) for n, t in (*module.named_parameters(), *module.named_buffers())]
+    text = json.dumps([space.name, space.describe(), str(module.graph), shapes, list(base.input_shape)], default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def prepare(
+    config: RunConfig,
+    splits: TensorSplits | None,
+    base: Graph,
+    plan: SearchPlan | None = None,
+    checked: str | None = None,
+) -> Prepared:
     """Validate the whole search against the base graph; every choice must be valid in some configuration
-    (:func:`~netcarve.search.validity.check_choices`; a configuration invalid only jointly is pruned)."""
-    plan = make_plan(config)
+    (:func:`~netcarve.search.validity.check_choices`; a configuration invalid only jointly is pruned).
+
+    ``plan``: ``make_plan(config)`` when the caller made it already; ``checked``: the validity key a study
+    stores (:data:`VALIDITY_ATTR`): when the space and base are the same, their choices are not built again."""
+    plan = plan or make_plan(config)
     space = build_space(plan.space, base)
     target = target_trials(plan, space)
-    check_choices(space, base)
+    validity = validity_key(space, base)
+    if validity != checked:
+        check_choices(space, base)
+    how = "choices as the study checked them" if validity == checked else "every choice checked"
+    # a process joining a study says so in its log (a worker's worker-<i>.log); a new search stays quiet
+    log.log(logging.INFO if checked is not None else logging.DEBUG, "search prepared (pid %d): %s", os.getpid(), how)
     retrain = plan.retrains(space)
     if plan.constraints and not SAMPLERS.get(plan.sampler).takes_constraints:
         log.info("sampler %s does not steer by constraints; infeasible trials are still never best", plan.sampler)
     if plan.eval_mode and retrain:
         log.warning("eval_mode = true, but the space changes widths: every candidate is retrained (basic_train)")
-    return Prepared(config, plan, splits, base, space, target, retrain)
+    return Prepared(config, plan, splits, base, space, target, retrain, validity)
 
 
 #: seed distance between the samplers of successive resumes of a study
@@ -109,7 +147,13 @@ def stored_attrs(prepared: Prepared, run_dir: Path | None) -> dict[str, Any]:
         setup["n_trials"] = prepared.target
     if prepared.config.load_name:
         data["load_name"] = str(Path(prepared.config.load_name).resolve())
-    return {CONFIG_ATTR: data, RUN_DIR_ATTR: str(run_dir.resolve()) if run_dir else None, TARGET_ATTR: prepared.target}
+    run_dir_text = str(run_dir.resolve()) if run_dir else None
+    return {
+        CONFIG_ATTR: data,
+        RUN_DIR_ATTR: run_dir_text,
+        TARGET_ATTR: prepared.target,
+        VALIDITY_ATTR: prepared.validity,
+    }
 
 
 def pruner_for(plan: SearchPlan) -> BasePruner:

@@ -232,21 +232,21 @@ class RetryDeadWorkerTrial:
         import optuna
         from optuna.trial import TrialState
 
-        from netcarve.search.brute_force import GRID_ATTR
+        from netcarve.search.record import TrialRecord, grid_id
 
         history = [*trial.system_attrs.get("retry_history", []), trial.number]
         if len(history) > self.max_retry:
             log.error("trial %d: its worker died %d times on this configuration; not retried", trial.number,
                       len(history))  # fmt: skip
             return
-        kept = {k: v for k, v in trial.user_attrs.items() if k == GRID_ATTR}
+        redo = TrialRecord(grid_id=grid_id(trial), redo_of=trial.number)
         system = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
         study.add_trial(
             optuna.create_trial(
                 state=TrialState.WAITING,
                 params=trial.params,
                 distributions=trial.distributions,
-                user_attrs={**kept, "redo_of": trial.number},
+                user_attrs=redo.attrs(),
                 system_attrs=system,
             )
         )

@@ -1,0 +1,111 @@
+"""A search run's candidates after the search: its best trial (``best.pt``) or trial N, as ``netcarve
+export`` and :func:`netcarve.search.finish.finish` need them (a saved checkpoint, or rebuilt from the trial's
+transforms — retrained when the search retrains)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netcarve.config.run import RunConfig
+from netcarve.errors import SearchError
+from netcarve.ir.graph import Graph
+from netcarve.search.candidate import build_candidate
+from netcarve.search.objective import trial_checkpoint
+from netcarve.search.record import TrialRecord, is_reused
+from netcarve.search.rundir import load_stored, read_study_ref
+from netcarve.search.session import VALIDITY_ATTR, Session, prepare
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+
+def candidate_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Path | None]:
+    """The best candidate: its saved checkpoint when it was retrained, else rebuilt from the base."""
+    if session.run_dir is not None:
+        saved = trial_checkpoint(session.run_dir / "trials", trial.number)
+        if saved.is_file():
+            return None, saved
+    transforms = TrialRecord.of(trial).transforms or ()
+    if session.prepared.retrain:
+        return session.runner().evaluator.evaluate(transforms).graph, None
+    return build_candidate(session.prepared.base, transforms), None
+
+
+def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
+    """Why a run dir has no best.pt, and what to do about it (best.json says whether the search finished)."""
+    from optuna.trial import TrialState
+
+    from netcarve.search.results import candidates
+
+    try:
+        finished = json.loads((run_dir / "best.json").read_text()).get("finished") is True
+    except (OSError, ValueError, AttributeError):
+        finished = False
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not is_reused(t)]
+    if candidates(study):
+        if finished:
+            return "it was removed or never written: --resume writes it again, or export a trial with --trial N"
+        return "the search has not finished; finish it with --resume, or export a complete trial with --trial N"
+    if complete and finished:
+        return (f"none of its {len(complete)} complete trial(s) (repeats not counted) satisfies the constraints; "
+                "export one of them with --trial N (trials.csv lists them)")  # fmt: skip
+    if complete:
+        return (f"the search has not finished, and none of its {len(complete)} complete trial(s) so far (repeats "
+                "not counted) satisfies the constraints; finish it with --resume, or export one of them with "
+                "--trial N")  # fmt: skip
+    if finished:
+        return "the search finished with no complete trial (trials.csv gives each trial's reason): nothing to export"
+    return "no trial completed yet; finish the search with --resume"
+
+
+def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
+    """A search run's candidate and the run's config: its best trial (``best.pt``) when ``number`` is None,
+    else trial ``number`` (complete): its saved checkpoint, or rebuilt from its transforms as
+    :func:`~netcarve.search.finish.finish` does for the best trial (retrained when the search retrains)."""
+    from optuna.trial import TrialState
+
+    from netcarve.train.checkpoint import load_saved_graph
+    from netcarve.workflow import initial_graph, load_splits
+
+    ref = read_study_ref(run_dir, storage_url)
+    config_log = logging.getLogger("netcarve.config")
+    previous = config_log.level
+    config_log.setLevel(logging.ERROR)  # the stored config's warnings were shown when the search started
+    try:
+        config, storage, study = load_stored(ref, run_dir=run_dir)
+    finally:
+        config_log.setLevel(previous)
+    if number is None:
+        best = run_dir / "best.pt"
+        if not best.is_file():
+            raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(run_dir, study)}")
+        return load_saved_graph(best), config
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(number)
+    if trial is None:
+        known = f"trials 0–{max(trials)}" if trials else "no trials"
+        raise SearchError(f"trial {number} does not exist in {str(run_dir)!r} ({known})")
+    if trial.state != TrialState.COMPLETE:
+        state = "failed" if trial.state == TrialState.FAIL else trial.state.name.lower()
+        raise SearchError(f"trial {number} is {state}, not complete: only complete trials can be exported")
+    saved = trial_checkpoint(run_dir / "trials", number)
+    if saved.is_file():
+        return load_saved_graph(saved), config
+    splits = load_splits(config)
+    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
+    graph, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
+    if graph is None:
+        assert saved_path is not None
+        graph = load_saved_graph(saved_path)
+    return graph, config
+
+
+def run_model(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, str | None]:
+    """:func:`trial_graph` as ``netcarve export`` reads a run dir: the candidate and the dataset the run used
+    (a :data:`netcarve.export.api.RunReader`)."""
+    graph, config = trial_graph(run_dir, number, storage_url)
+    return graph, config.dataset
