@@ -74,7 +74,6 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-
 def fail_stale_heartbeats(study: optuna.Study) -> None:
     """Optuna's own check: fail trials whose heartbeat stopped, and queue them again (its callback)."""
     from optuna.exceptions import ExperimentalWarning

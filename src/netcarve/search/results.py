@@ -127,7 +127,6 @@ def trial_record(trial: FrozenTrial, plan: SearchPlan | None = None) -> dict[str
     }
 
 
-
 def write_results(run_dir: Path, study: optuna.Study, plan: SearchPlan, finished: bool) -> list[FrozenTrial]:
     """trials.csv, log.json and best.json in ``run_dir`` (``finished``: whether the search ran to its end, not
     interrupted); returns the best trials. Trials that failed with an internal error are logged as an error."""
