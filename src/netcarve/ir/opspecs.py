@@ -45,6 +45,7 @@ the registry's contract and registers ``hardtanh`` to prove it).
 
 from __future__ import annotations
 
+import importlib
 import operator
 from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass
@@ -204,6 +205,13 @@ def exact_spec(cls: type) -> OpSpec | None:
     if spec is not None and spec.quantized == f"{cls.__module__}:{cls.__qualname__}":
         return spec
     return None
+
+
+def resolve(ref: str) -> Any:
+    """The object an import string ``"package.module:NAME"`` names (``OpSpec.quantized``, ``OpSpec.batched``),
+    imported on first use."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def infer_input_shape(module: nn.Module) -> tuple[int, ...] | None:

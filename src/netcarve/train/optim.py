@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from netcarve.errors import TrainingError
 from netcarve.registry import Registry
 
 
@@ -163,3 +164,27 @@ def make_optimizer(
     if SCHEDULES.canonical(schedule) == "constant" and warmup_steps == 0:
         return stepper, None
     return stepper, Schedule(lr, total_steps, warmup_steps, SCHEDULES.canonical(schedule))
+
+
+def select_state(old: Stepper, new: Stepper, old_params: list[nn.Parameter], idx: torch.Tensor) -> None:
+    """Move the optimizer state of the stacked members ``idx`` (dimension 0 of every parameter) from ``old``
+    into ``new``, built over the re-stacked parameters in the same order; the learning rate too."""
+    new.lr = old.lr
+    if isinstance(old, FusedAdam) and isinstance(new, FusedAdam):
+        new._exp_avg = [s.index_select(0, idx) for s in old._exp_avg]
+        new._exp_avg_sq = [s.index_select(0, idx) for s in old._exp_avg_sq]
+        new._steps = [s.clone() for s in old._steps]
+    elif isinstance(old, TorchStepper) and isinstance(new, TorchStepper):
+        new_params = [p for group in new.optimizer.param_groups for p in group["params"]]
+        for p_old, p_new in zip(old_params, new_params, strict=True):
+            state = old.optimizer.state.get(p_old)
+            if not state:
+                continue
+            new.optimizer.state[p_new] = {
+                k: (v.index_select(0, idx) if v.shape == p_old.shape else v.clone())
+                if isinstance(v, torch.Tensor)
+                else v
+                for k, v in state.items()
+            }
+    else:
+        raise TrainingError(f"cannot remove members from a population trained by {type(old).__name__}")

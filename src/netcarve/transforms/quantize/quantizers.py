@@ -45,7 +45,7 @@ import torch
 
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OVERFLOW_MODES, ROUND_MODES
 from netcarve.errors import ConfigError
-from netcarve.ir.fakequant import fake_quant_scope
+from netcarve.ir.fakequant import ROUNDING, fake_quant_scope
 from netcarve.ir.meta import Precision
 from netcarve.registry import Registry
 
@@ -167,14 +167,6 @@ def fake_quantize(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], l
     """``fn(x)`` forward, clipped straight-through gradient on [lo, hi]."""
     with fake_quant_scope():
         return _ClippedSTE.apply(x, fn, lo, hi)
-
-
-#: round mode → how x · 2^frac becomes an integer (``netcarve.config.passes.ROUND_MODES``)
-ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "nearest_even": torch.round,
-    "nearest_up": lambda t: torch.floor(t + 0.5),
-    "truncate": torch.floor,
-}
 
 
 class IntegerQuantizer(RegisteredQuantizer):
