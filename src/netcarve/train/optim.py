@@ -15,7 +15,12 @@ from netcarve.registry import Registry
 
 
 class Stepper(Protocol):
-    """What the training loop needs of an optimizer: a settable learning rate, step and zero_grad."""
+    """What the training loop needs of an optimizer: a settable learning rate, step and zero_grad.
+
+    Population training stacks the parameters of many members into one tensor each; it uses an optimizer
+    only if the optimizer has ``stacks = True``: its update is elementwise (each member's entries are
+    updated as that member's own parameter would be) and :func:`select_state` can pick members out of its
+    state. (Any other registered optimizer makes population members train alone, logged.)"""
 
     lr: float
 
@@ -41,6 +46,7 @@ class FusedAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
+        self.stacks = True  # Adam/AdamW are elementwise
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
@@ -79,10 +85,12 @@ class FusedAdam:
 
 
 class TorchStepper:
-    """A torch.optim optimizer behind the :class:`Stepper` interface."""
+    """A torch.optim optimizer behind the :class:`Stepper` interface; ``stacks``: its update is elementwise
+    and its per-parameter state is shaped like the parameter or scalar (see :class:`Stepper`)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, *, stacks: bool = False) -> None:
         self.optimizer = optimizer
+        self.stacks = stacks
 
     @property
     def lr(self) -> float:
@@ -120,7 +128,9 @@ def _adamw(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> St
 @OPTIMIZERS.register("sgd")
 def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
     """SGD with momentum 0.9."""
-    return TorchStepper(torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True))
+    return TorchStepper(
+        torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True), stacks=True
+    )
 
 
 # a schedule maps training progress p ∈ [0, 1] (after warm-up) to a multiplier of the learning rate
@@ -164,6 +174,13 @@ def make_optimizer(
     if SCHEDULES.canonical(schedule) == "constant" and warmup_steps == 0:
         return stepper, None
     return stepper, Schedule(lr, total_steps, warmup_steps, SCHEDULES.canonical(schedule))
+
+
+def optimizer_stacks(name: str) -> bool:
+    """Whether the registered optimizer ``name`` can train stacked members (``Stepper.stacks``; asked of
+    one built on a one-element parameter)."""
+    probe = OPTIMIZERS.get(name)([nn.Parameter(torch.zeros(1))], 1e-3, 0.0)
+    return bool(getattr(probe, "stacks", False))
 
 
 def select_state(old: Stepper, new: Stepper, old_params: list[nn.Parameter], idx: torch.Tensor) -> None:

@@ -63,6 +63,7 @@ from torch import nn
 from netcarve.data.base import TensorSplits
 from netcarve.train.driver import UnitKeepGoing
 from netcarve.train.loop import TrainConfig, fit_outcome, steps_only
+from netcarve.train.optim import optimizer_stacks
 from netcarve.train.population.lanes import Progress, thread_count, train_batches, unit_step
 from netcarve.train.population.partition import partition_by_width
 from netcarve.train.population.stack import Group
@@ -72,6 +73,7 @@ from netcarve.train.records import MemberOutcome
 __all__ = [
     "KeepGoing",
     "MemberOutcome",
+    "alone_reason",
     "fit_population",
     "member_bytes",
 ]
@@ -80,6 +82,14 @@ log = logging.getLogger(__name__)
 
 #: (member index, that member's epoch record) -> keep training?
 KeepGoing = UnitKeepGoing
+
+
+def alone_reason(cfg: TrainConfig) -> str | None:
+    """Why ``cfg`` makes every member train alone (a setting the stacked model cannot honor), else None.
+    Every other training setting acts on a stacked member exactly as on one alone (the training driver)."""
+    if not optimizer_stacks(cfg.optimizer):
+        return f"optimizer {cfg.optimizer!r} cannot train stacked members (its Stepper has no stacks = True)"
+    return None
 
 
 def _fit_alone(
@@ -130,7 +140,12 @@ def fit_population(
     outcomes: dict[int, MemberOutcome] = {}
     groups: dict[tuple[Any, ...], list[tuple[int, Chain]]] = {}
     alone: list[int] = []
+    settings = alone_reason(cfg)
     for i, module in enumerate(modules):
+        if settings is not None:
+            log.info("%s is trained alone: %s", name(i), settings)
+            alone.append(i)
+            continue
         try:
             member = chain(module)
         except Unsupported as why:
