@@ -173,12 +173,13 @@ class _Steps:
         on_step, stop, bs, total = self.on_step, self.stop, self.batch_size, self.total_steps
         seen = min(len(ys), steps * bs)
         tally = trainee.tally(ys, seen)
+        forward_loss, add = trainee.forward_loss, tally.add
         for i in range(steps):
             if stop is not None and stop.is_set():
                 raise Stopped
             lo, hi = i * bs, min((i + 1) * bs, seen)
             yb = ys[lo:hi]
-            out, loss, losses = trainee.forward_loss(xs[lo:hi], yb)
+            out, loss, losses = forward_loss(xs[lo:hi], yb)
             optimizer.zero_grad()
             loss.backward()
             for p, mask in masks:
@@ -187,7 +188,7 @@ class _Steps:
             if schedule is not None:
                 optimizer.lr = schedule.lr(step + i)
             optimizer.step()
-            tally.add(out, losses, yb, lo, hi)
+            add(out, losses, yb, lo, hi)
             done = step + i + 1
             if on_step is not None and (done % self.report_every == 0 or done == total):
                 on_step(done, total, *tally.running(hi))

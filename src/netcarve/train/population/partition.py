@@ -31,20 +31,27 @@ def _is_product(kind: str) -> bool:
     return spec is not None and spec.count == "mac"
 
 
-def _padded_weights(widths: Sequence[Sequence[int]], kinds: Sequence[str]) -> int:
+def _products(key: tuple[Any, ...]) -> tuple[bool, ...]:
+    """Per node of template ``key``: whether it is a matrix product."""
+    return tuple(_is_product(node[0]) for node in key[3])
+
+
+def _padded_weights(widths: Sequence[Sequence[int]], products: Sequence[bool]) -> int:
     """Matrix-product weights of the model padded to the largest of ``widths`` (member node widths) at each
-    node."""
+    node (``products``: which nodes are matrix products)."""
     top = [max(w[i] for w in widths) for i in range(len(widths[0]))]
-    return sum(top[i] * top[i + 1] for i, kind in enumerate(kinds) if _is_product(kind))
+    return sum(top[i] * top[i + 1] for i, product in enumerate(products) if product)
 
 
-def batch_cost(key: tuple[Any, ...], top: Sequence[int], k: int, batch_size: int) -> float:
+def batch_cost(
+    key: tuple[Any, ...], top: Sequence[int], k: int, batch_size: int, products: Sequence[bool] | None = None
+) -> float:
     """Modelled step time (on one thread) of a batch of ``k`` members of template ``key`` padded to widths
     ``top``, in units of an unquantized batch's fixed cost: fixed cost (more per quantized operand), and per
-    member a member cost and the padded weights' cost (the matrix products)."""
-    kinds = [node[0] for node in key[3]]
+    member a member cost and the padded weights' cost (the matrix products; ``products``: the key's, when
+    known)."""
     fixed = 1 + STEP_QUANT_COST * sum(len(node[1]) for node in key[3])
-    per_weight = STEP_WEIGHT_COST * _padded_weights([top], kinds)
+    per_weight = STEP_WEIGHT_COST * _padded_weights([top], _products(key) if products is None else products)
     return fixed + k * batch_size / 256 * (STEP_MEMBER_COST + per_weight)
 
 
@@ -56,10 +63,10 @@ def partition_by_width(members: list[tuple[int, Chain]], batch_size: int) -> lis
     width search's grid has one width per layer: Lab 4's 36 candidates cut into runs of one size order cost
     7.5 ms a step by the model, merged this way 6.4 ms.)"""
     key = members[0][1].key
-    kinds = [node[0] for node in key[3]]
+    products = _products(key)
 
     def cost(top: tuple[int, ...], k: int) -> float:
-        return batch_cost(key, top, k, batch_size)
+        return batch_cost(key, top, k, batch_size, products)
 
     batches: dict[int, tuple[tuple[int, ...], list[tuple[int, Chain]]]] = {
         n: (m[1].widths, [m]) for n, m in enumerate(members)
@@ -86,4 +93,4 @@ def partition_by_width(members: list[tuple[int, Chain]], batch_size: int) -> lis
                 heapq.heappush(heap, (delta(other, fresh), other, fresh))
         fresh += 1
     chunks = [sorted(ms, key=lambda m: m[0]) for _, ms in batches.values()]
-    return sorted(chunks, key=lambda ms: (_padded_weights([m[1].widths for m in ms], kinds), ms[0][0]))
+    return sorted(chunks, key=lambda ms: (_padded_weights([m[1].widths for m in ms], products), ms[0][0]))
