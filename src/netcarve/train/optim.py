@@ -178,8 +178,11 @@ def make_optimizer(
 
 def optimizer_stacks(name: str) -> bool:
     """Whether the registered optimizer ``name`` can train stacked members (``Stepper.stacks``; asked of
-    one built on a one-element parameter)."""
-    probe = OPTIMIZERS.get(name)([nn.Parameter(torch.zeros(1))], 1e-3, 0.0)
+    one built on a one-element parameter; False when that cannot be built)."""
+    try:
+        probe = OPTIMIZERS.get(name)([nn.Parameter(torch.zeros(1))], 1e-3, 0.0)
+    except Exception:  # a factory that cannot build this probe cannot be vouched for; fit will say why
+        return False
     return bool(getattr(probe, "stacks", False))
 
 
