@@ -105,9 +105,8 @@ def _fit_alone(
     """``torch.manual_seed(cfg.seed); fit(module, …)``, a divergence in the outcome."""
     member_keep_going = None if keep_going is None else lambda record: keep_going(index, record)
     torch.manual_seed(cfg.seed)
-    outcome = fit_outcome(module, splits, cfg, validate=validate, num_threads=num_threads,
-                          keep_going=member_keep_going, on_step=steps_only(on_step))  # fmt: skip
-    return MemberOutcome(outcome.result, outcome.error, outcome.stopped)
+    return fit_outcome(module, splits, cfg, validate=validate, num_threads=num_threads,
+                       keep_going=member_keep_going, on_step=steps_only(on_step))  # fmt: skip
 
 
 def fit_population(
