@@ -66,13 +66,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
-#: Upward imports being removed in parallel work; each entry is (importing module, imported module prefix).
-#: TEMPORARY: the merge of issue 19 empties this list.
-ALLOWED_UPWARD: tuple[tuple[str, str], ...] = (
-    # train/population.py's split of the population uses transforms/quantize (moving to the one quantizer)
-    ("netcarve.train.population", "netcarve.transforms"),
-)
-
 
 def layer_of(module: str) -> int:
     """The rank of ``module``'s layer (0 is the top)."""
@@ -125,8 +118,6 @@ def upward_imports() -> list[str]:
             for target in imported(path, node):
                 if layer_of(target) >= own:
                     continue
-                if any(source == s and (target == t or target.startswith(t + ".")) for s, t in ALLOWED_UPWARD):
-                    continue
                 found.append(
                     f"{path.relative_to(SRC)}:{node.lineno}: {source} ({LAYERS[own][0]}) imports {target} "
                     f"({LAYERS[layer_of(target)][0]})"
@@ -159,15 +150,6 @@ def test_the_scan_sees_imports_inside_functions() -> None:
         "netcarve.analysis.api": "analysis",
     }
     assert layer_of("netcarve.config.probe") > max(layer_of(t) for t in targets)
-
-
-def test_every_allowed_upward_import_still_exists() -> None:
-    """An allow-list entry whose import is gone must be removed (the list only shrinks)."""
-    for source, target in ALLOWED_UPWARD:
-        path = SRC / (source.replace(".", "/") + ".py")
-        tree = ast.parse(path.read_text())
-        targets = [t for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) for t in imported(path, n)]
-        assert any(t == target or t.startswith(target + ".") for t in targets), (source, target)
 
 
 LIGHT = sorted(

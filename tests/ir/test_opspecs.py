@@ -15,10 +15,12 @@ from netcarve.analysis.aten_formulas import formulas
 from netcarve.analysis.closed_form import kind_formula
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import (
+    BATCH_NORM,
     ELEMENTWISE,
     OPS,
     UNARY_OPERANDS,
     OpSpec,
+    exact_spec,
     infer_input_shape,
     register_op,
     spec_of_function,
@@ -26,6 +28,7 @@ from netcarve.ir.opspecs import (
     spec_of_module,
     unregister_op,
 )
+from netcarve.train.population.layers import BatchedKind, batched_kind
 from netcarve.transforms.quantize.modules import QuantizedModule, quantized_class
 from netcarve.transforms.quantize.plan import DEFAULT_KINDS, QUANT_OPERANDS
 from netcarve.transforms.width import change_width
@@ -55,11 +58,28 @@ def test_every_entry_is_consistent(spec: OpSpec) -> None:
     if spec.count in ("elementwise", "pool"):
         assert all(hasattr(torch.ops.aten, name) for name in spec.aten), spec.aten
     for cls in spec.modules:
-        assert spec_of_module(cls.__new__(cls)) is spec
+        assert spec_of_module(cls.__new__(cls)) is spec and exact_spec(cls) is spec
+        q = quantized_class(cls)
+        assert q is None or exact_spec(q) is spec
+    if spec.batched is not None:
+        assert spec.modules and isinstance(batched_kind(spec), BatchedKind)
+    if spec.fold is not None and spec.fold.role == "producer":
+        assert spec.modules and OPS.get(spec.fold.batch_norm).fold == BATCH_NORM and spec.fold.rank >= 2
     for fn in spec.functions:
         assert spec_of_function(fn) is spec
     for name in spec.methods:
         assert spec_of_method(name) is spec
+
+
+def test_exact_spec_refuses_user_subclasses() -> None:
+    """A user subclass of Linear may have its own forward: it is a ``linear`` by its MRO, but not exact (and
+    so not batched by population training)."""
+
+    class Scaled(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    assert spec_of_module(Scaled(2, 2)) is OPS.get("linear") and exact_spec(Scaled) is None
 
 
 def test_a_module_class_belongs_to_one_kind() -> None:

@@ -10,7 +10,7 @@ from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
 from netcarve.models import create_model
 from netcarve.train import TrainConfig, evaluate, fit
-from netcarve.train.loop import EpochRecord
+from netcarve.train.loop import EpochRecord, fit_outcome
 from netcarve.train.optim import lr_multiplier
 
 
@@ -69,6 +69,25 @@ def test_nan_loss_raises(synthetic_small: TensorSplits) -> None:
     model = create_model("jsc-three-linear-layers", splits.info)
     with pytest.raises(TrainingError, match="diverged"):
         fit(model, splits, TrainConfig(max_epochs=1, batch_size=len(splits.train)))
+
+
+def test_a_divergence_is_an_outcome_of_fit_outcome(synthetic_small: TensorSplits) -> None:
+    """The first Linear's weights are 1e38: the loss is nan in the first epoch of 2 (2100 rows, batch 128 = 17
+    steps). fit_outcome returns fit's error with no records and the 17 steps it ran; the module ends in eval
+    mode; fit raises the same error."""
+    cfg = TrainConfig(max_epochs=2, batch_size=128)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = create_model("jsc-three-linear-layers", synthetic_small.info)
+        with torch.no_grad():
+            next(m for m in model.modules() if isinstance(m, nn.Linear)).weight.fill_(1e38)
+        models.append(model)
+    outcome = fit_outcome(models[0], synthetic_small, cfg)
+    assert str(outcome.error) == "training diverged: loss is nan in epoch 0"
+    assert outcome.result.history == [] and outcome.result.steps == 17 and not models[0].training
+    with pytest.raises(TrainingError, match=r"^training diverged: loss is nan in epoch 0$"):
+        fit(models[1], synthetic_small, cfg)
 
 
 class Fixed(nn.Module):

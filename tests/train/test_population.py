@@ -18,19 +18,15 @@ from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize
 from netcarve.ir.graph import Graph
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
-from netcarve.train import TrainConfig, fit, population
+from netcarve.train import TrainConfig, fit
+from netcarve.train.driver import Stopped
 from netcarve.train.loop import EpochRecord, FitResult, training_threads
 from netcarve.train.optim import FusedAdam
-from netcarve.train.population import (
-    MemberOutcome,
-    _BQuant,
-    _chain,
-    _Group,
-    _partition,
-    _train_group,
-    fit_population,
-    member_bytes,
-)
+from netcarve.train.population import MemberOutcome, fit_population, lanes, member_bytes, partition
+from netcarve.train.population.lanes import train_side_by_side
+from netcarve.train.population.quant import _BQuant
+from netcarve.train.population.stack import Group, train_group
+from netcarve.train.population.template import chain
 from netcarve.transforms.quantize.api import quantize
 from netcarve.transforms.quantize.quantizers import QUANTIZERS
 from netcarve.transforms.width import change_width
@@ -41,7 +37,7 @@ CFG = TrainConfig(max_epochs=1, batch_size=128, learning_rate=3e-3)
 @pytest.fixture(autouse=True)
 def _one_batch_per_template(monkeypatch: pytest.MonkeyPatch) -> None:
     """Padded weights cost nothing: every template group stays one batch, so the tests exercise padding."""
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 0.0)
+    monkeypatch.setattr(partition, "STEP_WEIGHT_COST", 0.0)
 
 
 def _base(model: str, splits: TensorSplits, seed: int = 0) -> Graph:
@@ -167,7 +163,7 @@ def test_different_widths_train_as_alone(synthetic_small: TensorSplits, caplog: 
         change_width(base, _width(seq_blocks_2=2)),
         change_width(base, _width(seq_blocks_2=2, seq_blocks_4=3)),
     ]
-    widths = [_chain(g.module).widths for g in members]
+    widths = [chain(g.module).widths for g in members]
     assert [(w[3], w[5]) for w in widths] == [(16, 16), (32, 16), (32, 48)]
     _check_population([g.module for g in members], synthetic_small, CFG, caplog)
 
@@ -252,10 +248,10 @@ def test_padding_stays_exactly_zero(synthetic_small: TensorSplits) -> None:
     base = _base("jsc-toy", synthetic_small)
     members = [base.copy(), change_width(base, _width(seq_blocks_2=2, seq_blocks_5=3))]
     members = [quantize(g, {"by": "type", "default": _integer(10, 5)}) for g in members]
-    group = _Group([0, 1], [_chain(g.module) for g in members])
+    group = Group([0, 1], [chain(g.module) for g in members])
     outcomes: dict[int, MemberOutcome] = {}
-    with training_threads(group.container(), None):
-        _train_group(group, synthetic_small, TrainConfig(max_epochs=2, batch_size=128), False, None, outcomes)
+    with training_threads(group.holder(), None):
+        train_group(group, synthetic_small, TrainConfig(max_epochs=2, batch_size=128), False, None, outcomes)
     optimizer = group.optimizer
     assert isinstance(optimizer, FusedAdam)
     moments = {
@@ -393,11 +389,14 @@ def test_partition_separates_narrow_and_wide_members(
     two batches, narrow first. Free padding (weight cost 0) keeps one batch."""
     base = _base("jsc-three-linear-layers", synthetic_small)
     wide = change_width(base, _width(seq_blocks_2=4, seq_blocks_4=4))
-    members = [(i, _chain((wide if i % 2 else base).module)) for i in range(8)]
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-4)
-    assert [[i for i, _ in chunk] for chunk in _partition(members, 256)] == [[0, 2, 4, 6], [1, 3, 5, 7]]
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 0.0)
-    assert len(_partition(members, 256)) == 1
+    members = [(i, chain((wide if i % 2 else base).module)) for i in range(8)]
+    monkeypatch.setattr(partition, "STEP_WEIGHT_COST", 1e-4)
+    assert [[i for i, _ in chunk] for chunk in partition.partition_by_width(members, 256)] == [
+        [0, 2, 4, 6],
+        [1, 3, 5, 7],
+    ]
+    monkeypatch.setattr(partition, "STEP_WEIGHT_COST", 0.0)
+    assert len(partition.partition_by_width(members, 256)) == 1
 
 
 def _wide_narrow(synthetic_small: TensorSplits) -> list[Graph]:
@@ -413,9 +412,9 @@ def test_partition_merges_by_each_layers_width(synthetic_small: TensorSplits, mo
     Costs: {A,A} 1 + 2 · (0.08 + 0.2128) = 1.5856, {B,B} 1 + 2 · (0.08 + 0.16) = 1.48 (3.0656 for both);
     all four 1 + 4 · (0.08 + 0.544) = 3.496; {A,B} twice 2 · (1 + 2 · 0.624) = 4.496. So two batches, the
     Bs (fewer padded weights) first: [[1, 3], [0, 2]]."""
-    members = [(i, _chain(g.module)) for i, g in enumerate(_wide_narrow(synthetic_small))]
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-4)
-    assert [[i for i, _ in chunk] for chunk in _partition(members, 256)] == [[1, 3], [0, 2]]
+    members = [(i, chain(g.module)) for i, g in enumerate(_wide_narrow(synthetic_small))]
+    monkeypatch.setattr(partition, "STEP_WEIGHT_COST", 1e-4)
+    assert [[i for i, _ in chunk] for chunk in partition.partition_by_width(members, 256)] == [[1, 3], [0, 2]]
 
 
 def test_batches_trained_side_by_side_equal_their_solo_runs(
@@ -426,7 +425,7 @@ def test_batches_trained_side_by_side_equal_their_solo_runs(
     halves the per-member costs: the weight cost is raised so that two batches are still cheaper.) Progress
     from both lanes: 2 batches of 17 steps (2100 rows), each reporting once at its end (17 < 50 steps), so
     (17, 34) then (34, 34)."""
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
+    monkeypatch.setattr(partition, "STEP_WEIGHT_COST", 1e-3)
     members = _wide_narrow(synthetic_small)
     before = torch.get_num_threads()
     calls: list[tuple[int, int]] = []
@@ -442,9 +441,9 @@ def test_batches_trained_side_by_side_equal_their_solo_runs(
 def test_lanes_share_the_threads(synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch) -> None:
     """3 threads for the two batches of A, B, A, B: two lanes, of 2 and 1 threads (the remainder to the
     first); 1 thread trains the batches one after the other."""
-    monkeypatch.setattr(population, "STEP_WEIGHT_COST", 1e-3)
+    monkeypatch.setattr(partition, "STEP_WEIGHT_COST", 1e-3)
     messages: list[str] = []
-    monkeypatch.setattr(population.log, "debug", lambda msg, *args: messages.append(msg % args))
+    monkeypatch.setattr(lanes.log, "debug", lambda msg, *args: messages.append(msg % args))
     for threads, expected in ((3, ["2 of 3 threads in 2 lanes", "1 of 3 threads in 2 lanes"]), (1, ["1 threads)"])):
         messages.clear()
         fit_population([copy.deepcopy(g.module) for g in _wide_narrow(synthetic_small)], synthetic_small, CFG,
@@ -464,11 +463,11 @@ def test_an_error_beside_another_batch_is_raised_at_once(
     (30 s at most), which is set only once the error is seen, so A stops after 1 or 2 of its 17 steps (with
     the wait on lane 0 first, A would run all 17). The thread setting is restored."""
     members = _wide_narrow(synthetic_small)
-    groups = [_Group([0, 2], [_chain(members[0].module)] * 2), _Group([1, 3], [_chain(members[1].module)] * 2)]
+    groups = [Group([0, 2], [chain(members[0].module)] * 2), Group([1, 3], [chain(members[1].module)] * 2)]
     stop, a_started, calls = threading.Event(), threading.Event(), {64: 0, 16: 0}
-    forward = _Group.forward
+    forward = Group.forward
 
-    def watched(self: _Group, x: torch.Tensor, training: bool) -> torch.Tensor:
+    def watched(self: Group, x: torch.Tensor, training: bool) -> torch.Tensor:
         calls[self.padded[3]] += 1
         if self.padded[3] == 16:  # the Bs fail once A has taken a step
             a_started.wait(timeout=30)
@@ -478,10 +477,10 @@ def test_an_error_beside_another_batch_is_raised_at_once(
             stop.wait(timeout=30)
         return forward(self, x, training)
 
-    monkeypatch.setattr(_Group, "forward", watched)
+    monkeypatch.setattr(Group, "forward", watched)
     before = torch.get_num_threads()
     with pytest.raises(RuntimeError, match="boom"):
-        population._train_side_by_side(groups, 2, synthetic_small, CFG, False, None, {}, stop)
+        train_side_by_side(groups, 2, synthetic_small, CFG, False, None, {}, stop)
     assert calls[16] == 1 and calls[64] in (1, 2)  # 2 if A reached its second step before the stop
     assert torch.get_num_threads() == before
 
@@ -489,13 +488,13 @@ def test_an_error_beside_another_batch_is_raised_at_once(
 def test_a_stopped_batch_stops_before_its_next_step(synthetic_small: TensorSplits) -> None:
     """The stop event set (a batch beside it failed): no step is taken, the weights are untouched."""
     members = _wide_narrow(synthetic_small)[:2]
-    group = _Group([0, 1], [_chain(g.module) for g in members])
-    weights = [p.detach().clone() for p in group.container().parameters()]
+    group = Group([0, 1], [chain(g.module) for g in members])
+    weights = [p.detach().clone() for p in group.holder().parameters()]
     stop = threading.Event()
     stop.set()
-    with pytest.raises(population._Stopped):
-        _train_group(group, synthetic_small, CFG, False, None, {}, stop)
-    for before, after in zip(weights, group.container().parameters(), strict=True):
+    with pytest.raises(Stopped):
+        train_group(group, synthetic_small, CFG, False, None, {}, stop)
+    for before, after in zip(weights, group.holder().parameters(), strict=True):
         assert torch.equal(before, after.detach())
 
 

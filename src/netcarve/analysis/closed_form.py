@@ -83,8 +83,6 @@ FAMILY_FORMULAS: dict[str, Callable[[OpSpec], KindFormula]] = {
     "pool": _pool,
     "free": lambda spec: _free,
 }
-#: kinds whose functional or method call may change the batch dimension (``x.view(1, -1)``): dispatch only
-_SHAPE_KINDS = frozenset({"reshape", "transpose", "unflatten"})
 
 
 def kind_formula(spec: OpSpec) -> KindFormula | None:
@@ -121,7 +119,7 @@ def _formula(graph: Graph, node: fx.Node, meta: NodeMeta) -> tuple[KindFormula, 
     if module is not None and not _module_is_exact(module, meta):
         return None
     # a call's closed form must not need the module's weights, nor change the batch dimension
-    if module is None and (spec.count in ("mac", "pool") or "weight" in spec.operands or spec.kind in _SHAPE_KINDS):
+    if module is None and (spec.count in ("mac", "pool") or "weight" in spec.operands or spec.reshapes):
         return None
     if meta.kind == "flatten" and not _flatten_keeps_batch(node, module, meta):
         return None

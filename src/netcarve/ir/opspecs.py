@@ -28,6 +28,16 @@ Kind names are MASE's type names, used by ``by = "type"`` configs (linear, conv2
   folded into it by the ``fold_batchnorm`` pass first), ``reshape`` (Flatten, Unflatten: the identity on
   the flattened vector) or ``skip`` (elementwise identities); None: no mapping (exporting a graph with such
   a node is an error naming it).
+- ``fold``: its part in BatchNorm folding (``transforms/fold.py``): a :class:`Fold` ``producer`` (Linear,
+  Conv: a following batch norm of kind ``Fold.batch_norm`` folds into it when its output has rank
+  ``Fold.rank``) or :data:`BATCH_NORM` (a batch norm that can be folded); None: neither;
+- ``batched``: how population training (``netcarve.train.population``) stacks the kind's modules along a
+  candidate dimension: an import string ``"package.module:NAME"`` naming a ``BatchedKind`` (its stacked
+  parameters and buffers, template checks and batched forward; the built-in ones are in
+  ``netcarve/train/population/layers.py``), resolved lazily there so that ``ir`` never imports ``train``.
+  None: a model with such a node trains alone (logged);
+- ``reshapes``: its functional or method call may change the batch dimension (``x.view(1, -1)``), so the
+  closed-form analysis leaves such calls to the dispatch counter.
 
 A new kind is one :func:`register_op` call; nothing else needs editing (tests/ir/test_opspecs.py checks
 the registry's contract and registers ``hardtanh`` to prove it).
@@ -35,6 +45,7 @@ the registry's contract and registers ``hardtanh`` to prove it).
 
 from __future__ import annotations
 
+import importlib
 import operator
 from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass
@@ -55,12 +66,29 @@ Count = Literal["mac", "elementwise", "pool", "free"]
 Export = Literal["dense", "conv", "relu", "max_pool", "avg_pool", "affine", "reshape", "skip"]
 ShapeRule = Callable[[nn.Module], "tuple[int, ...] | None"]
 
+
+@dataclass(frozen=True)
+class Fold:
+    """A kind's part in BatchNorm folding: a ``batch_norm`` (``BATCH_NORM``), or a ``producer`` into which
+    a following batch norm of kind ``batch_norm`` folds when the producer's output has rank ``rank``
+    (``output`` names that shape in the reason a batch norm is kept)."""
+
+    role: Literal["producer", "batch_norm"]
+    batch_norm: str = ""
+    rank: int = 0
+    output: str = ""
+
+
+#: ``OpSpec.fold`` of a batch norm
+BATCH_NORM = Fold("batch_norm")
+
 #: every operand a quantized module may quantize
 ALL_OPERANDS = ("data_in", "weight", "bias", "data_out")
 UNARY_OPERANDS = ("data_in", "data_out")
 #: ``OpSpec.quantized`` value: quantize with a generic subclass that wraps the float module's forward
 ELEMENTWISE = "elementwise"
 _QMODULES = "netcarve.transforms.quantize.modules"
+_BATCHED = "netcarve.train.population.layers"
 #: every ATen variant of batch norm (both batch_norm kinds charge 4 flops per element to them)
 _BATCH_NORM_ATEN = (
     "native_batch_norm",
@@ -88,6 +116,9 @@ class OpSpec:
     aten: tuple[str, ...] = ()
     input_shape: ShapeRule | None = None
     export: Export | None = None
+    fold: Fold | None = None
+    batched: str | None = None
+    reshapes: bool = False
     description: str = ""
 
     @property
@@ -161,6 +192,26 @@ def spec_of_kind(kind: str) -> OpSpec | None:
 def is_exact_class(cls: type) -> bool:
     """True for a registered class itself (not a user subclass, whose forward may differ)."""
     return cls in _BY_MODULE
+
+
+def exact_spec(cls: type) -> OpSpec | None:
+    """The spec of a registered class itself or of its kind's named quantized class (``OpSpec.quantized``,
+    compared by name: nothing is imported); None for anything else, a user subclass included (its forward
+    may differ)."""
+    spec = _BY_MODULE.get(cls)
+    if spec is not None:
+        return spec
+    spec = spec_of_class(cls)
+    if spec is not None and spec.quantized == f"{cls.__module__}:{cls.__qualname__}":
+        return spec
+    return None
+
+
+def resolve(ref: str) -> Any:
+    """The object an import string ``"package.module:NAME"`` names (``OpSpec.quantized``, ``OpSpec.batched``),
+    imported on first use."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def infer_input_shape(module: nn.Module) -> tuple[int, ...] | None:
@@ -267,12 +318,23 @@ _BUILTIN = (
         quantized=f"{_QMODULES}:QuantizedLinear",
         input_shape=_features("in_features"),
         export="dense",
+        fold=Fold("producer", "batch_norm1d", 2, "a (batch, features) vector"),
+        batched=f"{_BATCHED}:LINEAR",
     ),
     *(
-        _mac(kind, cls, fn, _CONV, quantized=f"{_QMODULES}:{q}", input_shape=lambda m: None, export="conv")
-        for kind, cls, fn, q in (
-            ("conv1d", nn.Conv1d, F.conv1d, "QuantizedConv1d"),
-            ("conv2d", nn.Conv2d, F.conv2d, "QuantizedConv2d"),
+        _mac(
+            kind,
+            cls,
+            fn,
+            _CONV,
+            quantized=f"{_QMODULES}:{q}",
+            input_shape=lambda m: None,
+            export="conv",
+            fold=Fold("producer", bn, rank, output),
+        )
+        for kind, cls, fn, q, bn, rank, output in (
+            ("conv1d", nn.Conv1d, F.conv1d, "QuantizedConv1d", "batch_norm1d", 3, "(batch, C, L)"),
+            ("conv2d", nn.Conv2d, F.conv2d, "QuantizedConv2d", "batch_norm2d", 4, "(batch, C, H, W)"),
         )
     ),
     OpSpec(
@@ -288,6 +350,8 @@ _BUILTIN = (
         aten=_BATCH_NORM_ATEN,
         input_shape=_features("num_features"),
         export="affine",
+        fold=BATCH_NORM,
+        batched=f"{_BATCHED}:BATCH_NORM",
     ),
     OpSpec(
         "batch_norm2d",
@@ -301,6 +365,7 @@ _BUILTIN = (
         aten=_BATCH_NORM_ATEN,
         input_shape=lambda m: None,
         export="affine",
+        fold=BATCH_NORM,
     ),
     OpSpec(
         "relu",
@@ -315,6 +380,7 @@ _BUILTIN = (
         flops_per_element=1,
         aten=("relu", "relu_"),
         export="relu",
+        batched=f"{_BATCHED}:RELU",
     ),
     OpSpec(
         "softmax",
@@ -352,8 +418,8 @@ _BUILTIN = (
         count="free",
         export="reshape",
     ),
-    OpSpec("reshape", methods=("view", "reshape"), channels="flatten", count="free"),
-    OpSpec("transpose", methods=("transpose",), count="free"),
+    OpSpec("reshape", methods=("view", "reshape"), channels="flatten", count="free", reshapes=True),
+    OpSpec("transpose", methods=("transpose",), count="free", reshapes=True),
     OpSpec(
         "unflatten",
         modules=(nn.Unflatten,),
@@ -361,8 +427,16 @@ _BUILTIN = (
         count="free",
         input_shape=_unflatten_shape,
         export="reshape",
+        reshapes=True,
     ),
-    OpSpec("identity", modules=(nn.Identity,), channels="elementwise", count="free", export="skip"),
+    OpSpec(
+        "identity",
+        modules=(nn.Identity,),
+        channels="elementwise",
+        count="free",
+        export="skip",
+        batched=f"{_BATCHED}:IDENTITY",
+    ),
     OpSpec("dropout", modules=(nn.Dropout,), channels="elementwise", count="free", export="skip"),
     _pool("max_pool1d", nn.MaxPool1d, functions=(F.max_pool1d,), aten="max_pool1d_with_indices", export="max_pool"),
     _pool("max_pool2d", nn.MaxPool2d, functions=(F.max_pool2d,), aten="max_pool2d_with_indices", export="max_pool"),

@@ -1,22 +1,50 @@
-"""The tensor-resident training loop: batches are slices of a seeded permutation; no DataLoader."""
+"""Training one model: :func:`fit` (the tensor-resident loop: batches are slices of a seeded permutation; no
+DataLoader), :func:`evaluate` and the intra-op thread rule. The epochs and steps are
+:func:`netcarve.train.driver.drive`'s, shared with population training; :class:`Solo` is the one model as
+its trainee."""
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from netcarve.config.training import TrainingSettings
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
-from netcarve.train.optim import Schedule, Stepper, make_optimizer
+from netcarve.train.driver import EpochPlan, drive, epoch_plan, has_batch_norm, optimizer_for
+from netcarve.train.records import (
+    EpochCallback,
+    EpochRecord,
+    EvalResult,
+    FitResult,
+    MemberOutcome,
+    StepCallback,
+)
+
+__all__ = [
+    "EpochCallback",
+    "EpochPlan",
+    "EpochRecord",
+    "EvalResult",
+    "FitResult",
+    "KeepGoing",
+    "MemberOutcome",
+    "Solo",
+    "StepCallback",
+    "TrainConfig",
+    "epoch_plan",
+    "evaluate",
+    "fit",
+    "fit_outcome",
+    "optimizer_for",
+    "steps_only",
+    "training_threads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,45 +71,6 @@ def training_threads(module: nn.Module, requested: int | None) -> Iterator[None]
         torch.set_num_threads(before)
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    loss: float
-    accuracy: float
-    per_class_accuracy: tuple[float, ...]
-    num_samples: int
-
-    def as_dict(self) -> dict[str, float]:
-        return {"loss": self.loss, "accuracy": self.accuracy}
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
-    steps: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    lr: float
-
-
-@dataclass
-class FitResult:
-    history: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int = -1
-    steps: int = 0
-    #: ``keep_going`` returned False after the last record: training stopped early
-    stopped: bool = False
-
-    @property
-    def final(self) -> EpochRecord:
-        return self.history[-1]
-
-
-#: called after each epoch (record, is_best); used for checkpoints
-EpochCallback = Callable[[EpochRecord, bool], None]
-#: called with (steps_done, total_steps, running_loss, running_accuracy); used for progress bars
-StepCallback = Callable[[int, int, float, float], None]
 #: called after each epoch (after ``on_epoch``); False stops training (pruners: validation always runs)
 KeepGoing = Callable[[EpochRecord], bool]
 
@@ -119,83 +108,63 @@ def evaluate(module: nn.Module, split: Split, batch_size: int = 8192) -> EvalRes
     return EvalResult(float(loss_sum) / n, float(correct.float().mean()), tuple(per_class), n)
 
 
-@dataclass(frozen=True)
-class _EpochRun:
-    """One pass over a permuted copy of the train split. Per step it adds only two cheap ops to the
-    optimizer step: the batch loss is accumulated in place and the predictions are written into a buffer,
-    so the epoch's accuracy is one comparison at the end."""
+class _SoloTally:
+    """One model's epoch: the batch loss is accumulated in place and the predictions are written into a
+    buffer, so a step adds only these two cheap ops and the epoch's accuracy is one comparison at the end."""
 
-    module: nn.Module
-    optimizer: Stepper
-    schedule: Schedule | None
-    batch_size: int
-    on_step: StepCallback | None
-    report_every: int
-    total_steps: int
+    def __init__(self, ys: torch.Tensor, seen: int) -> None:
+        self.ys, self.seen = ys, seen
+        self.preds = torch.empty(seen, dtype=torch.int64)
+        self.loss_sum = torch.zeros((), dtype=torch.float64)
 
-    def run(self, xs: torch.Tensor, ys: torch.Tensor, steps: int, step: int) -> tuple[float, int, int]:
-        """Train ``steps`` batches; return (summed loss, correct predictions, samples seen)."""
-        seen = min(len(ys), steps * self.batch_size)
-        preds = torch.empty(seen, dtype=torch.int64)
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        for i in range(steps):
-            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, seen)
-            out = self.module(xs[lo:hi])
-            loss = F.cross_entropy(out, ys[lo:hi])
-            self.optimizer.zero_grad()
-            loss.backward()
-            if self.schedule is not None:
-                self.optimizer.lr = self.schedule.lr(step + i)
-            self.optimizer.step()
-            loss_sum.add_(loss.detach(), alpha=hi - lo)
-            torch.argmax(out.detach(), dim=1, out=preds[lo:hi])
-            done = step + i + 1
-            if self.on_step is not None and (done % self.report_every == 0 or done == self.total_steps):
-                running = int((preds[:hi] == ys[:hi]).sum())
-                self.on_step(done, self.total_steps, float(loss_sum) / hi, running / hi)
-        return float(loss_sum), int((preds == ys[:seen]).sum()), seen
+    def add(self, out: torch.Tensor, losses: torch.Tensor, y: torch.Tensor, lo: int, hi: int) -> None:
+        self.loss_sum.add_(losses.detach(), alpha=hi - lo)
+        torch.argmax(out.detach(), dim=1, out=self.preds[lo:hi])
+
+    def running(self, hi: int) -> tuple[float, float]:
+        return float(self.loss_sum) / hi, int((self.preds[:hi] == self.ys[:hi]).sum()) / hi
+
+    def losses(self) -> list[float]:
+        return [float(self.loss_sum) / max(self.seen, 1)]
+
+    def accuracies(self) -> list[float]:
+        return [int((self.preds == self.ys[: self.seen]).sum()) / max(self.seen, 1)]
 
 
-def optimizer_for(module: nn.Module, cfg: TrainConfig, total_steps: int) -> tuple[Stepper, Schedule | None]:
-    """The optimizer and learning-rate schedule ``cfg`` asks for, over ``total_steps`` steps."""
-    return make_optimizer(
-        module,
-        cfg.optimizer,
-        cfg.learning_rate,
-        cfg.weight_decay,
-        total_steps,
-        cfg.num_warmup_steps,
-        cfg.lr_scheduler,
-    )
+class Solo:
+    """One model as the training driver's trainee (unit 0)."""
 
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.units = [0]
+        self.has_batch_norm = has_batch_norm(module)
 
-@dataclass(frozen=True)
-class EpochPlan:
-    """What every epoch trains on: the ``train`` rows (the split's first ``num_samples``), in
-    ``steps_per_epoch`` optimizer steps, ``total_steps`` in all (``max_steps`` applied)."""
+    def holder(self) -> nn.Module:
+        return self.module
 
-    train: Split
-    steps_per_epoch: int
-    total_steps: int
+    def grad_masks(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        return []
 
+    def train_mode(self) -> None:
+        self.module.train()
 
-def epoch_plan(splits: TensorSplits, cfg: TrainConfig, has_batch_norm: bool) -> EpochPlan:
-    """The rows and steps of a training run; TrainingError on an empty split. With BatchNorm, an epoch whose
-    last batch would hold exactly one row skips it (BatchNorm cannot train on one sample)."""
-    train = splits.train.head(cfg.num_samples)
-    n = len(train)
-    if n == 0:
-        raise TrainingError("the training split is empty")
-    batched = n
-    if n > 1 and n % cfg.batch_size == 1 and has_batch_norm:
-        log.info("each epoch skips its last, one-row batch (BatchNorm needs 2 rows; %d rows, batch %d)", n,
-                 cfg.batch_size)  # fmt: skip
-        batched = n - 1
-    steps_per_epoch = math.ceil(batched / cfg.batch_size)
-    total = steps_per_epoch * cfg.max_epochs
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
-    return EpochPlan(train, steps_per_epoch, total)
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.module(x)
+        loss = F.cross_entropy(out, y)
+        return out, loss, loss
+
+    def tally(self, ys: torch.Tensor, seen: int) -> _SoloTally:
+        return _SoloTally(ys, seen)
+
+    def validate(self, split: Split) -> tuple[list[float], list[float]]:
+        val = evaluate(self.module, split)
+        return [val.loss], [val.accuracy]
+
+    def release(self, pos: int) -> None:
+        self.module.eval()
+
+    def keep(self, positions: list[int]) -> None:
+        self.units = [self.units[pos] for pos in positions]
 
 
 def fit(
@@ -218,60 +187,31 @@ def fit(
     ``keep_going(record)`` is called after each epoch (after ``on_epoch``); when it returns False, training
     stops there and the result's ``stopped`` is True. With ``keep_going``, validation always runs.
     """
-    with training_threads(module, num_threads):
-        return _fit(module, splits, cfg, on_epoch, on_step, validate or keep_going is not None, keep_going)
+    outcome = fit_outcome(module, splits, cfg, on_epoch=on_epoch, on_step=on_step, validate=validate,
+                          num_threads=num_threads, keep_going=keep_going)  # fmt: skip
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result
 
 
-def _fit(
+def fit_outcome(
     module: nn.Module,
     splits: TensorSplits,
     cfg: TrainConfig,
-    on_epoch: EpochCallback | None,
-    on_step: StepCallback | None,
-    validate: bool,
+    *,
+    on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
+    validate: bool = True,
+    num_threads: int | None = None,
     keep_going: KeepGoing | None = None,
-) -> FitResult:
-    plan = epoch_plan(splits, cfg, any(isinstance(m, _BatchNorm) for m in module.modules()))
-    train, n = plan.train, len(plan.train)
-    steps_per_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
-    optimizer, schedule = optimizer_for(module, cfg, total_steps)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    result = FitResult()
-    best_acc = -1.0
-    step = 0
-    epoch_run = _EpochRun(module, optimizer, schedule, cfg.batch_size, on_step, cfg.log_every_n_steps, total_steps)
-    module.train()
-    for epoch in range(cfg.max_epochs):
-        if step >= total_steps:
-            break
-        perm = torch.randperm(n, generator=generator)
-        steps = min(steps_per_epoch, total_steps - step)
-        loss_sum, correct, seen = epoch_run.run(train.x[perm], train.y[perm], steps, step)
-        step += steps
-        train_loss = float(loss_sum) / max(seen, 1)
-        if not math.isfinite(train_loss):
-            raise TrainingError(f"training diverged: loss is {train_loss} in epoch {epoch}")
-        val = evaluate(module, splits.val) if validate else EvalResult(float("nan"), float("nan"), (), 0)
-        module.train()
-        record = EpochRecord(
-            epoch,
-            step,
-            train_loss,
-            correct / max(seen, 1),
-            val.loss,
-            val.accuracy,
-            optimizer.lr,
+) -> MemberOutcome:
+    """:func:`fit`, a divergence returned in the outcome (its history: the epochs before; its steps: the
+    diverged epoch's included) instead of raised. The module ends in eval mode either way."""
+    validate = validate or keep_going is not None
+    epoch_done = None if on_epoch is None else lambda unit, record, is_best: on_epoch(record, is_best)
+    keep = None if keep_going is None else lambda unit, record: keep_going(record)
+    with training_threads(module, num_threads):
+        outcomes, _ = drive(
+            Solo(module), splits, cfg, validate=validate, keep_going=keep, on_epoch=epoch_done, on_step=on_step
         )
-        result.history.append(record)
-        is_best = validate and val.accuracy > best_acc
-        if is_best:
-            best_acc, result.best_epoch = val.accuracy, epoch
-        log.debug("epoch %d: %s", epoch, record)
-        if on_epoch is not None:
-            on_epoch(record, is_best)
-        if keep_going is not None and not keep_going(record):
-            result.stopped = True
-            break
-    result.steps = step
-    module.eval()
-    return result
+    return outcomes[0]

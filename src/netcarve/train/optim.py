@@ -11,11 +11,17 @@ import torch
 from torch import nn
 
 from netcarve.config import training
+from netcarve.errors import TrainingError
 from netcarve.registry import Registry
 
 
 class Stepper(Protocol):
-    """What the training loop needs of an optimizer: a settable learning rate, step and zero_grad."""
+    """What the training loop needs of an optimizer: a settable learning rate, step and zero_grad.
+
+    Population training stacks the parameters of many members into one tensor each; it uses an optimizer
+    only if the optimizer has ``stacks = True``: its update is elementwise (each member's entries are
+    updated as that member's own parameter would be) and :func:`select_state` can pick members out of its
+    state. (Any other registered optimizer makes population members train alone, logged.)"""
 
     lr: float
 
@@ -41,6 +47,7 @@ class FusedAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
+        self.stacks = True  # Adam/AdamW are elementwise
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
@@ -79,10 +86,12 @@ class FusedAdam:
 
 
 class TorchStepper:
-    """A torch.optim optimizer behind the :class:`Stepper` interface."""
+    """A torch.optim optimizer behind the :class:`Stepper` interface; ``stacks``: its update is elementwise
+    and its per-parameter state is shaped like the parameter or scalar (see :class:`Stepper`)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, *, stacks: bool = False) -> None:
         self.optimizer = optimizer
+        self.stacks = stacks
 
     @property
     def lr(self) -> float:
@@ -130,7 +139,9 @@ def _adamw(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> St
 @_implements("sgd")
 def _sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> Stepper:
     """SGD with momentum 0.9."""
-    return TorchStepper(torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True))
+    return TorchStepper(
+        torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, foreach=True), stacks=True
+    )
 
 
 # a schedule maps training progress p ∈ [0, 1] (after warm-up) to a multiplier of the learning rate
@@ -174,3 +185,37 @@ def make_optimizer(
     if SCHEDULES.canonical(schedule) == "constant" and warmup_steps == 0:
         return stepper, None
     return stepper, Schedule(lr, total_steps, warmup_steps, SCHEDULES.canonical(schedule))
+
+
+def optimizer_stacks(name: str) -> bool:
+    """Whether the registered optimizer ``name`` can train stacked members (``Stepper.stacks``; asked of
+    one built on a one-element parameter; False when that cannot be built)."""
+    try:
+        probe = OPTIMIZERS.get(name)([nn.Parameter(torch.zeros(1))], 1e-3, 0.0)
+    except Exception:  # a factory that cannot build this probe cannot be vouched for; fit will say why
+        return False
+    return bool(getattr(probe, "stacks", False))
+
+
+def select_state(old: Stepper, new: Stepper, old_params: list[nn.Parameter], idx: torch.Tensor) -> None:
+    """Move the optimizer state of the stacked members ``idx`` (dimension 0 of every parameter) from ``old``
+    into ``new``, built over the re-stacked parameters in the same order; the learning rate too."""
+    new.lr = old.lr
+    if isinstance(old, FusedAdam) and isinstance(new, FusedAdam):
+        new._exp_avg = [s.index_select(0, idx) for s in old._exp_avg]
+        new._exp_avg_sq = [s.index_select(0, idx) for s in old._exp_avg_sq]
+        new._steps = [s.clone() for s in old._steps]
+    elif isinstance(old, TorchStepper) and isinstance(new, TorchStepper):
+        new_params = [p for group in new.optimizer.param_groups for p in group["params"]]
+        for p_old, p_new in zip(old_params, new_params, strict=True):
+            state = old.optimizer.state.get(p_old)
+            if not state:
+                continue
+            new.optimizer.state[p_new] = {
+                k: (v.index_select(0, idx) if v.shape == p_old.shape else v.clone())
+                if isinstance(v, torch.Tensor)
+                else v
+                for k, v in state.items()
+            }
+    else:
+        raise TrainingError(f"cannot remove members from a population trained by {type(old).__name__}")

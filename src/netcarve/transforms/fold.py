@@ -20,7 +20,9 @@ holds for a Conv.)
 A BatchNorm is folded only when its one input is the output of a Linear (2-D), a Conv1d (with a
 BatchNorm1d, 3-D) or a Conv2d (with a BatchNorm2d, 4-D) that nothing else uses, and it has running
 statistics; any other (the input BatchNorm before the first layer, one after a ReLU) is left in place and
-reported with the reason in :class:`FoldInfo`. Train the folded model (run the pass before
+reported with the reason in :class:`FoldInfo`. Which kinds are producers (with the batch-norm kind that
+may follow each and the rank of its output) and which are batch norms is each op kind's ``fold``
+(:mod:`netcarve.ir.opspecs`). Train the folded model (run the pass before
 quantization-aware training) to make the trained model and the exported firmware the same.
 """
 
@@ -39,6 +41,7 @@ from torch import nn
 from netcarve.config.passes import FoldBatchNormPassConfig, coerce_pass_config
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import META_KEY
+from netcarve.ir.opspecs import BATCH_NORM, Fold, spec_of_kind, spec_of_module
 from netcarve.ir.passes import PassResult, register_pass
 from netcarve.transforms.quantize.modules import QuantizedModule
 
@@ -72,13 +75,14 @@ class FoldInfo:
     kept: tuple[KeptBatchNorm, ...]
 
 
-#: each foldable producer class, the BatchNorm class that may follow it, and the rank and name of its output
-_PRODUCERS: tuple[tuple[type[nn.Module], type[nn.Module], int, str], ...] = (
-    (nn.Linear, nn.BatchNorm1d, 2, "a (batch, features) vector"),
-    (nn.Conv1d, nn.BatchNorm1d, 3, "(batch, C, L)"),
-    (nn.Conv2d, nn.BatchNorm2d, 4, "(batch, C, H, W)"),
-)
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+def _fold_of(module: nn.Module | None) -> Fold | None:
+    """The module's part in folding (its op kind's ``fold``), None for a non-module node or another kind."""
+    spec = spec_of_module(module) if module is not None else None
+    return spec.fold if spec is not None else None
+
+
+def _is_batch_norm(gm: fx.GraphModule, node: fx.Node) -> bool:
+    return node.op == "call_module" and _fold_of(gm.get_submodule(str(node.target))) == BATCH_NORM
 
 
 def _why_not(gm: fx.GraphModule, node: fx.Node) -> str | None:
@@ -90,18 +94,17 @@ def _why_not(gm: fx.GraphModule, node: fx.Node) -> str | None:
         return "it does not take exactly one input"
     producer = node.args[0]
     module = gm.get_submodule(str(producer.target)) if producer.op == "call_module" else None
-    match = [(bn_cls, rank, what) for cls, bn_cls, rank, what in _PRODUCERS if isinstance(module, cls)]
-    if not match:
+    fold = _fold_of(module)
+    if fold is None or fold.role != "producer":
         return f"its input {producer.name!r} is not a Linear or Conv"
-    bn_cls, rank, what = match[0]
-    if not isinstance(bn, bn_cls):
+    if spec_of_module(bn) != spec_of_kind(fold.batch_norm):
         return f"a {type(bn).__name__} cannot follow the {type(module).__name__} {producer.name!r}"
     if len(producer.users) != 1:
         return f"the output of {producer.name!r} has other users"
     meta = producer.meta.get(META_KEY)
     shape = meta.output if meta is not None else None
-    if shape is None or len(shape.shape) != rank:
-        return f"the output of {producer.name!r} is not {what}"
+    if shape is None or len(shape.shape) != fold.rank:
+        return f"the output of {producer.name!r} is not {fold.output}"
     return None
 
 
@@ -145,7 +148,7 @@ def fold_batchnorms(graph: Graph) -> PassResult[FoldInfo]:
     folded: list[FoldedBatchNorm] = []
     kept: list[KeptBatchNorm] = []
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not isinstance(gm.get_submodule(str(node.target)), _BATCH_NORMS):
+        if not _is_batch_norm(gm, node):
             continue
         reason = _why_not(gm, node)
         if reason is not None:
@@ -153,8 +156,7 @@ def fold_batchnorms(graph: Graph) -> PassResult[FoldInfo]:
             continue
         producer = node.args[0]
         linear, bn = gm.get_submodule(str(producer.target)), gm.get_submodule(str(node.target))
-        assert isinstance(linear, (nn.Linear, nn.Conv1d, nn.Conv2d)) and isinstance(bn, _BATCH_NORMS)  # _why_not
-        _fold(linear, bn)
+        _fold(linear, bn)  # type: ignore[arg-type]  # _why_not: a producer and its batch norm
         node.replace_all_uses_with(producer)
         gm.graph.erase_node(node)
         gm.delete_submodule(str(node.target))

@@ -14,7 +14,6 @@ class written for it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from netcarve.ir.opspecs import ELEMENTWISE, OPS, is_exact_class, spec_of_class
+from netcarve.ir.opspecs import ELEMENTWISE, OPS, is_exact_class, resolve, spec_of_class
 from netcarve.transforms.quantize.quantizers import QuantSpec
 
 
@@ -126,8 +125,7 @@ def quantized_class(cls: type[nn.Module]) -> type[QuantizedModule] | None:
         if cls not in _GENERATED:
             _GENERATED[cls] = type(f"Quantized{cls.__name__}", (QuantizedElementwise, cls), {})
         return _GENERATED[cls]
-    module, _, name = spec.quantized.partition(":")
-    found = getattr(importlib.import_module(module), name)
+    found = resolve(spec.quantized)
     assert isinstance(found, type) and issubclass(found, QuantizedModule), spec.quantized
     return found
 
