@@ -4,6 +4,7 @@ statistics, records), padding stays exactly zero, and divergence, ``keep_going``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -492,9 +493,10 @@ def test_step_limits_and_an_empty_population(synthetic_small: TensorSplits) -> N
 
 
 def _double(splits: TensorSplits) -> TensorSplits:
-    return TensorSplits(
-        splits.info, *(Split(s.x.double(), s.y) for s in (splits.train, splits.val, splits.test)), splits.source
-    )
+    def double(split: Split) -> Split:
+        return Split(split.x.double(), split.y)
+
+    return dataclasses.replace(splits, train=double(splits.train), val=double(splits.val), test=double(splits.test))
 
 
 def test_lab4_digits_population_equals_solo_in_float64(digits: TensorSplits, monkeypatch: pytest.MonkeyPatch) -> None:
