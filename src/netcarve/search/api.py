@@ -109,8 +109,10 @@ def start_search(
 
     ``run_dir``: use this new directory instead of runs/<project>/<time> (``netcarve compare`` nests runs).
     """
+    from netcarve.provenance import file_refs
     from netcarve.runs import create_run_dir, write_run_files
-    from netcarve.workflow import project_name
+    from netcarve.search.relocate import record_files
+    from netcarve.workflow import project_name, recorded_config
 
     storage_url = st.absolute(storage_url) if storage_url else storage_url
     if storage is None and storage_url:
@@ -126,10 +128,12 @@ def start_search(
     stored = prepared
     if base_path is not None:  # the config every process reads points at the base that is trained next
         stored = replace(prepared, config=cfg.model_copy(update={"load_name": str(base_path.resolve())}))
+    stored = replace(stored, config=recorded_config(stored.config))  # model and dataset files: resolved paths
+    files = file_refs(cfg.model, cfg.dataset)
     url = storage_url or st.default_storage_url(run_dir)
     name = study_name or f"{run_dir.parent.name}/{run_dir.name}"
     source = prepared.splits.source if prepared.splits is not None else None
-    extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}}
+    extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}, "files": files}
     write_run_files(run_dir, effective_dict(stored.config), "search", cfg.seed, extra)
     storage = storage or st.open_storage(url)
     if url.startswith("sqlite") and prepared.plan.n_jobs > 1:
@@ -140,6 +144,7 @@ def start_search(
     name_objectives(study, prepared.plan)  # study.metric_names, for plain Optuna clients (optuna-dashboard)
     for key, value in stored_attrs(stored, run_dir).items():
         study.set_user_attr(key, redact(value))
+    record_files(study, files)
     if base_path is not None:
         study.set_user_attr(BASE_ATTR, str(base_path.resolve()))
     if prepared.plan.enumerates and prepared.target is not None:
@@ -252,14 +257,24 @@ def _adopt(study: optuna.Study, run_dir: Path) -> None:
     study.set_user_attr(st.RUN_DIR_ATTR, str(run_dir.resolve()))
 
 
-def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, n_jobs: int | None) -> Session:
+def resume_search(
+    run_dir: Path,
+    storage_url: str | None,
+    n_trials: int | None,
+    n_jobs: int | None,
+    model: str | None = None,
+    dataset: str | None = None,
+) -> Session:
     """Continue an interrupted study in its run dir: stale trials are redone, then up to n_trials done; a
-    base model whose training was interrupted is trained again first."""
+    base model whose training was interrupted is trained again first. ``model`` / ``dataset``: the run's
+    model file and dataset file, moved since (checked against their recorded sha256)."""
+    from netcarve.search.relocate import relocate
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
     _writable_journal(run_dir, ref.storage, explicit=storage_url is not None)
     config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs}, run_dir)
+    config = relocate(study, config, model, dataset, write=True)
     base_path = _pending_base(study, run_dir)
     _adopt(study, run_dir)
     study.set_user_attr(st.RESUMES_ATTR, int(study.user_attrs.get(st.RESUMES_ATTR, 0)) + 1)
@@ -346,12 +361,21 @@ def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
     return "no trial completed yet; finish the search with --resume"
 
 
-def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
+def trial_graph(
+    run_dir: Path,
+    number: int | None,
+    storage_url: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
+) -> tuple[Graph, RunConfig]:
     """A search run's candidate and the run's config: its best trial (``best.pt``) when ``number`` is None,
     else trial ``number`` (complete): its saved checkpoint, or rebuilt from its transforms as
-    :func:`finish` does for the best trial (retrained when the search retrains)."""
+    :func:`finish` does for the best trial (retrained when the search retrains). ``model``: the run's model
+    file, moved since (checked against its sha256); ``dataset``, when it is the run's dataset file (same
+    sha256), stands in for it where a trial is rebuilt."""
     from optuna.trial import TrialState
 
+    from netcarve.search.relocate import relocate, same_dataset_file
     from netcarve.train.checkpoint import load_saved_graph
     from netcarve.workflow import initial_graph, load_splits
 
@@ -367,7 +391,7 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
         best = run_dir / "best.pt"
         if not best.is_file():
             raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(run_dir, study)}")
-        return load_saved_graph(best), config
+        return load_saved_graph(best, model), config
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
     if trial is None:
@@ -378,13 +402,15 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
         raise SearchError(f"trial {number} is {state}, not complete: only complete trials can be exported")
     saved = trial_checkpoint(run_dir / "trials", number)
     if saved.is_file():
-        return load_saved_graph(saved), config
+        return load_saved_graph(saved, model), config
+    moved_dataset = dataset if dataset is not None and same_dataset_file(study, dataset) else None
+    config = relocate(study, config, model, moved_dataset, write=False)
     splits = load_splits(config)
     prepared = prepare(config, splits, initial_graph(config, splits))
     graph, saved_path = _best_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
     if graph is None:
         assert saved_path is not None
-        graph = load_saved_graph(saved_path)
+        graph = load_saved_graph(saved_path, model)
     return graph, config
 
 
