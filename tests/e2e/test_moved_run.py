@@ -151,3 +151,12 @@ def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, P
     line = error_line("test", f"{other}:mlp", str(new / "data" / "ok.csv"), "--load", str(run_dir / "best.pt"))
     assert line.endswith(f"not '{other}:mlp' (sha256 {_sha(other)[:12]}…)")
     assert not Path("runs").exists()  # nothing was written for the refused test
+
+
+def test_model_and_dataset_options_go_with_resume(in_tmp: Path) -> None:
+    line = error_line("search", "jsc-toy", "digits", "--dataset", "x.csv")
+    assert line == (
+        "error: --dataset points at a moved file of a run and goes with --resume; a new search takes MODEL and "
+        "DATASET as arguments"
+    )
+    assert not (in_tmp / "runs").exists()
