@@ -88,14 +88,6 @@ def moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     code, out = run("search", "m/odd.py:mlp", "data/ok.csv", "--config", "q.toml", "--project", "p")
     assert code == 0, out
     run_dir = (a / "runs" / "p" / "latest").resolve()
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["files"]["model"] == {
-        "spec": f"{a.resolve() / 'm' / 'odd.py'}:mlp",
-        "path": str(a.resolve() / "m" / "odd.py"),
-        "sha256": _sha(a / "m" / "odd.py"),
-    }
-    assert manifest["files"]["dataset"]["sha256"] == _sha(a / "data" / "ok.csv")
-    assert f'model = "{a.resolve() / "m" / "odd.py"}:mlp"' in (run_dir / "config.toml").read_text()
     (tmp_path / "b").mkdir()
     new = shutil.move(a, tmp_path / "b" / "moved")
     (tmp_path / "elsewhere").mkdir()
@@ -109,6 +101,15 @@ def test_export_test_and_resume_of_a_moved_run_with_its_files(moved: tuple[Path,
     paths in the study, so a second --resume needs no option."""
     new, run_dir = moved
     model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    a = new.parent.parent.resolve() / "a"  # where the run was made
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["files"]["model"] == {
+        "spec": f"{a / 'm' / 'odd.py'}:mlp",
+        "path": str(a / "m" / "odd.py"),
+        "sha256": _sha(new / "m" / "odd.py"),
+    }
+    assert manifest["files"]["dataset"]["sha256"] == _sha(new / "data" / "ok.csv")
+    assert f'model = "{a / "m" / "odd.py"}:mlp"' in (run_dir / "config.toml").read_text()
     code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--model", model, "--dataset", data)
     assert code == 0, out
     assert "check on test (80 rows): max |da4ml − netcarve| = 0" in out
