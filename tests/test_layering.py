@@ -48,7 +48,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("analysis", ("netcarve.analysis",)),  # analysis/fpga.py estimates firmware through export/
     ("export", ("netcarve.export",)),  # export/api.py included: it needs no runner once it finds trials itself
     ("transforms", ("netcarve.transforms",)),
-    ("ir/train/data/models", ("netcarve.ir", "netcarve.train", "netcarve.data", "netcarve.models")),
+    (
+        "ir/train/data/models",
+        ("netcarve.ir", "netcarve.train", "netcarve.data", "netcarve.models", "netcarve.provenance"),
+    ),
     (
         "config/base",
         (

@@ -13,6 +13,7 @@ from netcarve.data import TensorSplits, load_dataset
 from netcarve.device import resolve_device
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
+from netcarve.provenance import file_refs, resolved_dataset, resolved_model
 from netcarve.runs import create_run_dir, write_run_files
 from netcarve.train.checkpoint import build_graph, load_graph
 from netcarve.train.loop import TrainConfig
@@ -56,9 +57,24 @@ def train_config(config: RunConfig) -> TrainConfig:
     return training_settings(config)
 
 
+def recorded_config(config: RunConfig) -> RunConfig:
+    """``config`` as a run dir records it: a model file's and a dataset file's resolved paths, so that the
+    run's config works from any directory (README: Runs and files)."""
+    update = {}
+    if config.model:
+        update["model"] = resolved_model(config.model)
+    if config.dataset:
+        update["dataset"] = resolved_dataset(config.dataset)
+    return config.model_copy(update=update)
+
+
 def start_run(config: RunConfig, command: str, splits: TensorSplits | None = None) -> Path:
-    """Create the run dir and write ``config.toml`` and ``manifest.json``."""
+    """Create the run dir and write ``config.toml`` and ``manifest.json`` (with the sha256 of a model file
+    and of a dataset file: ``files``)."""
     run_dir = create_run_dir(config.project_dir, project_name(config))
-    extra = {"dataset_source": splits.source if splits is not None else None}
-    write_run_files(run_dir, effective_dict(config), command, config.seed, extra)
+    extra = {
+        "dataset_source": splits.source if splits is not None else None,
+        "files": file_refs(config.model, config.dataset),
+    }
+    write_run_files(run_dir, effective_dict(recorded_config(config)), command, config.seed, extra)
     return run_dir

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -7,8 +8,9 @@ import pytest
 import torch
 
 from netcarve.data.base import DatasetInfo
-from netcarve.errors import CheckpointError
+from netcarve.errors import CheckpointError, ConfigError
 from netcarve.train import build_graph, load_checkpoint, load_graph, save_checkpoint
+from netcarve.train.checkpoint import load_saved_graph
 
 JSC = DatasetInfo("jsc", 16, 5, ("g", "q", "w", "z", "t"))
 
@@ -88,3 +90,121 @@ def test_missing_and_corrupt(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+USER_MODEL = """
+from torch import nn
+
+def mlp(in_features, num_classes):
+    return nn.Sequential(nn.Linear(in_features, 4), nn.ReLU(), nn.Linear(4, num_classes))
+"""
+
+
+def _user_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """In tmp_path: m/odd.py and a checkpoint of m/odd.py:mlp made with the relative spelling."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "odd.py").write_text(USER_MODEL)
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "a.pt", build_graph("m/odd.py:mlp", JSC))
+
+
+def test_a_model_file_is_recorded_resolved_with_its_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _user_checkpoint(tmp_path, monkeypatch)
+    spec = load_checkpoint(path).spec
+    assert spec is not None
+    assert spec.model == f"{tmp_path.resolve() / 'm' / 'odd.py'}:mlp"
+    assert spec.model_sha256 == hashlib.sha256(USER_MODEL.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("spelling", ["./m/odd.py:mlp", "m/../m/odd.py:mlp", "ABS", "MOVED"])
+def test_a_model_file_is_the_same_model_however_its_path_is_spelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """Compared by callable name and file content: another spelling of the path, the absolute path, or the
+    same file moved elsewhere (here with the checkpoint's directory not the current one) load the weights."""
+    path = _user_checkpoint(tmp_path, monkeypatch)
+    if spelling == "ABS":
+        spelling = f"{tmp_path / 'm' / 'odd.py'}:mlp"
+    elif spelling == "MOVED":
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "m" / "odd.py").rename(tmp_path / "elsewhere" / "odd.py")
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        spelling = "odd.py:mlp"
+    graph = load_graph(path, spelling, JSC)
+    assert_same_state(graph.module, _fresh_from(path))
+
+
+def _fresh_from(path: Path) -> torch.nn.Module:
+    """The module with the checkpoint's weights, read without netcarve (a Sequential's keys)."""
+    state = torch.load(path, weights_only=True)["state_dict"]
+    module = torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.ReLU(), torch.nn.Linear(4, 5))
+    module.load_state_dict(state)
+    return module
+
+
+def test_another_file_with_the_same_callable_is_refused_naming_both_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _user_checkpoint(tmp_path, monkeypatch)
+    other = USER_MODEL + "# edited\n"
+    (tmp_path / "m" / "other.py").write_text(other)
+    mine, theirs = hashlib.sha256(USER_MODEL.encode()).hexdigest(), hashlib.sha256(other.encode()).hexdigest()
+    with pytest.raises(CheckpointError) as info:
+        load_graph(path, "m/other.py:mlp", JSC)
+    assert str(info.value) == (
+        f"checkpoint {str(path)!r} was made for model '{tmp_path.resolve() / 'm' / 'odd.py'}:mlp' "
+        f"(sha256 {mine[:12]}…), not 'm/other.py:mlp' (sha256 {theirs[:12]}…)"
+    )
+    with pytest.raises(CheckpointError, match="was made for model"):
+        load_graph(path, "m/odd.py:other", JSC)  # same file, another callable
+
+
+def test_a_checkpoint_without_a_hash_compares_resolved_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written before the sha256 was recorded: spec.model as typed ('m/odd.py:mlp'). Another spelling of the
+    same path loads; a copy of the file elsewhere (same content) is another model, as before."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "odd.py").write_text(USER_MODEL)
+    graph = build_graph("m/odd.py:mlp", JSC)
+    path = save_checkpoint(tmp_path / "old.pt", graph)
+    payload = torch.load(path, weights_only=True)
+    del payload["spec"]["model_sha256"]
+    payload["spec"]["model"] = "m/odd.py:mlp"
+    torch.save(payload, path)
+    assert_same_state(load_graph(path, "./m/odd.py:mlp", JSC).module, graph.module)
+    (tmp_path / "copy.py").write_text(USER_MODEL)
+    with pytest.raises(
+        CheckpointError, match=r"was made for model 'm/odd\.py:mlp' \(sha256 not recorded\), not 'copy\.py:mlp'"
+    ):
+        load_graph(path, "copy.py:mlp", JSC)
+
+
+def test_load_saved_graph_takes_a_moved_model_file_checked_by_its_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _user_checkpoint(tmp_path, monkeypatch)
+    original = load_saved_graph(path)
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "m" / "odd.py").rename(tmp_path / "moved" / "odd.py")
+    recorded = tmp_path.resolve() / "m" / "odd.py"
+    with pytest.raises(ConfigError, match=f"the model file checkpoint .* was made with, '{recorded}', does not exist: "
+                                          "if it was moved, point --model at it"):  # fmt: skip
+        load_saved_graph(path)
+    for given in ("moved/odd.py", "moved/odd.py:mlp"):
+        graph = load_saved_graph(path, given)
+        assert_same_state(graph.module, original.module)
+        assert graph.spec is not None and graph.spec.model == f"{tmp_path.resolve() / 'moved' / 'odd.py'}:mlp"
+    (tmp_path / "moved" / "edited.py").write_text(USER_MODEL + "\n")
+    with pytest.raises(ConfigError, match=r"--model 'moved/edited.py' is not the model file the run was made with: "
+                                          r"its sha256 is [0-9a-f]{12}…, the run's .* had [0-9a-f]{12}…"):  # fmt: skip
+        load_saved_graph(path, "moved/edited.py")
+    with pytest.raises(ConfigError, match="names callable 'other'"):
+        load_saved_graph(path, "moved/odd.py:other")
+
+
+def test_an_edited_model_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _user_checkpoint(tmp_path, monkeypatch)
+    (tmp_path / "m" / "odd.py").write_text(USER_MODEL + "# edited\n")
+    with pytest.raises(ConfigError, match=r"changed since checkpoint .* was made"):
+        load_saved_graph(path)

@@ -4,6 +4,7 @@ statistics, records), padding stays exactly zero, and divergence, ``keep_going``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -13,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from netcarve.data.base import TensorSplits
+from netcarve.data.base import Split, TensorSplits
 from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize
 from netcarve.ir.graph import Graph
 from netcarve.models import create_model
 from netcarve.models.jsc import SeqBlocks
-from netcarve.train import TrainConfig, fit
+from netcarve.train import TrainConfig, fit, population
 from netcarve.train.driver import Stopped
 from netcarve.train.loop import EpochRecord, FitResult, training_threads
 from netcarve.train.optim import FusedAdam
@@ -513,3 +514,46 @@ def test_step_limits_and_an_empty_population(synthetic_small: TensorSplits) -> N
             assert [r.steps for r in outcome.result.history] == steps and outcome.result.steps == steps[-1]
             _assert_same_weights(module, _solo(graph.module, synthetic_small, cfg, validate=False)[0])
     assert fit_population([], synthetic_small, CFG) == []
+
+
+def _double(splits: TensorSplits) -> TensorSplits:
+    def double(split: Split) -> Split:
+        return Split(split.x.double(), split.y)
+
+    return dataclasses.replace(splits, train=double(splits.train), val=double(splits.val), test=double(splits.test))
+
+
+def test_lab4_digits_population_equals_solo_in_float64(digits: TensorSplits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lab 4's digits search (BatchNorm first, batch 32, Adam lr 5e-3, weight decay 1e-3, one epoch): the
+    multipliers (5, 3) differ most between a population and one by one in float32 (0.489 vs 0.572, issue 20),
+    and already after one step, where a BatchNorm bias moves by ±lr in one run and not in the other. In
+    float64, where summation order moves a sum by ~1e-16 instead of ~1e-7, members (5, 3), (1, 1) and (6, 6)
+    trained together (one batch of 3) equal their solo runs to 1e-12 after the epoch, and their validation
+    accuracies are equal: the batched step treats no setting differently (one differently treated setting
+    would show at the size of a step, ~5e-3). The float32 spread is rounding order, amplified (README:
+    Population training). The batched path takes float32 members only: their chains are read in float32, then
+    trained in float64 (``.double()`` keeps the Parameter objects the chain holds)."""
+    chain = population.chain
+
+    def chain_of_double(module: nn.Module) -> Any:
+        module.float()
+        try:
+            return chain(module)
+        finally:
+            module.double()
+
+    monkeypatch.setattr(population, "chain", chain_of_double)  # fit_population's name for template.chain
+    cfg = TrainConfig(max_epochs=1, batch_size=32, learning_rate=5e-3, weight_decay=1e-3, seed=42)
+    splits = _double(digits)
+    base = _base("jsc-three-linear-layers", digits, seed=42)
+    members = [change_width(base, _width(seq_blocks_2=a, seq_blocks_4=b)).module.double() for a, b in
+               ((5, 3), (1, 1), (6, 6))]  # fmt: skip
+    batched = [copy.deepcopy(m) for m in members]
+    outcomes = fit_population(batched, splits, cfg, validate=True)
+    assert [o.batch for o in outcomes] == [3, 3, 3]
+    for original, module, outcome in zip(members, batched, outcomes, strict=True):
+        solo, result = _solo(original, splits, cfg, validate=True)
+        for key, value in module.state_dict().items():
+            assert value.dtype == solo.state_dict()[key].dtype
+            torch.testing.assert_close(value, solo.state_dict()[key], rtol=0, atol=1e-12, msg=key)
+        assert outcome.result.history[-1].val_accuracy == result.history[-1].val_accuracy

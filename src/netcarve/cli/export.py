@@ -28,7 +28,21 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Precision for layers left float (hls4ml), e.g. ap_fixed<16,6>.")
         ] = None,
         split: Annotated[str, typer.Option(help="Split for the check: train, val or test.")] = "test",
-        dataset: Annotated[str | None, typer.Option(help="Dataset for the check (default: the source's).")] = None,
+        dataset: Annotated[
+            str | None,
+            typer.Option(
+                help="Dataset for the check (default: the source's); the run's own dataset file, moved, is "
+                "recognised by its sha256."
+            ),
+        ] = None,
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                help="The source's model file (file.py or file.py:callable), moved since it was made; it must "
+                "have the sha256 the source records.",
+            ),
+        ] = None,
         storage: StorageOpt = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ) -> None:
@@ -53,7 +67,8 @@ def register(app: typer.Typer) -> None:
             options=ExportOptions(part=part, default_precision=default_precision),
             split=split,
             dataset=dataset,
-            run_reader=functools.partial(run_model, storage_url=storage),
+            run_reader=functools.partial(run_model, storage_url=storage, model=model, dataset=dataset),
+            model=model,
         )
         figures = ", ".join(f"{k} {v}" for k, v in outcome.figures.items())
         console.print(f"port: {outcome.program.port.describe()} × {outcome.program.in_features}", highlight=False)

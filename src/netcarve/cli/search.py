@@ -243,6 +243,20 @@ def register(app: typer.Typer) -> None:
         n_jobs: Annotated[int | None, typer.Option(help="Worker processes on this host.")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")] = False,
         resume: Annotated[Path | None, typer.Option(help="Continue the interrupted search of this run dir.")] = None,
+        moved_model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                help="With --resume: the run's model file (file.py or file.py:callable), moved; it must have "
+                "the sha256 the run recorded.",
+            ),
+        ] = None,
+        moved_dataset: Annotated[
+            str | None,
+            typer.Option(
+                "--dataset", help="With --resume: the run's dataset file, moved; it must have the recorded sha256."
+            ),
+        ] = None,
         project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
         set_: SetOpt = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -257,9 +271,18 @@ def register(app: typer.Typer) -> None:
 
         if resume is not None:
             if any(v is not None for v in (model, dataset, config, load, sampler, seed, project, study_name)) or set_:
-                raise ConfigError("--resume continues a stored study: only --n-trials, --n-jobs and --storage apply")
-            _run(api.resume_search(resume, storage, n_trials, n_jobs))
+                raise ConfigError(
+                    "--resume continues a stored study: only --n-trials, --n-jobs, --storage, --model and "
+                    "--dataset apply"
+                )
+            _run(api.resume_search(resume, storage, n_trials, n_jobs, moved_model, moved_dataset))
             return
+        if moved_model is not None or moved_dataset is not None:
+            option = "--model" if moved_model is not None else "--dataset"
+            raise ConfigError(
+                f"{option} points at a moved file of a run and goes with --resume; a new search takes MODEL and "
+                "DATASET as arguments"
+            )
         overrides = _overrides(model=model, dataset=dataset, seed=seed, project=project, n_trials=n_trials,
                                sampler=sampler, n_jobs=n_jobs)  # fmt: skip
         cfg = build_config(config, overrides, set_ or [])

@@ -31,6 +31,7 @@ from netcarve.errors import ExportError, NetcarveError
 from netcarve.export.backends import BACKENDS, Backend, ExportOptions, require_package
 from netcarve.export.program import Program, build_program, float_layers, netcarve_forward
 from netcarve.ir.graph import Graph
+from netcarve.provenance import dataset_file
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,11 @@ RunReader = Callable[[Path, int | None], tuple[Graph, str | None]]
 
 
 def load_source(
-    source: Path, trial: int | None = None, run_reader: RunReader | None = None
+    source: Path, trial: int | None = None, run_reader: RunReader | None = None, model: str | None = None
 ) -> tuple[Graph, str | None]:
-    """The model to export and the dataset spec it was made with (None: take it from the checkpoint)."""
+    """The model to export and the dataset spec it was made with (None: take it from the checkpoint).
+    ``model``: a checkpoint's model file, moved since (``--model``, checked against its sha256; a run dir's
+    ``run_reader`` takes it bound)."""
     if source.is_dir():
         if not (source / "manifest.json").is_file():
             raise ExportError(f"{str(source)!r} is neither a checkpoint nor a search run dir (no manifest.json)")
@@ -141,7 +144,7 @@ def load_source(
         raise ExportError(f"--trial picks a trial of a search run dir; {str(source)!r} is a checkpoint")
     from netcarve.train.checkpoint import load_saved_graph
 
-    return load_saved_graph(source), None
+    return load_saved_graph(source, model), None
 
 
 def _prepare_output(output: Path, source: Path, force: bool) -> None:
@@ -176,10 +179,12 @@ def export(
     split: str = "test",
     dataset: str | None = None,
     run_reader: RunReader | None = None,
+    model: str | None = None,
 ) -> ExportOutcome:
     """Export ``source`` with backend ``to`` into the directory ``output``, then check it on ``split`` of
     the dataset (``dataset`` overrides the one the source was made with). A search run dir is read by
-    ``run_reader`` (e.g. ``functools.partial(netcarve.search.lookup.run_model, storage_url=…)``)."""
+    ``run_reader`` (e.g. ``functools.partial(netcarve.search.lookup.run_model, storage_url=…, model=…,
+    dataset=…)``); ``model``: a checkpoint's model file, moved since (checked against the sha256 it records)."""
     options = options or ExportOptions()
     backend = backend_named(to)
     require_package(backend)
@@ -188,7 +193,7 @@ def export(
         raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
     if out.exists() and not force:
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
-    graph, run_dataset = load_source(src, trial, run_reader)
+    graph, run_dataset = load_source(src, trial, run_reader, model)
     graph.module.cpu()
     # a backend that allows float layers (hls4ml) gives them --default-precision (see export/hls4ml.py)
     parse = backend.extra.get("parse_precision") if backend.allows_float and options.default_precision else None
@@ -205,6 +210,9 @@ def export(
     spec = dataset or run_dataset or (graph.spec.dataset["name"] if graph.spec is not None else None)
     if spec is None:
         raise ExportError("the source records no dataset: pass --dataset")
+    missing = dataset_file(str(spec)) if dataset is None else None
+    if missing is not None and not Path(missing).exists():
+        raise ExportError(f"the source's dataset file {missing!r} does not exist: if it was moved, pass --dataset")
     x = _dataset_split(str(spec), split)
     if x.shape[1] != program.in_features:
         raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")

@@ -23,6 +23,9 @@ class ModelSpec:
     model: str
     dataset: dict[str, Any]
     transforms: tuple[tuple[str, dict[str, Any]], ...] = field(default_factory=tuple)
+    #: sha256 of the model's file for a ``file.py:callable`` model (None: a registered or importable model, or
+    #: a checkpoint written before it was recorded); ``model`` then holds the file's resolved path
+    model_sha256: str | None = None
 
     def with_transform(self, name: str, config: dict[str, Any]) -> ModelSpec:
         return replace(self, transforms=(*self.transforms, (name, config)))

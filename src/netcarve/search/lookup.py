@@ -62,12 +62,21 @@ def _why_no_best(run_dir: Path, study: optuna.Study) -> str:
     return "no trial completed yet; finish the search with --resume"
 
 
-def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, RunConfig]:
+def trial_graph(
+    run_dir: Path,
+    number: int | None,
+    storage_url: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
+) -> tuple[Graph, RunConfig]:
     """A search run's candidate and the run's config: its best trial (``best.pt``) when ``number`` is None,
     else trial ``number`` (complete): its saved checkpoint, or rebuilt from its transforms as
-    :func:`~netcarve.search.finish.finish` does for the best trial (retrained when the search retrains)."""
+    :func:`~netcarve.search.finish.finish` does for the best trial (retrained when the search retrains).
+    ``model``: the run's model file, moved since (checked against its sha256); ``dataset``, when it is the
+    run's dataset file (same sha256), stands in for it where a trial is rebuilt."""
     from optuna.trial import TrialState
 
+    from netcarve.search.relocate import relocate, same_dataset_file
     from netcarve.train.checkpoint import load_saved_graph
     from netcarve.workflow import initial_graph, load_splits
 
@@ -83,7 +92,7 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
         best = run_dir / "best.pt"
         if not best.is_file():
             raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(run_dir, study)}")
-        return load_saved_graph(best), config
+        return load_saved_graph(best, model), config
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
     if trial is None:
@@ -94,18 +103,26 @@ def trial_graph(run_dir: Path, number: int | None, storage_url: str | None = Non
         raise SearchError(f"trial {number} is {state}, not complete: only complete trials can be exported")
     saved = trial_checkpoint(run_dir / "trials", number)
     if saved.is_file():
-        return load_saved_graph(saved), config
+        return load_saved_graph(saved, model), config
+    moved_dataset = dataset if dataset is not None and same_dataset_file(study, dataset) else None
+    config = relocate(study, config, model, moved_dataset, write=False)
     splits = load_splits(config)
     prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
     graph, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
     if graph is None:
         assert saved_path is not None
-        graph = load_saved_graph(saved_path)
+        graph = load_saved_graph(saved_path, model)
     return graph, config
 
 
-def run_model(run_dir: Path, number: int | None, storage_url: str | None = None) -> tuple[Graph, str | None]:
+def run_model(
+    run_dir: Path,
+    number: int | None,
+    storage_url: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
+) -> tuple[Graph, str | None]:
     """:func:`trial_graph` as ``netcarve export`` reads a run dir: the candidate and the dataset the run used
-    (a :data:`netcarve.export.api.RunReader`)."""
-    graph, config = trial_graph(run_dir, number, storage_url)
+    (a :data:`netcarve.export.api.RunReader`, with ``storage_url``, ``model`` and ``dataset`` bound)."""
+    graph, config = trial_graph(run_dir, number, storage_url, model, dataset)
     return graph, config.dataset

@@ -17,14 +17,24 @@ from netcarve.search.start import train_base
 log = logging.getLogger(__name__)
 
 
-def resume_search(run_dir: Path, storage_url: str | None, n_trials: int | None, n_jobs: int | None) -> Session:
+def resume_search(
+    run_dir: Path,
+    storage_url: str | None,
+    n_trials: int | None,
+    n_jobs: int | None,
+    model: str | None = None,
+    dataset: str | None = None,
+) -> Session:
     """Continue an interrupted study in its run dir: stale trials are redone, then up to n_trials done; a
-    base model whose training was interrupted is trained again first."""
+    base model whose training was interrupted is trained again first. ``model`` / ``dataset``: the run's
+    model file and dataset file, moved since (checked against their recorded sha256)."""
+    from netcarve.search.relocate import relocate
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
     writable_journal(run_dir, ref.storage, explicit=storage_url is not None)
     config, storage, study = load_stored(ref, {"n_trials": n_trials, "n_jobs": n_jobs}, run_dir)
+    config = relocate(study, config, model, dataset, write=True)
     base_path = pending_base(study, run_dir)
     adopt(study, run_dir)
     study.set_user_attr(st.RESUMES_ATTR, int(study.user_attrs.get(st.RESUMES_ATTR, 0)) + 1)

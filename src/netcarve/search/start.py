@@ -91,8 +91,10 @@ def start_search(
 
     ``run_dir``: use this new directory instead of runs/<project>/<time> (``netcarve compare`` nests runs).
     """
+    from netcarve.provenance import file_refs
     from netcarve.runs import create_run_dir, write_run_files
-    from netcarve.workflow import project_name
+    from netcarve.search.relocate import record_files
+    from netcarve.workflow import project_name, recorded_config
 
     storage_url = st.absolute(storage_url) if storage_url else storage_url
     if storage is None and storage_url:
@@ -108,10 +110,12 @@ def start_search(
     stored = prepared
     if base_path is not None:  # the config every process reads points at the base that is trained next
         stored = replace(prepared, config=cfg.model_copy(update={"load_name": str(base_path.resolve())}))
+    stored = replace(stored, config=recorded_config(stored.config))  # model and dataset files: resolved paths
+    files = file_refs(cfg.model, cfg.dataset)
     url = storage_url or st.default_storage_url(run_dir)
     name = study_name or f"{run_dir.parent.name}/{run_dir.name}"
     source = prepared.splits.source if prepared.splits is not None else None
-    extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}}
+    extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}, "files": files}
     write_run_files(run_dir, effective_dict(stored.config), "search", cfg.seed, extra)
     interval = prepared.plan.heartbeat_interval
     storage = st.open_storage(url, interval) if storage is None else st.with_heartbeat(storage, url, interval)
@@ -123,6 +127,7 @@ def start_search(
     name_objectives(study, prepared.plan)  # study.metric_names, for plain Optuna clients (optuna-dashboard)
     for key, value in stored_attrs(stored, run_dir).items():
         study.set_user_attr(key, redact(value))
+    record_files(study, files)
     if base_path is not None:
         study.set_user_attr(BASE_ATTR, str(base_path.resolve()))
     if prepared.plan.enumerates and prepared.target is not None:

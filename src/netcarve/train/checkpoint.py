@@ -21,12 +21,23 @@ from netcarve.data.base import DatasetInfo
 from netcarve.errors import CheckpointError, NetcarveError
 from netcarve.ir.graph import Graph, ModelSpec
 from netcarve.paths import existing_file, write_atomically
+from netcarve.provenance import (
+    FileRef,
+    check_unchanged,
+    describe_model,
+    model_file,
+    model_sha256,
+    relocated_model,
+    resolved_model,
+    same_model,
+)
 
 log = logging.getLogger(__name__)
 FORMAT = "netcarve-checkpoint"
 VERSION = 1
 #: the versions of FORMAT this netcarve reads
 SUPPORTED_VERSIONS = (1,)
+HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -41,16 +52,20 @@ class Checkpoint:
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
-    return {
+    data = {
         "model": spec.model,
         "dataset": dict(spec.dataset),
         "transforms": [[n, c] for n, c in spec.transforms],
     }
+    if spec.model_sha256 is not None:
+        data["model_sha256"] = spec.model_sha256
+    return data
 
 
 def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     transforms = tuple((str(n), dict(c)) for n, c in data.get("transforms", []))
-    return ModelSpec(str(data["model"]), dict(data["dataset"]), transforms)
+    sha = data.get("model_sha256")
+    return ModelSpec(str(data["model"]), dict(data["dataset"]), transforms, str(sha) if sha is not None else None)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -90,6 +105,9 @@ def _checked_spec(data: Any, path: str) -> ModelSpec:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise CheckpointError(f"{where}: its spec.model is {_short(model)}, not a model name")
+    sha = data.get("model_sha256")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and all(c in HEX for c in sha)):
+        raise CheckpointError(f"{where}: its spec.model_sha256 is {_short(sha)}, not a sha256 in hex")
     dataset = data.get("dataset")
     try:
         DatasetInfo.from_dict(dataset)  # type: ignore[arg-type]
@@ -178,7 +196,8 @@ def build_graph(model: str, info: DatasetInfo, transforms: tuple[tuple[str, dict
     from netcarve.models import create_model
 
     module = create_model(model, info)
-    graph = Graph.from_module(module, (info.in_features,), ModelSpec(model, info.to_dict()))
+    spec = ModelSpec(resolved_model(model), info.to_dict(), model_sha256=model_sha256(model))
+    graph = Graph.from_module(module, (info.in_features,), spec)
     if transforms:
         from netcarve.ir.replay import apply_transforms
 
@@ -202,8 +221,11 @@ def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type
             "Lightning checkpoint ('pl')" if ckpt.load_type == "pl" else "PyTorch state dict ('pt')",
         )
     if ckpt.spec is not None:
-        if model is not None and ckpt.spec.model != model:
-            raise CheckpointError(f"checkpoint {ckpt.path!r} was made for model {ckpt.spec.model!r}, not {model!r}")
+        if model is not None and not same_model(ckpt.spec.model, ckpt.spec.model_sha256, model):
+            raise CheckpointError(
+                f"checkpoint {ckpt.path!r} was made for model {describe_model(ckpt.spec.model, ckpt.spec.model_sha256)}"
+                f", not {describe_model(model, model_sha256(model))}"
+            )
         saved_info = DatasetInfo.from_dict(ckpt.spec.dataset)
         if (saved_info.in_features, saved_info.num_classes) != (info.in_features, info.num_classes):
             raise CheckpointError(
@@ -211,7 +233,7 @@ def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type
                 f"{saved_info.num_classes} classes ({saved_info.name}), the dataset has "
                 f"{info.in_features} / {info.num_classes} ({info.name})"
             )
-        name, transforms = ckpt.spec.model, ckpt.spec.transforms
+        name, transforms = model if model is not None else ckpt.spec.model, ckpt.spec.transforms
     else:
         if model is None:
             raise CheckpointError(f"checkpoint {ckpt.path!r} records no model: name the model")
@@ -230,13 +252,28 @@ def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type
     return graph
 
 
-def load_saved_graph(path: str | Path) -> Graph:
+def stored_model_ref(spec: ModelSpec) -> FileRef | None:
+    """The model file a checkpoint's spec records with its sha256 (None: no file, or no sha256 recorded)."""
+    parts = model_file(spec.model)
+    if parts is None or spec.model_sha256 is None:
+        return None
+    return FileRef(spec.model, parts[0], spec.model_sha256)
+
+
+def load_saved_graph(path: str | Path, moved_model: str | None = None) -> Graph:
     """A netcarve checkpoint's graph on its own: model and dataset info come from its spec (a bare state dict
-    or a Lightning checkpoint, which record neither, is a CheckpointError)."""
+    or a Lightning checkpoint, which record neither, is a CheckpointError). ``moved_model`` (``--model``):
+    the checkpoint's model file, moved since; it must have the sha256 the checkpoint records. Without it, the
+    recorded file must still exist with that sha256."""
     ckpt = load_checkpoint(path)
     if ckpt.spec is None:
         raise CheckpointError(
             f"checkpoint {ckpt.path!r} records no model and dataset (not a netcarve checkpoint): "
             "save it with netcarve train or netcarve transform"
         )
-    return load_graph(path, ckpt.spec.model, DatasetInfo.from_dict(ckpt.spec.dataset))
+    model = ckpt.spec.model
+    if moved_model is not None:
+        model = relocated_model(model, ckpt.spec.model_sha256, moved_model)
+    elif (ref := stored_model_ref(ckpt.spec)) is not None:
+        check_unchanged(ref, "model", "--model", f"checkpoint {ckpt.path!r}")
+    return load_graph(path, model, DatasetInfo.from_dict(ckpt.spec.dataset))

@@ -1,0 +1,163 @@
+"""A run made with a user model and a dataset file by relative paths works from another directory and after
+it is moved with its files (issue 20): ``export``, ``test`` and ``search --resume`` find what the run
+recorded (resolved paths) or take ``--model`` / ``--dataset``, checked against the recorded sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from netcarve.data.synthetic import synthetic_jsc_columns
+from tests.data.test_jsc import write_csv
+from tests.e2e.cli import run
+
+
+def error_line(*args: str) -> str:
+    """As ``tests.e2e.cli.run_error``, for a moved run dir: the INFO line that it uses its own study.journal may come
+    first; the error is the one ``error:`` line, last."""
+    from typer.testing import CliRunner
+
+    from netcarve.cli.app import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 2 and not isinstance(result.exception, Exception), result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
+USER_MODEL = """
+from torch import nn
+
+def mlp(in_features, num_classes):
+    return nn.Sequential(nn.Linear(in_features, 8), nn.ReLU(), nn.Linear(8, num_classes))
+"""
+
+# a quantization search of two configurations (weights 4 or 8 bits), the base trained first for one epoch
+SEARCH = """
+seed = 1
+max_epochs = 1
+batch_size = 64
+
+[search.search_space]
+name = "graph/quantize/mixed_precision_ptq"
+[search.search_space.setup]
+by = "type"
+[search.search_space.seed.default.config]
+name = ["NA"]
+[search.search_space.seed.linear.config]
+name = ["integer"]
+data_in_width = [8]
+data_in_frac_width = [4]
+weight_width = [4, 8]
+weight_frac_width = ["NA"]
+bias_width = [8]
+bias_frac_width = ["NA"]
+
+[search.strategy]
+name = "optuna"
+eval_mode = true
+[search.strategy.setup]
+sampler = "brute_force"
+[search.strategy.metrics]
+accuracy.scale = 1.0
+accuracy.direction = "maximize"
+"""
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def moved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A search run from tmp_path/a with m/odd.py:mlp and data/ok.csv (400 rows), then a/ moved to
+    tmp_path/b/moved and the current directory tmp_path/elsewhere: (the moved a/, the moved run dir)."""
+    a = tmp_path / "a"
+    (a / "m").mkdir(parents=True)
+    (a / "data").mkdir()
+    (a / "m" / "odd.py").write_text(USER_MODEL)
+    write_csv(a / "data" / "ok.csv", synthetic_jsc_columns(400, seed=1))
+    (a / "q.toml").write_text(SEARCH)
+    monkeypatch.chdir(a)
+    code, out = run("search", "m/odd.py:mlp", "data/ok.csv", "--config", "q.toml", "--project", "p")
+    assert code == 0, out
+    run_dir = (a / "runs" / "p" / "latest").resolve()
+    (tmp_path / "b").mkdir()
+    new = shutil.move(a, tmp_path / "b" / "moved")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return Path(new), Path(new) / "runs" / "p" / run_dir.name
+
+
+def test_export_test_and_resume_of_a_moved_run_with_its_files(moved: tuple[Path, Path]) -> None:
+    """Export of best.pt and of a trial rebuilt from base.pt (bit-exact, 80 test rows: 20 % of 400), test of
+    best.pt with the moved model, and --resume, each pointed at the moved files; the resume stores the new
+    paths in the study, so a second --resume needs no option."""
+    new, run_dir = moved
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    a = new.parent.parent.resolve() / "a"  # where the run was made
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["files"]["model"] == {
+        "spec": f"{a / 'm' / 'odd.py'}:mlp",
+        "path": str(a / "m" / "odd.py"),
+        "sha256": _sha(new / "m" / "odd.py"),
+    }
+    assert manifest["files"]["dataset"]["sha256"] == _sha(new / "data" / "ok.csv")
+    assert f'model = "{a / "m" / "odd.py"}:mlp"' in (run_dir / "config.toml").read_text()
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--model", model, "--dataset", data)
+    assert code == 0, out
+    assert "check on test (80 rows): max |da4ml − netcarve| = 0" in out
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw1", "--trial", "1", "--model", model,
+                    "--dataset", data)  # fmt: skip
+    assert code == 0, out
+    assert json.loads(Path("fw1/export.json").read_text())["check"]["max_abs_diff"] == 0
+    code, out = run("test", f"{model}:mlp", data, "--load", str(run_dir / "best.pt"), "--project", "t")
+    assert code == 0, out
+    code, out = run("search", "--resume", str(run_dir), "--model", model, "--dataset", data)
+    assert code == 0, out
+    assert "2 trials" in out
+    code, out = run("search", "--resume", str(run_dir))
+    assert code == 0, out
+
+
+def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, Path]) -> None:
+    """Without --model the recorded model file is missing: one line saying so and how to fix it. Another
+    file with the same callable is refused naming the option and both hashes (short)."""
+    new, run_dir = moved
+    recorded = str(new.parent.parent / "a" / "m" / "odd.py")
+    line = error_line("export", str(run_dir), "--to", "da4ml", "--output", "fw")
+    assert line.endswith(f"was made with, {recorded!r}, does not exist: if it was moved, point --model at it")
+    line = error_line("search", "--resume", str(run_dir))
+    assert line == (
+        f"error: the model file the run was made with, {recorded!r}, does not exist: if it was moved, point "
+        "--model at it"
+    )
+    other = new / "m" / "other.py"
+    other.write_text(USER_MODEL + "# edited\n")
+    mine = _sha(new / "m" / "odd.py")
+    line = error_line("search", "--resume", str(run_dir), "--model", str(other))
+    assert line == (
+        f"error: --model {str(other)!r} is not the model file the run was made with: its sha256 is "
+        f"{_sha(other)[:12]}…, the run's {recorded!r} had {mine[:12]}…"
+    )
+    line = error_line("search", "--resume", str(run_dir), "--model", str(new / "m" / "odd.py"), "--dataset",
+                     str(other))  # fmt: skip
+    assert line.startswith(f"error: --dataset {str(other)!r} is not the dataset file the run was made with")
+    line = error_line("test", f"{other}:mlp", str(new / "data" / "ok.csv"), "--load", str(run_dir / "best.pt"))
+    assert line.endswith(f"not '{other}:mlp' (sha256 {_sha(other)[:12]}…)")
+    assert not Path("runs").exists()  # nothing was written for the refused test
+
+
+def test_model_and_dataset_options_go_with_resume(in_tmp: Path) -> None:
+    line = error_line("search", "jsc-toy", "digits", "--dataset", "x.csv")
+    assert line == (
+        "error: --dataset points at a moved file of a run and goes with --resume; a new search takes MODEL and "
+        "DATASET as arguments"
+    )
+    assert not (in_tmp / "runs").exists()
