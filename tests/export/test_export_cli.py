@@ -160,15 +160,48 @@ def test_batchnorm_model_exports_folded(work: Path) -> None:
     assert json.loads((work / "fw-toy-folded" / "export.json").read_text())["folded"] is None
 
 
-def test_existing_output_is_refused_and_force_replaces_only_it(work: Path) -> None:
+def test_existing_output_is_refused_and_force_replaces_only_a_previous_export(work: Path) -> None:
+    """--force replaces a directory holding a previous export and nothing else: a folder netcarve did not
+    write, an export beside which the user put a file, a symbolic link to an export, an export.json that does
+    not list its files, the current directory: each is one error line and every file in it is intact."""
     (work / "fw2").mkdir()
-    (work / "fw2" / "stale.txt").write_text("old")
+    (work / "fw2" / "thesis.tex").write_text("mine")
     (work / "keep.txt").write_text("keep")
     assert "already exists" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", *DATA)
-    assert (work / "fw2" / "stale.txt").is_file()
-    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", "--force", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", "--force", *DATA)
+    assert "--force replaces only a previous export" in line and "'fw2' is not one: nothing was removed" in line
+    assert (work / "fw2" / "thesis.tex").read_text() == "mine"
+
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", *DATA)
     assert code == 0, out
-    assert not (work / "fw2" / "stale.txt").exists() and (work / "fw2" / "logic.json").is_file()
+    written = json.loads((work / "fw3" / "export.json").read_text())["written"]
+    assert "logic.json" in written and "export.json" not in written
+    assert sorted([*written, "export.json"]) == sorted(
+        p.relative_to(work / "fw3").as_posix() for p in (work / "fw3").rglob("*") if p.is_file()
+    )
+    (work / "fw3" / "logic.json").write_text("stale")
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    assert code == 0, out  # a previous export is replaced
+    assert (work / "fw3" / "logic.json").read_text() != "stale"
+
+    (work / "fw3" / "verilog" / "notes.txt").write_text("mine")
+    before = sorted(p for p in (work / "fw3").rglob("*"))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    assert "also holds 'verilog/notes.txt', which it did not write; nothing was removed" in line
+    assert sorted(p for p in (work / "fw3").rglob("*")) == before
+    (work / "fw3" / "verilog" / "notes.txt").unlink()
+
+    (work / "link").symlink_to("fw3", target_is_directory=True)
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "link", "--force", *DATA)
+    assert "--output 'link' is a symbolic link (to 'fw3')" in line
+    assert (work / "link").is_symlink() and (work / "fw3" / "logic.json").is_file()
+
+    summary = json.loads((work / "fw3" / "export.json").read_text())
+    del summary["written"]
+    (work / "fw3" / "export.json").write_text(json.dumps(summary))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    assert "does not list the files it wrote" in line and (work / "fw3" / "logic.json").is_file()
+
     assert (work / "keep.txt").read_text() == "keep" and (work / "fixed.pt").is_file()
     assert "holds the source" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", ".", "--force")
 

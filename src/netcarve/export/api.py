@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,18 +123,77 @@ def load_source(source: Path, trial: int | None = None, storage_url: str | None 
     return load_saved_graph(source), None
 
 
+#: the key of export.json that lists every file the export wrote (what ``--force`` may remove)
+WRITTEN_KEY = "written"
+
+
+def _entries(directory: Path) -> list[str]:
+    """Every file under ``directory`` (and every symbolic link, never followed), as sorted relative paths."""
+    out = []
+    for root, dirs, files in os.walk(directory):
+        base = Path(root)
+        out += [(base / name).relative_to(directory).as_posix() for name in files]
+        out += [(base / name).relative_to(directory).as_posix() for name in dirs if (base / name).is_symlink()]
+    return sorted(out)
+
+
+def _check_replaceable(output: Path, source: Path) -> None:
+    """What ``--force`` may remove: a directory (not a link to one) holding a previous export and nothing
+    else, i.e. every file in it listed in its export.json; never the source's folders nor this directory's."""
+    shown = repr(str(output))
+    if output.is_symlink():
+        raise ExportError(
+            f"--output {shown} is a symbolic link (to {os.readlink(output)!r}): --force replaces only a directory "
+            "netcarve exported into, never through a link; give that directory itself (nothing was removed)"
+        )
+    if not output.is_dir():
+        raise ExportError(f"output {shown} is a file, not a directory: nothing was removed")
+    out, src, cwd = output.resolve(), source.resolve(), Path.cwd().resolve()
+    if out in (src, cwd) or out in src.parents or out in cwd.parents:
+        raise ExportError(f"--force would remove {shown}, which holds the source or this directory")
+    entries = _entries(output)
+    if not entries:
+        return
+    summary = output / SUMMARY_FILE
+    try:
+        data = json.loads(summary.read_text()) if summary.is_file() and not summary.is_symlink() else None
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or "backend" not in data:
+        raise ExportError(
+            f"--force replaces only a previous export (a directory holding netcarve's {SUMMARY_FILE}); {shown} is "
+            "not one: nothing was removed (choose another --output)"
+        )
+    written = data.get(WRITTEN_KEY)
+    if not isinstance(written, list):
+        raise ExportError(
+            f"{shown} is an export whose {SUMMARY_FILE} does not list the files it wrote (made by an older "
+            "netcarve): --force cannot tell them from yours, nothing was removed; remove it yourself or choose "
+            "another --output"
+        )
+    foreign = [e for e in entries if e not in {*map(str, written), SUMMARY_FILE}]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ExportError(
+            f"--force replaces only what netcarve wrote: {shown} also holds {foreign[0]!r}{more}, which it did not "
+            "write; nothing was removed (move it out or choose another --output)"
+        )
+
+
 def _prepare_output(output: Path, source: Path, force: bool) -> None:
-    """Refuse an existing output dir; with ``force`` remove it (only it), never one holding the source."""
-    if not output.exists():
+    """Refuse an existing output dir; with ``force`` remove it if it holds a previous export and nothing else."""
+    if not output.exists() and not output.is_symlink():
         return
     if not force:
         raise ExportError(f"output {str(output)!r} already exists: choose another --output or pass --force")
-    if not output.is_dir():
-        raise ExportError(f"output {str(output)!r} is a file, not a directory: nothing was removed")
-    out, src = output.resolve(), source.resolve()
-    if out == src or out in src.parents or out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:
-        raise ExportError(f"--force would remove {str(output)!r}, which holds the source or this directory")
+    _check_replaceable(output, source)
     shutil.rmtree(output)
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """``out/export.json`` with the list of every file the export wrote (what a later ``--force`` may remove)."""
+    written = [e for e in _entries(out) if e != SUMMARY_FILE]
+    (out / SUMMARY_FILE).write_text(json.dumps({**summary, WRITTEN_KEY: written}, indent=2) + "\n")
 
 
 def _dataset_split(spec: str, split: str) -> np.ndarray:
@@ -163,8 +223,12 @@ def export(
     src, out = Path(source), Path(output)
     if not src.exists():
         raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
-    if out.exists() and not force:
+    exists = out.exists() or out.is_symlink()
+    if exists and not force:
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
+    if exists:
+        _check_replaceable(out, src)  # before the model is loaded; checked again just before it is removed
+    source_text = str(src)
     graph, run_dataset = load_source(src, trial, storage_url)
     graph.module.cpu()
     # a backend that allows float layers (hls4ml) gives them --default-precision (see export/hls4ml.py)
@@ -190,10 +254,13 @@ def export(
     try:
         result = backend.write(program, out, options)
         got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)
-    except NetcarveError:
+    except NetcarveError as exc:
+        _write_summary(out, {"backend": backend.name, "source": source_text, "failed": str(exc)})
         raise
     except Exception as exc:
-        raise ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}") from exc
+        error = ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}")
+        _write_summary(out, {"backend": backend.name, "source": source_text, "failed": str(error)})
+        raise error from exc
     diff, agreement = _compare(got, netcarve_forward(program.graph, x))
     folded: dict[str, Any] | None = None
     unfolded_diff = unfolded_agreement = None
@@ -206,7 +273,7 @@ def export(
         }
     summary = {
         "backend": backend.name,
-        "source": str(src),
+        "source": source_text,
         "trial": trial,
         "check": {
             "split": split,
@@ -232,7 +299,7 @@ def export(
         "float_layers": floats,
         "files": result.files,
     }
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    _write_summary(out, summary)
     outcome = ExportOutcome(
         backend.name, str(src), trial, out, program, split, len(x), diff, agreement, result.figures,
         {**result.files, "summary": SUMMARY_FILE}, summary, unfolded_diff, unfolded_agreement,
