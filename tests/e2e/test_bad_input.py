@@ -152,3 +152,31 @@ def test_class_labels_outside_0_to_4_name_the_value_and_row(in_tmp: Path, label:
     assert (
         line == f"error: c.csv: column 'class' has {shown} in data row 10 (line 11): labels must be 0..4 or g/q/w/z/t"
     )
+
+
+def test_output_path_through_a_file(in_tmp: Path) -> None:
+    """A run dir, a checkpoint or a report asked for under an existing file (``afile/…``), or a project_dir
+    that is a file, is one error line naming the path as typed, before anything is written; the file is
+    intact."""
+    from tests.e2e.cli import CONFIGS
+
+    (in_tmp / "afile").write_text("mine")
+    (in_tmp / "w.toml").write_text(WIDTH_1E6.replace("1e6", "2"))
+    search = ("--config", str(CONFIGS / "compare_quantize_digits.toml"))
+    is_file = "project_dir 'afile' is a file, not a directory"
+    under = "cannot be written: 'afile' is a file, not a directory"
+    cases = {
+        ("train", "jsc-toy", "digits", "--set", "project_dir=afile"): is_file,
+        ("train", "jsc-toy", "digits", "--set", "project_dir=afile/sub"): f"project_dir 'afile/sub' {under}",
+        ("train", "jsc-toy", "digits", "--project", "afile", "--set", "project_dir=."): "project folder 'afile'",
+        ("search", *search, "--set", "project_dir=afile"): is_file,
+        ("compare", *search, "--set", "project_dir=afile", "--seeds", "0"): is_file,
+        ("transform", "jsc-toy", "digits", "--config", "w.toml", "--output", "afile/x.pt"): "--output 'afile/x.pt'",
+        ("analyze", "jsc-toy", "digits", "--output", "afile/x.txt"): f"--output 'afile/x.txt' {under}",
+    }  # fmt: skip
+    for args, expected in cases.items():
+        line = run_error(*args)
+        assert line.startswith(f"error: {expected}"), (args, line)
+        assert "is a file, not a directory" in line, (args, line)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["afile", "w.toml"]
+    assert (in_tmp / "afile").read_text() == "mine"

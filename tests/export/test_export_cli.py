@@ -214,6 +214,8 @@ def test_bad_input_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "--default-precision is for backends that allow float layers" in line
     assert "is a checkpoint" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o4", "--trial", "1")
     assert "does not exist" in run_error("export", "missing.pt", "--to", "da4ml", "--output", "o5")
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fixed.pt/o8")
+    assert line == "error: --output 'fixed.pt/o8' cannot be written: 'fixed.pt' is a file, not a directory"
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "da4ml" else real(name, *a))
     line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o6")

@@ -30,6 +30,7 @@ from netcarve.errors import ExportError, NetcarveError
 from netcarve.export.backends import BACKENDS, Backend, ExportOptions, require_package
 from netcarve.export.program import Program, build_program, float_layers, netcarve_forward
 from netcarve.ir.graph import Graph
+from netcarve.paths import make_dirs, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ def export(
     if not src.exists():
         raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
     exists = out.exists() or out.is_symlink()
+    if not exists:
+        output_dir(out, "--output", ExportError)  # not through a file (afile/sub)
     if exists and not force:
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
     if exists:
@@ -250,7 +253,7 @@ def export(
     if x.shape[1] != program.in_features:
         raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")
     _prepare_output(out, src, force)
-    out.mkdir(parents=True)
+    make_dirs(out, "--output", ExportError)
     try:
         result = backend.write(program, out, options)
         got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)

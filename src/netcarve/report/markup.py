@@ -11,7 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from netcarve.paths import write_atomically
+from netcarve.errors import NetcarveError
+from netcarve.paths import output_file, write_atomically
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1180px;
@@ -90,13 +91,14 @@ def page(title: str, body: Sequence[str], extra_css: str = "") -> str:
     )
 
 
-def write_new(path: Any, text: str, force: bool, error: type[Exception]) -> None:
+def write_new(path: Any, text: str, force: bool, error: type[NetcarveError]) -> None:
     """Write ``text`` to ``path``; an existing file is kept unless ``force`` (then ``error`` is raised)."""
     from pathlib import Path
 
     target = Path(path)
     if target.is_dir():
         raise error(f"{str(target)!r} is a directory; give the path of a file to write")
+    output_file(target, "output", error)  # not through a file (afile/x.html)
     if target.exists() and not force:
         raise error(f"{target} exists; pass --force to overwrite it")
     try:
