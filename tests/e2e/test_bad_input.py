@@ -136,7 +136,7 @@ def test_absurd_multipliers_are_refused_before_any_allocation(in_tmp: Path, mult
 def test_seeds_outside_32_bits_and_text_checkpoints(in_tmp: Path) -> None:
     """Seeds are 0..2^32 − 1 (what Optuna's samplers take); a text file given as a checkpoint is corrupt."""
     line = run_error("train", "jsc-toy", "digits", "--seed", "99999999999999999999")
-    assert "invalid value for 'seed': Input should be less than or equal to 4294967295" in line
+    assert "invalid value for --seed: Input should be less than or equal to 4294967295" in line
     (in_tmp / "text.pt").write_text("hello\n")
     line = run_error("test", "jsc-toy", "digits", "--load", "text.pt")
     assert line.startswith("error: checkpoint 'text.pt' is corrupt or not a torch file (KeyError: ")
@@ -180,3 +180,12 @@ def test_output_path_through_a_file(in_tmp: Path) -> None:
         assert "is a file, not a directory" in line, (args, line)
     assert sorted(p.name for p in in_tmp.iterdir()) == ["afile", "w.toml"]
     assert (in_tmp / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("option", ["--n-trials", "--n-jobs"])
+def test_search_option_is_blamed_not_the_toml(in_tmp: Path, option: str) -> None:
+    from tests.e2e.cli import CONFIGS
+
+    line = run_error("search", "--config", str(CONFIGS / "demo_search_digits.toml"), option, "0")
+    assert line == f"error: invalid value for {option}: Input should be greater than or equal to 1 (got 0)"
+    assert not (in_tmp / "runs").exists()

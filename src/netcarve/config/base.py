@@ -24,10 +24,11 @@ class Strict(BaseModel):
     """A config table: unknown keys are errors, instances are immutable.
 
     Every int or float field refuses a boolean (pydantic's lax mode would read ``true`` as 1): the error
-    names the key, e.g. ``invalid value for 'max_epochs': a boolean is not an integer (got True)``.
+    names the key, e.g. ``invalid value for 'max_epochs': a boolean is not an integer (got True)``. Every
+    float field refuses ``inf`` and ``nan`` (``Input should be a finite number``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

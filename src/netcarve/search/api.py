@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netcarve.config.loader import validate_config
+from netcarve.config.loader import option_name, validate_config
 from netcarve.config.run import RunConfig, effective_dict
 from netcarve.errors import SearchError
 from netcarve.ir.graph import Graph
@@ -230,7 +230,8 @@ def load_stored(
     setup.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if isinstance(data.get("load_name"), str):
         data["load_name"] = _moved(data["load_name"], study, run_dir)
-    return validate_config(data, f"study {ref.name!r}"), storage, study
+    options = {f"search.strategy.setup.{k}": option_name(k) for k, v in (overrides or {}).items() if v is not None}
+    return validate_config(data, f"study {ref.name!r}", options), storage, study
 
 
 def _pending_base(study: optuna.Study, run_dir: Path | None = None) -> Path | None:

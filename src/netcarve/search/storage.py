@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,33 @@ def _is_record(line: bytes) -> bool:
     return isinstance(record, dict) and "op_code" in record
 
 
+def damaged_line(path: Path) -> tuple[int, int] | None:
+    """(the first line that is not a journal record, the number of whole lines) of the journal at ``path``;
+    None when every whole line is a record. An incomplete last line (no line end) is not counted: Optuna
+    skips it and :func:`repair_journal` removes it."""
+    try:
+        whole = path.read_bytes().split(b"\n")[:-1]
+    except OSError:
+        return None
+    return next(((i + 1, len(whole)) for i, line in enumerate(whole) if not _is_record(line)), None)
+
+
+def damaged_message(path: Path, line: int, lines: int) -> str:
+    """What a damaged journal means and what the user can do (one line)."""
+    keep = line - 1
+    fix = (
+        f"to continue from the {keep} record{'s' if keep != 1 else ''} before it (the trials recorded after "
+        f"them are lost), keep a copy and cut the journal there: cp {shlex.quote(str(path))} damaged.journal && "
+        f"head -n {keep} damaged.journal > {shlex.quote(str(path))}; or restore the journal from a backup"
+        if keep
+        else "restore it from a backup"
+    )
+    return (
+        f"the study journal {str(path)!r} is damaged: line {line} of {lines} is not a journal record (changed or "
+        f"cut by something other than netcarve), so the study cannot be read; {fix}"
+    )
+
+
 def journal_path(url: str) -> Path | None:
     """The file of a journal storage (a plain path or ``journal://path``); None for a database URL."""
     if url.startswith(JOURNAL_SCHEME):
@@ -119,6 +147,9 @@ def open_storage(url: str) -> BaseStorage:
     except StorageError:
         raise
     except Exception as exc:
+        damage = damaged_line(path) if path is not None else None
+        if path is not None and damage is not None:
+            raise StorageError(damaged_message(path, *damage)) from exc
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StorageError(
             f"cannot reach the study storage {redacted(url)!r}: {type(exc).__name__}: {redact_text(detail[:200])}"
