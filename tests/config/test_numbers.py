@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 import netcarve.config
 from netcarve.config import build_config
-from netcarve.config.base import Strict, number_kind
+from netcarve.config.base import Strict, number_kind, takes_text
 from netcarve.config.passes import QuantLayerConfig
 from netcarve.errors import ConfigError
 
@@ -51,6 +51,39 @@ def test_every_int_or_float_field_refuses_a_boolean(model: type[Strict], name: s
         model.model_validate({name: value})
     mine = [e for e in err.value.errors() if e["loc"] == (name,)]
     assert len(mine) == 1 and mine[0]["msg"] == f"Value error, a boolean is not {kind}"
+
+
+@pytest.mark.parametrize(("model", "name", "kind"), NUMBER_FIELDS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_int_or_float_field_refuses_a_number_in_quotes(model: type[Strict], name: str, kind: str) -> None:
+    """``max_epochs = "1"`` was read as 1: a string is refused by every number field that takes no text
+    (``population`` takes "auto": its own check refuses "1")."""
+    with pytest.raises(ValidationError) as err:
+        model.model_validate({name: "1"})
+    mine = [e for e in err.value.errors() if e["loc"] == (name,)]
+    assert len(mine) == 1
+    if not takes_text(model.model_fields[name].annotation):
+        assert mine[0]["msg"] == f"Value error, a string is not {kind}: write the number without quotes"
+
+
+INT_FIELDS = [(model, name) for model, name, kind in NUMBER_FIELDS if kind == "an integer"]
+
+
+@pytest.mark.parametrize(("model", "name"), INT_FIELDS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_int_field_refuses_a_float_even_a_whole_one(model: type[Strict], name: str) -> None:
+    """``max_epochs = 2.0`` was read as 2 (and 2.5 refused): an integer setting takes integers only."""
+    with pytest.raises(ValidationError) as err:
+        model.model_validate({name: 2.0})
+    assert [e for e in err.value.errors() if e["loc"] == (name,)]
+
+
+def test_max_epochs_in_quotes_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('max_epochs = "1"\n')
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == (
+        f"{path}: invalid value for 'max_epochs': a string is not an integer: write the number without quotes (got '1')"
+    )
 
 
 FLOAT_FIELDS = [(model, name) for model, name, kind in NUMBER_FIELDS if kind == "a number"]

@@ -189,3 +189,14 @@ def test_search_option_is_blamed_not_the_toml(in_tmp: Path, option: str) -> None
     line = run_error("search", "--config", str(CONFIGS / "demo_search_digits.toml"), option, "0")
     assert line == f"error: invalid value for {option}: Input should be greater than or equal to 1 (got 0)"
     assert not (in_tmp / "runs").exists()
+
+
+@pytest.mark.parametrize(("url", "file"), [("missing", "missing"), ("journal://j/missing", "j/missing"),
+                                           ("sqlite:///missing.db", "missing.db")])  # fmt: skip
+def test_worker_on_a_storage_that_does_not_exist_leaves_nothing(in_tmp: Path, url: str, file: str) -> None:
+    """A worker joins an existing study: a journal or SQLite file that does not exist is one error line, and
+    no empty file is left behind (Optuna creates one when it opens a path)."""
+    (in_tmp / "j").mkdir()
+    line = run_error("worker", "--storage", url, "--study-name", "x")
+    assert line == f"error: the study storage {file!r} does not exist: give the file a search wrote"
+    assert [p.name for p in in_tmp.rglob("*")] == ["j"]

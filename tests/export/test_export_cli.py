@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -241,6 +242,8 @@ def test_search_run_dir_best_and_trial(work: Path) -> None:
     assert code == 0, out
     summary = json.loads((work / "t" / "export.json").read_text())
     assert summary["trial"] == numbers[-1] and summary["check"]["max_abs_diff"] == 0.0
+    assert run_dir.is_symlink()  # runs/s/latest: the run dir it points to is recorded
+    assert summary["source"] == str(run_dir.resolve()) and summary["source_given"] == str(run_dir)
     assert summary["check"]["rows"] == 360 and np.isclose(summary["check"]["argmax_agreement"], 1.0)
     line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t2", "--trial", "99")
     assert "trial 99 does not exist" in line
@@ -277,3 +280,26 @@ def test_cnn_to_hls4ml_is_one_line(work: Path) -> None:
     line = run_error("export", "cnn.pt", "--to", "hls4ml", "--output", "fw-cnn-hls")
     assert "node 'seq_blocks_1' (conv2d): the hls4ml export maps MLPs only" in line and "--to da4ml" in line
     assert not (work / "fw-cnn-hls").exists()
+
+
+def test_part_is_spelt_like_a_part_and_said_to_be_unchecked(work: Path) -> None:
+    """hls4ml has no list of FPGA parts: --part is checked for its spelling only (it goes into the project's
+    Tcl scripts), and the export says, printed and in export.json, that the part itself is not checked.
+    da4ml's firmware takes no part: --part with it is refused. Refusals write nothing."""
+    pytest.importorskip("hls4ml")
+    line = run_error("export", "fixed.pt", "--to", "hls4ml", "--output", "p1", "--part", "xcvu9p; exec rm x", *DATA)
+    assert line.startswith("error: --part 'xcvu9p; exec rm x' is not an FPGA part name: letters, digits")
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "p2", "--part", "xcvu9p-flga2104-2-e", *DATA)
+    assert line == (
+        "error: --part is for backends that target an FPGA part (hls4ml); da4ml's firmware does not depend on one"
+    )
+    assert not (work / "p1").exists() and not (work / "p2").exists()
+    if shutil.which("g++") is None:
+        pytest.skip("hls4ml's C simulation needs g++")
+    code, out = run("export", "fixed.pt", "--to", "hls4ml", "--output", "p3", "--part", "nonsense", *DATA)
+    assert code == 0, out
+    note = "part nonsense: not checked against the parts that exist (hls4ml has no list of them)"
+    assert f"note: {note}" in " ".join(out.split())
+    summary = json.loads((work / "p3" / "export.json").read_text())
+    assert summary["figures"]["part"] == "nonsense" and summary["notes"][0].startswith(note)
+    assert summary["check"]["max_abs_diff"] == 0.0

@@ -231,7 +231,15 @@ def export(
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
     if exists:
         _check_replaceable(out, src)  # before the model is loaded; checked again just before it is removed
-    source_text = str(src)
+    if options.part is not None:
+        check_part = backend.extra.get("check_part")
+        if check_part is None:
+            raise ExportError(
+                f"--part is for backends that target an FPGA part (hls4ml); {backend.name}'s firmware does not "
+                "depend on one"
+            )
+        check_part(options.part)
+    source_text = str(src.resolve())  # the run dir or checkpoint itself, not a `latest` link to it
     graph, run_dataset = load_source(src, trial, storage_url)
     graph.module.cpu()
     # a backend that allows float layers (hls4ml) gives them --default-precision (see export/hls4ml.py)
@@ -277,6 +285,7 @@ def export(
     summary = {
         "backend": backend.name,
         "source": source_text,
+        "source_given": str(src),
         "trial": trial,
         "check": {
             "split": split,
@@ -289,6 +298,7 @@ def export(
         },
         "folded": folded,
         "figures": result.figures,
+        "notes": result.notes,
         "port": {
             "format": program.port.describe(),
             "kif": list(program.port.kif),

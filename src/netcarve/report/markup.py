@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from netcarve.errors import NetcarveError
@@ -53,6 +53,42 @@ def number(value: Any) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"
+
+
+#: the significant digits of a column's largest value when the column is shown with decimals
+COLUMN_DIGITS = 4
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def column_format(values: Iterable[Any]) -> Callable[[Any], str]:
+    """One format for every number of a table column, so that its cells line up and read alike (a column
+    never mixes ``6144``, ``1.552e+04`` and ``14221``):
+
+    - every value a whole number (below 1e15): integers, ``6144``, ``15520``;
+    - else, the largest magnitude from 1e-3 to below 1e6: fixed decimals giving it COLUMN_DIGITS significant
+      digits (``0.8571``, ``12.50``; ``15524`` with none);
+    - else scientific with 3 decimals for all (``1.235e+07``).
+
+    Anything else (text, NaN, ±inf, a bool) is shown as text."""
+    numbers = [float(v) for v in values if _finite(v)]
+    if all(v.is_integer() and abs(v) < 1e15 for v in numbers):
+        spec = "int"
+    else:
+        largest = max(abs(v) for v in numbers)
+        if 1e-3 <= largest < 1e6:
+            spec = f".{max(0, COLUMN_DIGITS - 1 - math.floor(math.log10(largest)))}f"
+        else:
+            spec = f".{COLUMN_DIGITS - 1}e"
+
+    def fmt(value: Any) -> str:
+        if not _finite(value):
+            return str(value)
+        return str(int(value)) if spec == "int" else format(float(value), spec)
+
+    return fmt
 
 
 def rounded(values: Mapping[str, Any]) -> str:

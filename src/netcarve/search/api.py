@@ -223,7 +223,7 @@ def load_stored(
 ) -> tuple[RunConfig, BaseStorage, optuna.Study]:
     """The effective config stored in the study (with ``overrides`` of strategy.setup keys); a checkpoint it
     loads from the run dir it was created in is taken from ``run_dir`` (moved or copied since)."""
-    storage = st.open_storage(ref.storage)
+    storage = st.open_storage(ref.storage, existing=True)
     study = st.load_study(storage, ref.storage, ref.name)
     data = st.stored_config(study)
     setup = data.setdefault("search", {}).setdefault("strategy", {}).setdefault("setup", {})

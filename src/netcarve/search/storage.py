@@ -132,12 +132,30 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
-def open_storage(url: str) -> BaseStorage:
-    """Open (and for a database, connect to) a storage; StorageError when it cannot be reached."""
+#: the prefix of an SQLite URL naming a file (``sqlite:///relative.db``, ``sqlite:////absolute.db``)
+SQLITE_FILE = "sqlite:///"
+
+
+def storage_file(url: str) -> Path | None:
+    """The file a storage URL keeps its study in (a journal, an SQLite database); None for a server."""
+    path = journal_path(url)
+    if path is None and url.startswith(SQLITE_FILE) and len(url) > len(SQLITE_FILE):
+        path = Path(url[len(SQLITE_FILE) :].split("?", 1)[0])
+    return path
+
+
+def open_storage(url: str, existing: bool = False) -> BaseStorage:
+    """Open (and for a database, connect to) a storage; StorageError when it cannot be reached.
+
+    ``existing``: the storage holds a study already (a worker, --resume): a journal or SQLite file that does
+    not exist is an error, and is not created (Optuna would leave an empty file behind)."""
     from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     path = journal_path(url)
+    file = storage_file(url)
+    if existing and file is not None and not file.exists():
+        raise StorageError(f"the study storage {str(file)!r} does not exist: give the file a search wrote")
     try:
         if path is not None:
             if not path.parent.is_dir():
