@@ -303,3 +303,27 @@ def test_part_is_spelt_like_a_part_and_said_to_be_unchecked(work: Path) -> None:
     summary = json.loads((work / "p3" / "export.json").read_text())
     assert summary["figures"]["part"] == "nonsense" and summary["notes"][0].startswith(note)
     assert summary["check"]["max_abs_diff"] == 0.0
+
+
+def test_a_failed_export_lists_what_it_wrote_and_force_replaces_it(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that fails half-way (here after writing partial.v): one error line, and an export.json that
+    lists partial.v, so that the next export with --force may replace the directory."""
+    import dataclasses
+
+    from netcarve.export import api
+
+    real = api.backend_named
+
+    def failing(program: object, directory: Path, options: object) -> None:
+        (directory / "partial.v").write_text("module")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "backend_named", lambda name: dataclasses.replace(real(name), write=failing))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "failed", *DATA)
+    assert line == "error: da4ml failed: RuntimeError: boom"
+    summary = json.loads((work / "failed" / "export.json").read_text())
+    assert summary["written"] == ["partial.v"] and summary["failed"] == "da4ml failed: RuntimeError: boom"
+    monkeypatch.undo()
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "failed", "--force", *DATA)
+    assert code == 0, out
+    assert not (work / "failed" / "partial.v").exists() and (work / "failed" / "logic.json").is_file()

@@ -131,7 +131,11 @@ WRITTEN_KEY = "written"
 def _entries(directory: Path) -> list[str]:
     """Every file under ``directory`` (and every symbolic link, never followed), as sorted relative paths."""
     out = []
-    for root, dirs, files in os.walk(directory):
+
+    def unreadable(exc: OSError) -> None:
+        raise exc
+
+    for root, dirs, files in os.walk(directory, onerror=unreadable):
         base = Path(root)
         out += [(base / name).relative_to(directory).as_posix() for name in files]
         out += [(base / name).relative_to(directory).as_posix() for name in dirs if (base / name).is_symlink()]
@@ -152,7 +156,10 @@ def _check_replaceable(output: Path, source: Path) -> None:
     out, src, cwd = output.resolve(), source.resolve(), Path.cwd().resolve()
     if out in (src, cwd) or out in src.parents or out in cwd.parents:
         raise ExportError(f"--force would remove {shown}, which holds the source or this directory")
-    entries = _entries(output)
+    try:
+        entries = _entries(output)
+    except OSError as exc:
+        raise ExportError(f"--force cannot list {shown}: {exc.strerror or exc}; nothing was removed") from exc
     if not entries:
         return
     summary = output / SUMMARY_FILE
@@ -188,13 +195,25 @@ def _prepare_output(output: Path, source: Path, force: bool) -> None:
     if not force:
         raise ExportError(f"output {str(output)!r} already exists: choose another --output or pass --force")
     _check_replaceable(output, source)
-    shutil.rmtree(output)
+    try:
+        shutil.rmtree(output)
+    except OSError as exc:
+        raise ExportError(f"--force could not remove all of {str(output)!r}: {exc.strerror or exc}") from exc
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
     """``out/export.json`` with the list of every file the export wrote (what a later ``--force`` may remove)."""
     written = [e for e in _entries(out) if e != SUMMARY_FILE]
     (out / SUMMARY_FILE).write_text(json.dumps({**summary, WRITTEN_KEY: written}, indent=2) + "\n")
+
+
+def _write_failed_summary(out: Path, summary: dict[str, Any]) -> None:
+    """The export.json of a failed export (what it wrote, so that --force may replace it); a failure to write
+    it is logged, never raised over the export's own error."""
+    try:
+        _write_summary(out, summary)
+    except OSError as exc:
+        log.warning("could not write %s: %s", out / SUMMARY_FILE, exc)
 
 
 def _dataset_split(spec: str, split: str) -> np.ndarray:
@@ -266,11 +285,11 @@ def export(
         result = backend.write(program, out, options)
         got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)
     except NetcarveError as exc:
-        _write_summary(out, {"backend": backend.name, "source": source_text, "failed": str(exc)})
+        _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(exc)})
         raise
     except Exception as exc:
         error = ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}")
-        _write_summary(out, {"backend": backend.name, "source": source_text, "failed": str(error)})
+        _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(error)})
         raise error from exc
     diff, agreement = _compare(got, netcarve_forward(program.graph, x))
     folded: dict[str, Any] | None = None
