@@ -170,6 +170,7 @@ def test_output_path_through_a_file(in_tmp: Path) -> None:
         ("train", "jsc-toy", "digits", "--set", "project_dir=afile/sub"): f"project_dir 'afile/sub' {under}",
         ("train", "jsc-toy", "digits", "--project", "afile", "--set", "project_dir=."): "project folder 'afile'",
         ("search", *search, "--set", "project_dir=afile"): is_file,
+        ("search", *search, "--storage", "afile/s.journal"): f"the journal storage 'afile/s.journal' {under}",
         ("compare", *search, "--set", "project_dir=afile", "--seeds", "0"): is_file,
         ("transform", "jsc-toy", "digits", "--config", "w.toml", "--output", "afile/x.pt"): "--output 'afile/x.pt'",
         ("analyze", "jsc-toy", "digits", "--output", "afile/x.txt"): f"--output 'afile/x.txt' {under}",

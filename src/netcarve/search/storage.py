@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netcarve.errors import StorageError
+from netcarve.paths import output_file
 from netcarve.redact import redact_text
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def open_storage(url: str, existing: bool = False) -> BaseStorage:
         raise StorageError(f"the study storage {str(file)!r} does not exist: give the file a search wrote")
     try:
         if path is not None:
+            output_file(path, "the journal storage", StorageError)  # not a directory, nor under a file
             if not path.parent.is_dir():
                 raise StorageError(f"cannot open the journal storage {str(path)!r}: its directory does not exist")
             return JournalStorage(JournalFileBackend(str(path)))
