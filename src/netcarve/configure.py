@@ -11,7 +11,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from netcarve.config.loader import merge, parse_assignment, read_toml, set_dotted, validate_config
+from netcarve.config.loader import (
+    dotted_keys,
+    merge,
+    option_name,
+    parse_assignment,
+    read_toml,
+    set_dotted,
+    validate_config,
+)
 from netcarve.config.run import RunConfig
 
 
@@ -33,10 +41,12 @@ def build_config(
         source = f"{toml_path} with --set" if toml_path is not None else "--set"
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     data = merge(data, flags)
+    options = {dotted: option_name(dotted) for dotted in dotted_keys(flags)}
     for text in assignments:
         path, value = parse_assignment(text)
         set_dotted(data, path, value)
-    return validate_config(with_dataset_defaults(data), source)
+        options.pop(".".join(path), None)  # the value is --set's
+    return validate_config(with_dataset_defaults(data), source, options)
 
 
 #: keys whose dataset defaults only make sense together: setting one of them drops the others' defaults

@@ -17,6 +17,8 @@ from typing import Any
 
 from netcarve import __version__
 from netcarve.config.writer import dumps_toml
+from netcarve.errors import ConfigError
+from netcarve.paths import make_dirs, output_dir
 from netcarve.redact import redact
 
 
@@ -42,10 +44,17 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_run_root(project_dir: str | Path, project: str) -> Path:
+    """``project_dir/project`` unless a directory cannot be made there (a ConfigError naming the path as
+    given): the check a command makes before it starts, and again when it creates its run dir."""
+    output_dir(project_dir, "project_dir", ConfigError)
+    return output_dir(Path(project_dir) / project, "project folder", ConfigError)
+
+
 def create_run_dir(project_dir: str | Path, project: str) -> Path:
-    """A new, empty run dir; the project's ``latest`` link points to it."""
-    root = Path(project_dir) / project
-    root.mkdir(parents=True, exist_ok=True)
+    """A new, empty run dir; the project's ``latest`` link points to it. A ``project_dir`` (or project folder)
+    that is a file or lies under one, or cannot be created, is a ConfigError naming it as given."""
+    root = make_dirs(check_run_root(project_dir, project), "project folder", ConfigError)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1, 10_000):
         candidate = root / (stamp if i == 1 else f"{stamp}-{i}")
@@ -54,6 +63,8 @@ def create_run_dir(project_dir: str | Path, project: str) -> Path:
             break
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise ConfigError(f"cannot create a run dir in {str(root)!r}: {exc.strerror or exc}") from exc
     latest = root / "latest"
     try:
         if latest.is_symlink() or not latest.exists():

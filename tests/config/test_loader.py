@@ -36,6 +36,29 @@ def test_an_error_says_whether_set_was_given(tmp_path: Path) -> None:
         build_config(write(tmp_path, "max_epochs = 0\n"))
 
 
+def test_a_bad_flag_value_is_blamed_on_its_option(tmp_path: Path) -> None:
+    """A value from a command-line flag is the option's, not the TOML's (which may not even set the key); a
+    --set of the same key takes its place and is blamed as --set; a TOML error next to it keeps its source."""
+    path = write(tmp_path, "[search.strategy.setup]\nn_trials = 5\n")
+    setup = {"search": {"strategy": {"setup": {"n_trials": 0}}}}
+    with pytest.raises(ConfigError) as err:
+        build_config(path, setup)
+    assert str(err.value) == "invalid value for --n-trials: Input should be greater than or equal to 1 (got 0)"
+    with pytest.raises(ConfigError) as err:
+        build_config(path, {"search": {"strategy": {"setup": {"n_jobs": 0}}}, "max_epochs": 0})
+    assert str(err.value) == (
+        "invalid value for --max-epochs: Input should be greater than or equal to 1 (got 0); "
+        "invalid value for --n-jobs: Input should be greater than or equal to 1 (got 0)"
+    )
+    with pytest.raises(ConfigError, match=rf"^{path} with --set: invalid value for 'search.strategy.setup.n_trials'"):
+        build_config(path, setup, ["search.strategy.setup.n_trials=-1"])
+    bad_toml = write(tmp_path, "batch_size = 0\n")
+    with pytest.raises(ConfigError) as err:
+        build_config(bad_toml, setup)
+    assert str(err.value).startswith(f"{bad_toml}: invalid value for 'batch_size': Input should be greater")
+    assert str(err.value).endswith("; invalid value for --n-trials: Input should be greater than or equal to 1 (got 0)")
+
+
 def test_na_is_null(tmp_path: Path) -> None:
     data = read_toml(write(tmp_path, 'a = "NA"\n[b]\nc = ["NA", 1]\n'))
     assert data == {"a": None, "b": {"c": [None, 1]}}

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 import netcarve.config
-from netcarve.config.base import Strict, number_kind
+from netcarve.config.base import Strict, number_kind, takes_text
 from netcarve.config.passes import QuantLayerConfig
 from netcarve.configure import build_config
 from netcarve.errors import ConfigError
@@ -51,6 +51,69 @@ def test_every_int_or_float_field_refuses_a_boolean(model: type[Strict], name: s
         model.model_validate({name: value})
     mine = [e for e in err.value.errors() if e["loc"] == (name,)]
     assert len(mine) == 1 and mine[0]["msg"] == f"Value error, a boolean is not {kind}"
+
+
+@pytest.mark.parametrize(("model", "name", "kind"), NUMBER_FIELDS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_int_or_float_field_refuses_a_number_in_quotes(model: type[Strict], name: str, kind: str) -> None:
+    """``max_epochs = "1"`` was read as 1: a string is refused by every number field that takes no text
+    (``population`` takes "auto": its own check refuses "1")."""
+    with pytest.raises(ValidationError) as err:
+        model.model_validate({name: "1"})
+    mine = [e for e in err.value.errors() if e["loc"] == (name,)]
+    assert len(mine) == 1
+    if not takes_text(model.model_fields[name].annotation):
+        assert mine[0]["msg"] == f"Value error, a string is not {kind}: write the number without quotes"
+
+
+INT_FIELDS = [(model, name) for model, name, kind in NUMBER_FIELDS if kind == "an integer"]
+
+
+@pytest.mark.parametrize(("model", "name"), INT_FIELDS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_int_field_refuses_a_float_even_a_whole_one(model: type[Strict], name: str) -> None:
+    """``max_epochs = 2.0`` was read as 2 (and 2.5 refused): an integer setting takes integers only."""
+    with pytest.raises(ValidationError) as err:
+        model.model_validate({name: 2.0})
+    assert [e for e in err.value.errors() if e["loc"] == (name,)]
+
+
+def test_max_epochs_in_quotes_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('max_epochs = "1"\n')
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == (
+        f"{path}: invalid value for 'max_epochs': a string is not an integer: write the number without quotes (got '1')"
+    )
+
+
+FLOAT_FIELDS = [(model, name) for model, name, kind in NUMBER_FIELDS if kind == "a number"]
+
+
+def test_the_walk_finds_the_known_float_fields() -> None:
+    found = {(m.__name__, n) for m, n in FLOAT_FIELDS}
+    assert {("RunConfig", "learning_rate"), ("TrainingSettings", "weight_decay"), ("StrategySetup", "timeout")} <= found
+    assert {("Bound", "min"), ("MetricConfig", "scale"), ("WidthLayerConfig", "channel_multiplier")} <= found
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")], ids=str)
+@pytest.mark.parametrize(("model", "name"), FLOAT_FIELDS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_float_field_refuses_inf_and_nan(model: type[Strict], name: str, value: float) -> None:
+    """Each float setting takes finite numbers only: ``learning_rate = inf`` passed ``gt=0`` and training
+    ended "loss is nan"."""
+    with pytest.raises(ValidationError) as err:
+        model.model_validate({name: value})
+    mine = [e for e in err.value.errors() if e["loc"] == (name,)]
+    assert [e["msg"] for e in mine] == ["Input should be a finite number"]
+
+
+@pytest.mark.parametrize("text", ["inf", "+inf", "-inf", "nan"])
+def test_set_learning_rate_inf_names_the_key(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config(None, assignments=[f"learning_rate={text}"])
+    assert (
+        str(err.value)
+        == f"--set: invalid value for 'learning_rate': Input should be a finite number (got {float(text)})"
+    )
 
 
 def test_max_epochs_true_names_the_key(tmp_path: Path) -> None:

@@ -71,6 +71,25 @@ def test_nan_or_inf_feature_names_the_column(
     assert message.startswith(str(tmp_path / "nan.csv"))
 
 
+@pytest.mark.parametrize(("value", "shown"), [(1e200, "1e+200"), (-3.5e38, "-3.5e+38")])
+def test_finite_feature_beyond_float32_names_the_column(
+    tmp_path: Path, cols: dict[str, np.ndarray], value: float, shown: str
+) -> None:
+    """A finite value beyond float32's range (largest 3.40282e38) is refused at load: 1e200 (its square
+    overflows the scaler's float64 variance) and −3.5e38 (just beyond float32); 3.4e38 itself is kept."""
+    bad = {k: v.copy() for k, v in cols.items()}
+    bad["j_zlogz"] = bad["j_zlogz"].astype(np.float64)
+    bad["j_zlogz"][[4, 7]] = value
+    with pytest.raises(DataError) as info:
+        build(write_csv(tmp_path / "huge.csv", bad))
+    assert str(info.value) == (
+        f"{tmp_path / 'huge.csv'}: column 'j_zlogz' has {shown} in data row 5 (line 6) (and 1 more row), beyond "
+        "float32's range (±3.4e+38) that netcarve computes in: rescale the column, or drop or fill those rows"
+    )
+    bad["j_zlogz"][[4, 7]] = 3.4e38
+    build(write_csv(tmp_path / "edge.csv", bad))
+
+
 def test_too_few_rows_says_how_many_are_needed_and_given(tmp_path: Path, cols: dict[str, np.ndarray]) -> None:
     small = {k: v[:5] for k, v in cols.items()}
     with pytest.raises(

@@ -136,7 +136,7 @@ def test_absurd_multipliers_are_refused_before_any_allocation(in_tmp: Path, mult
 def test_seeds_outside_32_bits_and_text_checkpoints(in_tmp: Path) -> None:
     """Seeds are 0..2^32 − 1 (what Optuna's samplers take); a text file given as a checkpoint is corrupt."""
     line = run_error("train", "jsc-toy", "digits", "--seed", "99999999999999999999")
-    assert "invalid value for 'seed': Input should be less than or equal to 4294967295" in line
+    assert "invalid value for --seed: Input should be less than or equal to 4294967295" in line
     (in_tmp / "text.pt").write_text("hello\n")
     line = run_error("test", "jsc-toy", "digits", "--load", "text.pt")
     assert line.startswith("error: checkpoint 'text.pt' is corrupt or not a torch file (KeyError: ")
@@ -152,3 +152,52 @@ def test_class_labels_outside_0_to_4_name_the_value_and_row(in_tmp: Path, label:
     assert (
         line == f"error: c.csv: column 'class' has {shown} in data row 10 (line 11): labels must be 0..4 or g/q/w/z/t"
     )
+
+
+def test_output_path_through_a_file(in_tmp: Path) -> None:
+    """A run dir, a checkpoint or a report asked for under an existing file (``afile/…``), or a project_dir
+    that is a file, is one error line naming the path as typed, before anything is written; the file is
+    intact."""
+    from tests.e2e.cli import CONFIGS
+
+    (in_tmp / "afile").write_text("mine")
+    (in_tmp / "w.toml").write_text(WIDTH_1E6.replace("1e6", "2"))
+    search = ("--config", str(CONFIGS / "compare_quantize_digits.toml"))
+    is_file = "project_dir 'afile' is a file, not a directory"
+    under = "cannot be written: 'afile' is a file, not a directory"
+    cases = {
+        ("train", "jsc-toy", "digits", "--set", "project_dir=afile"): is_file,
+        ("train", "jsc-toy", "digits", "--set", "project_dir=afile/sub"): f"project_dir 'afile/sub' {under}",
+        ("train", "jsc-toy", "digits", "--project", "afile", "--set", "project_dir=."): "project folder 'afile'",
+        ("search", *search, "--set", "project_dir=afile"): is_file,
+        ("search", *search, "--storage", "afile/s.journal"): f"the journal storage 'afile/s.journal' {under}",
+        ("compare", *search, "--set", "project_dir=afile", "--seeds", "0"): is_file,
+        ("transform", "jsc-toy", "digits", "--config", "w.toml", "--output", "afile/x.pt"): "--output 'afile/x.pt'",
+        ("analyze", "jsc-toy", "digits", "--output", "afile/x.txt"): f"--output 'afile/x.txt' {under}",
+    }  # fmt: skip
+    for args, expected in cases.items():
+        line = run_error(*args)
+        assert line.startswith(f"error: {expected}"), (args, line)
+        assert "is a file, not a directory" in line, (args, line)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["afile", "w.toml"]
+    assert (in_tmp / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("option", ["--n-trials", "--n-jobs"])
+def test_search_option_is_blamed_not_the_toml(in_tmp: Path, option: str) -> None:
+    from tests.e2e.cli import CONFIGS
+
+    line = run_error("search", "--config", str(CONFIGS / "demo_search_digits.toml"), option, "0")
+    assert line == f"error: invalid value for {option}: Input should be greater than or equal to 1 (got 0)"
+    assert not (in_tmp / "runs").exists()
+
+
+@pytest.mark.parametrize(("url", "file"), [("missing", "missing"), ("journal://j/missing", "j/missing"),
+                                           ("sqlite:///missing.db", "missing.db")])  # fmt: skip
+def test_worker_on_a_storage_that_does_not_exist_leaves_nothing(in_tmp: Path, url: str, file: str) -> None:
+    """A worker joins an existing study: a journal or SQLite file that does not exist is one error line, and
+    no empty file is left behind (Optuna creates one when it opens a path)."""
+    (in_tmp / "j").mkdir()
+    line = run_error("worker", "--storage", url, "--study-name", "x")
+    assert line == f"error: the study storage {file!r} does not exist: give the file a search wrote"
+    assert [p.name for p in in_tmp.rglob("*")] == ["j"]

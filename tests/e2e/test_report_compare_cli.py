@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import CONFIGS, run
+from tests.e2e.cli import CONFIGS, run, run_error
 
 #: the shipped compare config shrunk to 2 × 2 × 1 = 4 configurations (seq_blocks_2, seq_blocks_5 ∈ {2, 8} bits)
 TINY = [
@@ -55,6 +55,8 @@ def test_search_writes_report_and_report_refuses_to_overwrite(search_dir: Path, 
     assert code == 0 and (in_workdir / "other.html").read_text().startswith("<!DOCTYPE html>")
     code, out = run("report", str(search_dir), "--output", "missing/dir/r.html")
     assert code == 2 and "cannot write missing/dir/r.html" in out
+    line = run_error("report", str(search_dir), "--output", "other.html/r.html")
+    assert line == "error: output 'other.html/r.html' cannot be written: 'other.html' is a file, not a directory"
 
 
 def test_report_of_a_non_search_dir_is_one_line_exit_2(in_workdir: Path) -> None:

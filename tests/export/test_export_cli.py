@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,15 +165,48 @@ def test_batchnorm_model_exports_folded(work: Path) -> None:
     assert json.loads((work / "fw-toy-folded" / "export.json").read_text())["folded"] is None
 
 
-def test_existing_output_is_refused_and_force_replaces_only_it(work: Path) -> None:
+def test_existing_output_is_refused_and_force_replaces_only_a_previous_export(work: Path) -> None:
+    """--force replaces a directory holding a previous export and nothing else: a folder netcarve did not
+    write, an export beside which the user put a file, a symbolic link to an export, an export.json that does
+    not list its files, the current directory: each is one error line and every file in it is intact."""
     (work / "fw2").mkdir()
-    (work / "fw2" / "stale.txt").write_text("old")
+    (work / "fw2" / "thesis.tex").write_text("mine")
     (work / "keep.txt").write_text("keep")
     assert "already exists" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", *DATA)
-    assert (work / "fw2" / "stale.txt").is_file()
-    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", "--force", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", "--force", *DATA)
+    assert "--force replaces only a previous export" in line and "'fw2' is not one: nothing was removed" in line
+    assert (work / "fw2" / "thesis.tex").read_text() == "mine"
+
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", *DATA)
     assert code == 0, out
-    assert not (work / "fw2" / "stale.txt").exists() and (work / "fw2" / "logic.json").is_file()
+    written = json.loads((work / "fw3" / "export.json").read_text())["written"]
+    assert "logic.json" in written and "export.json" not in written
+    assert sorted([*written, "export.json"]) == sorted(
+        p.relative_to(work / "fw3").as_posix() for p in (work / "fw3").rglob("*") if p.is_file()
+    )
+    (work / "fw3" / "logic.json").write_text("stale")
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    assert code == 0, out  # a previous export is replaced
+    assert (work / "fw3" / "logic.json").read_text() != "stale"
+
+    (work / "fw3" / "verilog" / "notes.txt").write_text("mine")
+    before = sorted(p for p in (work / "fw3").rglob("*"))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    assert "also holds 'verilog/notes.txt', which it did not write; nothing was removed" in line
+    assert sorted(p for p in (work / "fw3").rglob("*")) == before
+    (work / "fw3" / "verilog" / "notes.txt").unlink()
+
+    (work / "link").symlink_to("fw3", target_is_directory=True)
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "link", "--force", *DATA)
+    assert "--output 'link' is a symbolic link (to 'fw3')" in line
+    assert (work / "link").is_symlink() and (work / "fw3" / "logic.json").is_file()
+
+    summary = json.loads((work / "fw3" / "export.json").read_text())
+    del summary["written"]
+    (work / "fw3" / "export.json").write_text(json.dumps(summary))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    assert "does not list the files it wrote" in line and (work / "fw3" / "logic.json").is_file()
+
     assert (work / "keep.txt").read_text() == "keep" and (work / "fixed.pt").is_file()
     assert "holds the source" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", ".", "--force")
 
@@ -185,6 +219,8 @@ def test_bad_input_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "--default-precision is for backends that allow float layers" in line
     assert "is a checkpoint" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o4", "--trial", "1")
     assert "does not exist" in run_error("export", "missing.pt", "--to", "da4ml", "--output", "o5")
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fixed.pt/o8")
+    assert line == "error: --output 'fixed.pt/o8' cannot be written: 'fixed.pt' is a file, not a directory"
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "da4ml" else real(name, *a))
     line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o6")
@@ -250,6 +286,8 @@ def test_search_run_dir_best_and_trial(work: Path) -> None:
     assert code == 0, out
     summary = json.loads((work / "t" / "export.json").read_text())
     assert summary["trial"] == numbers[-1] and summary["check"]["max_abs_diff"] == 0.0
+    assert run_dir.is_symlink()  # runs/s/latest: the run dir it points to is recorded
+    assert summary["source"] == str(run_dir.resolve()) and summary["source_given"] == str(run_dir)
     assert summary["check"]["rows"] == 360 and np.isclose(summary["check"]["argmax_agreement"], 1.0)
     line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t2", "--trial", "99")
     assert "trial 99 does not exist" in line
@@ -286,3 +324,50 @@ def test_cnn_to_hls4ml_is_one_line(work: Path) -> None:
     line = run_error("export", "cnn.pt", "--to", "hls4ml", "--output", "fw-cnn-hls")
     assert "node 'seq_blocks_1' (conv2d): the hls4ml export maps MLPs only" in line and "--to da4ml" in line
     assert not (work / "fw-cnn-hls").exists()
+
+
+def test_part_is_spelt_like_a_part_and_said_to_be_unchecked(work: Path) -> None:
+    """hls4ml has no list of FPGA parts: --part is checked for its spelling only (it goes into the project's
+    Tcl scripts), and the export says, printed and in export.json, that the part itself is not checked.
+    da4ml's firmware takes no part: --part with it is refused. Refusals write nothing."""
+    pytest.importorskip("hls4ml")
+    line = run_error("export", "fixed.pt", "--to", "hls4ml", "--output", "p1", "--part", "xcvu9p; exec rm x", *DATA)
+    assert line.startswith("error: --part 'xcvu9p; exec rm x' is not an FPGA part name: letters, digits")
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "p2", "--part", "xcvu9p-flga2104-2-e", *DATA)
+    assert line == (
+        "error: --part is for backends that target an FPGA part (hls4ml); da4ml's firmware does not depend on one"
+    )
+    assert not (work / "p1").exists() and not (work / "p2").exists()
+    if shutil.which("g++") is None:
+        pytest.skip("hls4ml's C simulation needs g++")
+    code, out = run("export", "fixed.pt", "--to", "hls4ml", "--output", "p3", "--part", "nonsense", *DATA)
+    assert code == 0, out
+    note = "part nonsense: not checked against the parts that exist (hls4ml has no list of them)"
+    assert f"note: {note}" in " ".join(out.split())
+    summary = json.loads((work / "p3" / "export.json").read_text())
+    assert summary["figures"]["part"] == "nonsense" and summary["notes"][0].startswith(note)
+    assert summary["check"]["max_abs_diff"] == 0.0
+
+
+def test_a_failed_export_lists_what_it_wrote_and_force_replaces_it(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that fails half-way (here after writing partial.v): one error line, and an export.json that
+    lists partial.v, so that the next export with --force may replace the directory."""
+    import dataclasses
+
+    from netcarve.export import api
+
+    real = api.backend_named
+
+    def failing(program: object, directory: Path, options: object) -> None:
+        (directory / "partial.v").write_text("module")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "backend_named", lambda name: dataclasses.replace(real(name), write=failing))
+    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "failed", *DATA)
+    assert line == "error: da4ml failed: RuntimeError: boom"
+    summary = json.loads((work / "failed" / "export.json").read_text())
+    assert summary["written"] == ["partial.v"] and summary["failed"] == "da4ml failed: RuntimeError: boom"
+    monkeypatch.undo()
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "failed", "--force", *DATA)
+    assert code == 0, out
+    assert not (work / "failed" / "partial.v").exists() and (work / "failed" / "logic.json").is_file()

@@ -267,3 +267,36 @@ def test_resume_with_a_read_only_journal_is_a_clear_error(tmp_path: Path, monkey
     monkeypatch.setattr(os, "access", no_write)
     result = CliRunner().invoke(app, ["search", "--resume", str(run_dir), "--n-trials", "3"])
     assert result.exit_code != 0 and "is not writable (nor its lock file)" in result.output
+
+
+def test_resume_of_a_journal_damaged_in_the_middle_says_where_and_what_to_do(tmp_path: Path) -> None:
+    """A line in the middle of study.journal cut short (a bad edit, a disk error): --resume is one error line
+    naming the journal, the line and the repair; the journal is left byte for byte as it was. The repair it
+    gives (keep the records before the line) leaves a journal Optuna reads, with the first trial complete."""
+    import shlex
+
+    from netcarve.search import storage as st
+    from tests.e2e.cli import run_error
+
+    run_dir = _finished_run(tmp_path)
+    journal = run_dir / "study.journal"
+    lines = journal.read_bytes().split(b"\n")[:-1]
+    first_complete = next(i for i, r in enumerate(map(json.loads, lines)) if r["op_code"] == 6 and r["state"] == 1)
+    damaged = first_complete + 3  # 1-based: two records after the first trial's completion
+    assert damaged < len(lines)
+    lines[damaged - 1] = lines[damaged - 1][:40]
+    text = b"\n".join(lines) + b"\n"
+    journal.write_bytes(text)
+    line = run_error("search", "--resume", str(run_dir), "--n-trials", "3")
+    assert line.startswith(
+        f"error: the study journal {str(journal)!r} is damaged: line {damaged} of {len(lines)} is not a journal "
+        f"record (changed or cut by something other than netcarve), so the study cannot be read; to continue from "
+        f"the {damaged - 1} records before it"
+    )
+    repair = f"cp {shlex.quote(str(journal))} damaged.journal && head -n {damaged - 1} damaged.journal > "
+    assert repair in line and "JSONDecodeError" not in line
+    assert journal.read_bytes() == text
+    journal.write_bytes(b"\n".join(lines[: damaged - 1]) + b"\n")
+    (name,) = optuna.get_all_study_names(st.open_storage(str(journal)))
+    study = optuna.load_study(study_name=name, storage=st.open_storage(str(journal)))
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE

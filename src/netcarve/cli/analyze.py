@@ -123,6 +123,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per-layer params, size, MACs/FLOPs/BitOPs (forward and backward), memory and latency."""
         from netcarve.analysis.render import RENDERERS
+        from netcarve.errors import ConfigError
+        from netcarve.paths import output_file
 
         if fmt not in RENDERERS:
             fail(f"--format must be one of {', '.join(RENDERERS.names())} (got {fmt!r})")
@@ -130,8 +132,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--convention must be one of {', '.join(CONVENTIONS)} (got {convention!r})")
         if batch_size < 1:
             fail(f"--batch-size must be at least 1 (got {batch_size})")
-        if output is not None and output.is_dir():
-            fail(f"--output {str(output)!r} is a directory; give the path of a file to write")
+        if output is not None:
+            output_file(output, "--output", ConfigError)
         if output is not None and output.exists() and not force:
             fail(f"{output} exists; pass --force to overwrite it")
         sample = parse_input_shape(input_shape) if input_shape is not None else None

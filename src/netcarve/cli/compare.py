@@ -119,12 +119,20 @@ def register(app: typer.Typer) -> None:
         from netcarve.cli.search import _quiet_optuna
         from netcarve.compare.run import resolve_samplers, run_compare
         from netcarve.configure import build_config
+        from netcarve.errors import ConfigError
+        from netcarve.runs import check_run_root
+        from netcarve.workflow import project_name
 
         _quiet_optuna()
         names = resolve_samplers(samplers.split(","))
         seed_list = parse_seeds(seeds)
         overrides = {"model": model, "dataset": dataset, "project": project}
         cfg = build_config(config, overrides, set_ or [])
+        check_run_root(cfg.project_dir, project_name(cfg))  # before the progress bars
+        if n_trials is not None and n_trials < 1:
+            raise ConfigError(
+                f"invalid value for --n-trials: Input should be greater than or equal to 1 (got {n_trials})"
+            )
         with _quiet_trials(verbose), _bars() as bars:
             result = run_compare(cfg, names, seed_list, n_trials, bars)
         console.print(summary_table(result.comparison))

@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="Trial number of a search run dir (default: its best trial, best.pt).")
         ] = None,
         force: Annotated[bool, typer.Option(help="Replace the output directory if it exists.")] = False,
-        part: Annotated[str | None, typer.Option(help="FPGA part (hls4ml).")] = None,
+        part: Annotated[
+            str | None, typer.Option(help="FPGA part (hls4ml); its spelling is checked, not whether it exists.")
+        ] = None,
         default_precision: Annotated[
             str | None, typer.Option(help="Precision for layers left float (hls4ml), e.g. ap_fixed<16,6>.")
         ] = None,
@@ -74,6 +76,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"port: {outcome.program.port.describe()} × {outcome.program.in_features}", highlight=False)
         if figures:
             console.print(f"{outcome.backend}: {figures}", highlight=False)
+        for note in outcome.summary.get("notes", []):
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
         console.print(outcome.check_line() + (" (bit-exact)" if outcome.exact else ""), highlight=False)
         fold_line = outcome.fold_line()
         if fold_line is not None:

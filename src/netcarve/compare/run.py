@@ -72,7 +72,8 @@ def run_config(config: RunConfig, sampler: str, seed: int, n_trials: int, load_n
     setup.update(sampler=sampler, seed=seed, n_trials=n_trials)
     if load_name is not None:
         data["load_name"] = load_name
-    return validate_config(data, "compare")
+    options = {f"search.strategy.setup.{k}": f"--{k.replace('_', '-')}s" for k in ("sampler", "seed")}
+    return validate_config(data, "compare", {**options, "search.strategy.setup.n_trials": "--n-trials"})
 
 
 def default_trials(config: RunConfig) -> int:

@@ -164,15 +164,30 @@ def _close(word: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str, prefix: str = "") -> str:
+def describe_validation_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    source: str,
+    prefix: str = "",
+    options: Mapping[str, str] | None = None,
+) -> str:
     """One line naming the dotted key of each problem (up to three) as the user wrote it in TOML, with a
-    suggestion for a mistyped key. ``prefix`` is the dotted key of the table ``model`` validates."""
-    messages = []
+    suggestion for a mistyped key. ``prefix`` is the dotted key of the table ``model`` validates.
+
+    ``options`` maps a dotted key to the command-line option that gave its value (``--n-trials``): a bad value
+    there is blamed on the option, not on ``source``."""
+    messages, from_source = [], False
     for err in exc.errors()[:3]:
         key = user_key(model, tuple(err["loc"]), prefix)
         dotted = key.dotted or "<top level>"
         last = dotted.rsplit(".", 1)[-1]
         got = err.get("input")
+        option = (options or {}).get(dotted)
+        if option is not None and err["type"] != "extra_forbidden":
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            messages.append(f"invalid value for {option}: {msg} (got {got!r})")
+            continue
+        from_source = True
         if err["type"] == "extra_forbidden":
             close = _close(last, toml_keys(key.table) if key.table is not None else ())
             hint = f"; did you mean {close!r}?" if close else ""
@@ -195,11 +210,34 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
             msg = msg.removeprefix("Value error, ")
             got_text = "" if isinstance(got, dict) else f" (got {got!r})"
             messages.append(f"invalid value for {dotted!r}: {msg}{got_text}")
-    return (f"{source}: " if source else "") + "; ".join(messages)
+    return (f"{source}: " if source and from_source else "") + "; ".join(messages)
 
 
-def validate_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
+def dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of the leaves of a nested mapping (``{"a": {"b": 1}}`` → ``["a.b"]``)."""
+    out = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        out += dotted_keys(value, f"{dotted}.") if isinstance(value, Mapping) else [dotted]
+    return out
+
+
+#: the command-line option of a config key where it is not ``--`` + the last key with dashes
+OPTION_NAMES = {"model": "MODEL", "dataset": "DATASET", "load_name": "--load"}
+
+
+def option_name(dotted: str) -> str:
+    """The command-line option that sets ``dotted`` (``search.strategy.setup.n_trials`` → ``--n-trials``)."""
+    last = dotted.rsplit(".", 1)[-1]
+    return OPTION_NAMES.get(last, "--" + last.replace("_", "-"))
+
+
+def validate_config(
+    data: Mapping[str, Any], source: str = "config", options: Mapping[str, str] | None = None
+) -> RunConfig:
+    """``data`` as a RunConfig; a ConfigError blaming ``source``, or the option of ``options`` (dotted key →
+    command-line option) that gave the bad value."""
     try:
         return RunConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, RunConfig, source)) from exc
+        raise ConfigError(describe_validation_error(exc, RunConfig, source, options=options)) from exc

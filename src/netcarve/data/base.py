@@ -133,19 +133,31 @@ def _column_name(info: DatasetInfo, j: int) -> str:
     return info.feature_names[j] if j < len(info.feature_names) else f"feature {j}"
 
 
+#: the largest magnitude a feature may have: netcarve computes in float32 (a larger finite value overflows
+#: the scaler's variance or the float32 tensors, and training ends "loss is nan")
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+
+
 def check_features_finite(x: np.ndarray, info: DatasetInfo, source: str, first_line: int | None = None) -> None:
-    """NaN or ±inf in a feature is an error naming its column and first row (it would only show up later,
-    as a diverging training)."""
-    bad = ~np.isfinite(x)
+    """NaN, ±inf or a finite value beyond float32's range (|x| > 3.4e38) in a feature is an error naming its
+    column and first row (it would only show up later, as a diverging training)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | (np.abs(x) > FEATURE_LIMIT)
     if not bad.any():
         return
     j = int(np.argmax(bad.any(axis=0)))
     rows = np.flatnonzero(bad[:, j])
     value = x[rows[0], j]
-    what = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
     more = f" (and {len(rows) - 1} more row{'s' if len(rows) > 2 else ''})" if len(rows) > 1 else ""
+    where = f"column {_column_name(info, j)!r} has"
+    if np.isfinite(value):
+        raise DataError(
+            f"{source}: {where} {value:g} in {row_text(int(rows[0]), first_line)}{more}, beyond float32's range "
+            f"(±{FEATURE_LIMIT:.3g}) that netcarve computes in: rescale the column, or drop or fill those rows"
+        )
+    what = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
     raise DataError(
-        f"{source}: column {_column_name(info, j)!r} has {what} in {row_text(int(rows[0]), first_line)}{more}: "
+        f"{source}: {where} {what} in {row_text(int(rows[0]), first_line)}{more}: "
         "features must be finite numbers; drop or fill those rows"
     )
 

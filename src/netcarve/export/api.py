@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from netcarve.errors import ExportError, NetcarveError
 from netcarve.export.backends import BACKENDS, Backend, ExportOptions, require_package
 from netcarve.export.program import Program, build_program, float_layers, netcarve_forward
 from netcarve.ir.graph import Graph
+from netcarve.paths import make_dirs, output_dir
 from netcarve.provenance import dataset_file
 
 log = logging.getLogger(__name__)
@@ -147,18 +149,96 @@ def load_source(
     return load_saved_graph(source, model), None
 
 
+#: the key of export.json that lists every file the export wrote (what ``--force`` may remove)
+WRITTEN_KEY = "written"
+
+
+def _entries(directory: Path) -> list[str]:
+    """Every file under ``directory`` (and every symbolic link, never followed), as sorted relative paths."""
+    out = []
+
+    def unreadable(exc: OSError) -> None:
+        raise exc
+
+    for root, dirs, files in os.walk(directory, onerror=unreadable):
+        base = Path(root)
+        out += [(base / name).relative_to(directory).as_posix() for name in files]
+        out += [(base / name).relative_to(directory).as_posix() for name in dirs if (base / name).is_symlink()]
+    return sorted(out)
+
+
+def _check_replaceable(output: Path, source: Path) -> None:
+    """What ``--force`` may remove: a directory (not a link to one) holding a previous export and nothing
+    else, i.e. every file in it listed in its export.json; never the source's folders nor this directory's."""
+    shown = repr(str(output))
+    if output.is_symlink():
+        raise ExportError(
+            f"--output {shown} is a symbolic link (to {os.readlink(output)!r}): --force replaces only a directory "
+            "netcarve exported into, never through a link; give that directory itself (nothing was removed)"
+        )
+    if not output.is_dir():
+        raise ExportError(f"output {shown} is a file, not a directory: nothing was removed")
+    out, src, cwd = output.resolve(), source.resolve(), Path.cwd().resolve()
+    if out in (src, cwd) or out in src.parents or out in cwd.parents:
+        raise ExportError(f"--force would remove {shown}, which holds the source or this directory")
+    try:
+        entries = _entries(output)
+    except OSError as exc:
+        raise ExportError(f"--force cannot list {shown}: {exc.strerror or exc}; nothing was removed") from exc
+    if not entries:
+        return
+    summary = output / SUMMARY_FILE
+    try:
+        data = json.loads(summary.read_text()) if summary.is_file() and not summary.is_symlink() else None
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict) or "backend" not in data:
+        raise ExportError(
+            f"--force replaces only a previous export (a directory holding netcarve's {SUMMARY_FILE}); {shown} is "
+            "not one: nothing was removed (choose another --output)"
+        )
+    written = data.get(WRITTEN_KEY)
+    if not isinstance(written, list):
+        raise ExportError(
+            f"{shown} is an export whose {SUMMARY_FILE} does not list the files it wrote (made by an older "
+            "netcarve): --force cannot tell them from yours, nothing was removed; remove it yourself or choose "
+            "another --output"
+        )
+    foreign = [e for e in entries if e not in {*map(str, written), SUMMARY_FILE}]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ExportError(
+            f"--force replaces only what netcarve wrote: {shown} also holds {foreign[0]!r}{more}, which it did not "
+            "write; nothing was removed (move it out or choose another --output)"
+        )
+
+
 def _prepare_output(output: Path, source: Path, force: bool) -> None:
-    """Refuse an existing output dir; with ``force`` remove it (only it), never one holding the source."""
-    if not output.exists():
+    """Refuse an existing output dir; with ``force`` remove it if it holds a previous export and nothing else."""
+    if not output.exists() and not output.is_symlink():
         return
     if not force:
         raise ExportError(f"output {str(output)!r} already exists: choose another --output or pass --force")
-    if not output.is_dir():
-        raise ExportError(f"output {str(output)!r} is a file, not a directory: nothing was removed")
-    out, src = output.resolve(), source.resolve()
-    if out == src or out in src.parents or out == Path.cwd().resolve() or out in Path.cwd().resolve().parents:
-        raise ExportError(f"--force would remove {str(output)!r}, which holds the source or this directory")
-    shutil.rmtree(output)
+    _check_replaceable(output, source)
+    try:
+        shutil.rmtree(output)
+    except OSError as exc:
+        raise ExportError(f"--force could not remove all of {str(output)!r}: {exc.strerror or exc}") from exc
+
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """``out/export.json`` with the list of every file the export wrote (what a later ``--force`` may remove)."""
+    written = [e for e in _entries(out) if e != SUMMARY_FILE]
+    (out / SUMMARY_FILE).write_text(json.dumps({**summary, WRITTEN_KEY: written}, indent=2) + "\n")
+
+
+def _write_failed_summary(out: Path, summary: dict[str, Any]) -> None:
+    """The export.json of a failed export (what it wrote, so that --force may replace it); a failure to write
+    it is logged, never raised over the export's own error."""
+    try:
+        _write_summary(out, summary)
+    except OSError as exc:
+        log.warning("could not write %s: %s", out / SUMMARY_FILE, exc)
 
 
 def _dataset_split(spec: str, split: str) -> np.ndarray:
@@ -191,8 +271,22 @@ def export(
     src, out = Path(source), Path(output)
     if not src.exists():
         raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
-    if out.exists() and not force:
+    exists = out.exists() or out.is_symlink()
+    if not exists:
+        output_dir(out, "--output", ExportError)  # not through a file (afile/sub)
+    if exists and not force:
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
+    if exists:
+        _check_replaceable(out, src)  # before the model is loaded; checked again just before it is removed
+    if options.part is not None:
+        check_part = backend.extra.get("check_part")
+        if check_part is None:
+            raise ExportError(
+                f"--part is for backends that target an FPGA part (hls4ml); {backend.name}'s firmware does not "
+                "depend on one"
+            )
+        check_part(options.part)
+    source_text = str(src.resolve())  # the run dir or checkpoint itself, not a `latest` link to it
     graph, run_dataset = load_source(src, trial, run_reader, model)
     graph.module.cpu()
     # a backend that allows float layers (hls4ml) gives them --default-precision (see export/hls4ml.py)
@@ -217,14 +311,17 @@ def export(
     if x.shape[1] != program.in_features:
         raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")
     _prepare_output(out, src, force)
-    out.mkdir(parents=True)
+    make_dirs(out, "--output", ExportError)
     try:
         result = backend.write(program, out, options)
         got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)
-    except NetcarveError:
+    except NetcarveError as exc:
+        _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(exc)})
         raise
     except Exception as exc:
-        raise ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}") from exc
+        error = ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}")
+        _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(error)})
+        raise error from exc
     diff, agreement = _compare(got, netcarve_forward(program.graph, x))
     folded: dict[str, Any] | None = None
     unfolded_diff = unfolded_agreement = None
@@ -237,7 +334,8 @@ def export(
         }
     summary = {
         "backend": backend.name,
-        "source": str(src),
+        "source": source_text,
+        "source_given": str(src),
         "trial": trial,
         "check": {
             "split": split,
@@ -251,6 +349,7 @@ def export(
         },
         "folded": folded,
         "figures": result.figures,
+        "notes": result.notes,
         "port": {
             "format": program.port.describe(),
             "kif": list(program.port.kif),
@@ -264,7 +363,7 @@ def export(
         "float_layers": floats,
         "files": result.files,
     }
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    _write_summary(out, summary)
     outcome = ExportOutcome(
         backend.name, str(src), trial, out, program, split, len(x), diff, agreement, result.figures,
         {**result.files, "summary": SUMMARY_FILE}, summary, unfolded_diff, unfolded_agreement,

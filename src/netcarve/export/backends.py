@@ -40,6 +40,9 @@ class BackendResult:
     files: dict[str, str] = field(default_factory=dict)
     #: backend figures for export.json (e.g. da4ml's cost and latency estimates)
     figures: dict[str, Any] = field(default_factory=dict)
+    #: what the user should know about the export (e.g. that hls4ml does not check the part): printed, and
+    #: in export.json
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

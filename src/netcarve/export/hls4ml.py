@@ -64,6 +64,13 @@ log = logging.getLogger(__name__)
 ROUND_MODES, OVERFLOW_MODES = backend_modes("hls4ml")
 #: the FPGA part when ``ExportOptions.part`` is not given (a Virtex UltraScale+, as in hls4ml's examples)
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
+#: what ``--part`` may look like (``xcvu13p-flga2577-2-e``): hls4ml has no list of parts to check it against
+#: and writes it into the project's Tcl scripts as given, so only its spelling is checked
+PART_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+PART_NOTE = (
+    "not checked against the parts that exist (hls4ml has no list of them): Vitis HLS checks it when it "
+    "synthesizes the project"
+)
 HLS_BACKEND = "Vitis"
 CLOCK_PERIOD_NS = 5
 PROJECT_NAME = "netcarve_model"
@@ -303,6 +310,14 @@ def hls_config(seq: nn.Sequential, in_features: int, layers: Sequence[LayerPreci
     return config
 
 
+def check_part(part: str) -> None:
+    """An ExportError unless ``part`` is spelt like an FPGA part (letters, digits, ``-``, ``_``, ``.``)."""
+    if not PART_PATTERN.fullmatch(part):
+        raise ExportError(
+            f"--part {part!r} is not an FPGA part name: letters, digits, '-', '_' and '.' only (e.g. {DEFAULT_PART})"
+        )
+
+
 def write(program: Program, directory: Path, options: ExportOptions) -> BackendResult:
     """Write the hls4ml project under ``hls4ml/`` and compile its C simulation; ``predict`` runs it."""
     compiler = shutil.which("g++")
@@ -349,6 +364,7 @@ def write(program: Program, directory: Path, options: ExportOptions) -> BackendR
             "log": relative(log_file, directory),
         },
         figures={"part": part, "compile_seconds": round(seconds, 1)},
+        notes=[f"part {part}: {PART_NOTE}"] if options.part else [],
     )
 
 
@@ -361,7 +377,7 @@ BACKENDS.add(
         allows_float=True,
         check=check_mlp,
         # the runner's build_program(graph, float_precision=parse_precision(options.default_precision))
-        extra={"parse_precision": parse_precision},
+        extra={"parse_precision": parse_precision, "check_part": check_part},
         description=f"hls4ml: a Vitis HLS project (io_parallel, Latency; part {DEFAULT_PART} by default), "
         "checked with its compiled C simulation",
     ),

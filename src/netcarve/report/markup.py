@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from netcarve.paths import write_atomically
+from netcarve.errors import NetcarveError
+from netcarve.paths import output_file, write_atomically
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1180px;
@@ -54,6 +55,42 @@ def number(value: Any) -> str:
     return f"{value:.4g}"
 
 
+#: the significant digits of a column's largest value when the column is shown with decimals
+COLUMN_DIGITS = 4
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def column_format(values: Iterable[Any]) -> Callable[[Any], str]:
+    """One format for every number of a table column, so that its cells line up and read alike (a column
+    never mixes ``6144``, ``1.552e+04`` and ``14221``):
+
+    - every value a whole number (below 1e15): integers, ``6144``, ``15520``;
+    - else, the largest magnitude from 1e-3 to below 1e6: fixed decimals giving it COLUMN_DIGITS significant
+      digits (``0.8571``, ``12.50``; ``15524`` with none);
+    - else scientific with 3 decimals for all (``1.235e+07``).
+
+    Anything else (text, NaN, ±inf, a bool) is shown as text."""
+    numbers = [float(v) for v in values if _finite(v)]
+    if all(v.is_integer() and abs(v) < 1e15 for v in numbers):
+        spec = "int"
+    else:
+        largest = max(abs(v) for v in numbers)
+        if 1e-3 <= largest < 1e6:
+            spec = f".{max(0, COLUMN_DIGITS - 1 - math.floor(math.log10(largest)))}f"
+        else:
+            spec = f".{COLUMN_DIGITS - 1}e"
+
+    def fmt(value: Any) -> str:
+        if not _finite(value):
+            return str(value)
+        return str(int(value)) if spec == "int" else format(float(value), spec)
+
+    return fmt
+
+
 def rounded(values: Mapping[str, Any]) -> str:
     """MASE's "Best trial(s)" cells: name = value rounded to 3 digits, one per line."""
     parts = [f"{k} = {round(v, 3) if isinstance(v, float) else v}" for k, v in values.items()]
@@ -90,13 +127,14 @@ def page(title: str, body: Sequence[str], extra_css: str = "") -> str:
     )
 
 
-def write_new(path: Any, text: str, force: bool, error: type[Exception]) -> None:
+def write_new(path: Any, text: str, force: bool, error: type[NetcarveError]) -> None:
     """Write ``text`` to ``path``; an existing file is kept unless ``force`` (then ``error`` is raised)."""
     from pathlib import Path
 
     target = Path(path)
     if target.is_dir():
         raise error(f"{str(target)!r} is a directory; give the path of a file to write")
+    output_file(target, "output", error)  # not through a file (afile/x.html)
     if target.exists() and not force:
         raise error(f"{target} exists; pass --force to overwrite it")
     try:

@@ -6,11 +6,14 @@ MASE's "Best trial(s)" table, the Pareto plot, the history plot(s), and a table 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from netcarve import outcomes
 from netcarve.report.load import RunData, Trial, load_run
-from netcarve.report.markup import esc, figure, number, page, rounded, table, write_new
+from netcarve.report.markup import column_format, esc, figure, page, rounded, table, write_new
 from netcarve.report.plots import history_svgs, pareto_axes, pareto_numbers, pareto_svg
 
 REPORT_NAME = "report.html"
@@ -95,14 +98,33 @@ def _plots(run: RunData) -> list[str]:
     return out
 
 
-def _trial_cells(t: Trial, params: list[str], metrics: list[str], n_obj: int) -> list[str]:
-    objectives = [number(v) for v in t.objectives] or [""] * n_obj
+@dataclass(frozen=True)
+class _Formats:
+    """One format per numeric column of the All trials table (:func:`column_format`)."""
+
+    objectives: list[Callable[[Any], str]]
+    metrics: dict[str, Callable[[Any], str]]
+    duration: Callable[[Any], str]
+
+    @classmethod
+    def of(cls, trials: Sequence[Trial], n_obj: int, metrics: list[str]) -> _Formats:
+        return cls(
+            [column_format(t.objectives[i] for t in trials if len(t.objectives) > i) for i in range(n_obj)],
+            {m: column_format(t.metrics.get(m) for t in trials) for m in metrics},
+            column_format(t.duration_s for t in trials),
+        )
+
+
+def _trial_cells(t: Trial, params: list[str], metrics: list[str], formats: _Formats) -> list[str]:
+    objectives = [f(v) for f, v in zip(formats.objectives, t.objectives, strict=False)] or [""] * len(
+        formats.objectives
+    )
     note = f"reused from {t.reused_from}" if t.reused_from is not None else t.note
     if t.complete and not t.feasible:
         note = "infeasible" + (f"; {note}" if note else "")
     cells = [str(t.number), esc(t.state), *objectives, *(esc(t.params.get(p, "")) for p in params)]
-    cells += [number(t.metrics[m]) if m in t.metrics else "" for m in metrics]
-    return [*cells, number(t.duration_s) if t.duration_s is not None else "", esc(note)]
+    cells += [formats.metrics[m](t.metrics[m]) if m in t.metrics else "" for m in metrics]
+    return [*cells, formats.duration(t.duration_s) if t.duration_s is not None else "", esc(note)]
 
 
 def _trials(run: RunData) -> list[str]:
@@ -111,7 +133,8 @@ def _trials(run: RunData) -> list[str]:
     headers = ["number", "state", *objectives, *params, *metrics, "duration_s", "note"]
     front = set(pareto_numbers(run))
     numeric = [True, False, *([True] * len(objectives)), *([False] * len(params)), *([True] * (len(metrics) + 1))]
-    rows = [_trial_cells(t, params, metrics, len(objectives)) for t in run.trials]
+    formats = _Formats.of(run.trials, len(objectives), metrics)
+    rows = [_trial_cells(t, params, metrics, formats) for t in run.trials]
     classes = [f"{t.state}{' pareto' if t.number in front else ''}" for t in run.trials]
     note = '<p class="meta">Highlighted rows: the Pareto-optimal trials of the plot above.</p>'
     body = table(headers, rows, classes, numeric=numeric)

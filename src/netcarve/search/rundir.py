@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netcarve.config.loader import validate_config
+from netcarve.config.loader import option_name, validate_config
 from netcarve.config.run import RunConfig
 from netcarve.errors import SearchError
 from netcarve.redact import MASK
@@ -82,14 +82,15 @@ def load_stored(
 ) -> tuple[RunConfig, BaseStorage, optuna.Study]:
     """The effective config stored in the study (with ``overrides`` of strategy.setup keys); a checkpoint it
     loads from the run dir it was created in is taken from ``run_dir`` (moved or copied since)."""
-    storage = st.open_storage(ref.storage)
+    storage = st.open_storage(ref.storage, existing=True)
     study = st.load_study(storage, ref.storage, ref.name)
     data = st.stored_config(study)
     setup = data.setdefault("search", {}).setdefault("strategy", {}).setdefault("setup", {})
     setup.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if isinstance(data.get("load_name"), str):
         data["load_name"] = moved(data["load_name"], study, run_dir)
-    return validate_config(data, f"study {ref.name!r}"), storage, study
+    options = {f"search.strategy.setup.{k}": option_name(k) for k, v in (overrides or {}).items() if v is not None}
+    return validate_config(data, f"study {ref.name!r}", options), storage, study
 
 
 def pending_base(study: optuna.Study, run_dir: Path | None = None) -> Path | None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netcarve.errors import StorageError
+from netcarve.paths import output_file
 from netcarve.redact import redact_text
 
 if TYPE_CHECKING:
@@ -103,6 +105,33 @@ def _is_record(line: bytes) -> bool:
     return isinstance(record, dict) and "op_code" in record
 
 
+def damaged_line(path: Path) -> tuple[int, int] | None:
+    """(the first line that is not a journal record, the number of whole lines) of the journal at ``path``;
+    None when every whole line is a record. An incomplete last line (no line end) is not counted: Optuna
+    skips it and :func:`repair_journal` removes it."""
+    try:
+        whole = path.read_bytes().split(b"\n")[:-1]
+    except OSError:
+        return None
+    return next(((i + 1, len(whole)) for i, line in enumerate(whole) if not _is_record(line)), None)
+
+
+def damaged_message(path: Path, line: int, lines: int) -> str:
+    """What a damaged journal means and what the user can do (one line)."""
+    keep = line - 1
+    fix = (
+        f"to continue from the {keep} record{'s' if keep != 1 else ''} before it (the trials recorded after "
+        f"them are lost), keep a copy and cut the journal there: cp {shlex.quote(str(path))} damaged.journal && "
+        f"head -n {keep} damaged.journal > {shlex.quote(str(path))}; or restore the journal from a backup"
+        if keep
+        else "restore it from a backup"
+    )
+    return (
+        f"the study journal {str(path)!r} is damaged: line {line} of {lines} is not a journal record (changed or "
+        f"cut by something other than netcarve), so the study cannot be read; {fix}"
+    )
+
+
 def journal_path(url: str) -> Path | None:
     """The file of a journal storage (a plain path or ``journal://path``); None for a database URL."""
     if url.startswith(JOURNAL_SCHEME):
@@ -121,21 +150,42 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {}
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None, max_retry: int = MAX_RETRY) -> BaseStorage:
+#: the prefix of an SQLite URL naming a file (``sqlite:///relative.db``, ``sqlite:////absolute.db``)
+SQLITE_FILE = "sqlite:///"
+
+
+def storage_file(url: str) -> Path | None:
+    """The file a storage URL keeps its study in (a journal, an SQLite database); None for a server."""
+    path = journal_path(url)
+    if path is None and url.startswith(SQLITE_FILE) and len(url) > len(SQLITE_FILE):
+        path = Path(url[len(SQLITE_FILE) :].split("?", 1)[0])
+    return path
+
+
+def open_storage(
+    url: str, heartbeat_interval: int | None = None, max_retry: int = MAX_RETRY, existing: bool = False
+) -> BaseStorage:
     """Open (and for a database, connect to) a storage; StorageError when it cannot be reached.
 
     ``heartbeat_interval`` (seconds; a database only): every running trial records a heartbeat that often
     (:func:`netcarve.optuna_internals.heartbeat`); a trial silent for twice as long is failed by the next
     worker that asks for a trial, and its configuration queued again (:class:`RetryDeadWorkerTrial`). A journal
     file has no heartbeat: the processes of one host are watched by their parent instead.
+
+    ``existing``: the storage holds a study already (a worker, --resume): a journal or SQLite file that does
+    not exist is an error, and is not created (Optuna would leave an empty file behind).
     """
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     path = journal_path(url)
+    file = storage_file(url)
+    if existing and file is not None and not file.exists():
+        raise StorageError(f"the study storage {str(file)!r} does not exist: give the file a search wrote")
     try:
         if path is not None:
+            output_file(path, "the journal storage", StorageError)  # not a directory, nor under a file
             if not path.parent.is_dir():
                 raise StorageError(f"cannot open the journal storage {str(path)!r}: its directory does not exist")
             return JournalStorage(JournalFileBackend(str(path), lock_obj=journal_lock(path)))
@@ -153,6 +203,9 @@ def open_storage(url: str, heartbeat_interval: int | None = None, max_retry: int
     except StorageError:
         raise
     except Exception as exc:
+        damage = damaged_line(path) if path is not None else None
+        if path is not None and damage is not None:
+            raise StorageError(damaged_message(path, *damage)) from exc
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StorageError(
             f"cannot reach the study storage {redacted(url)!r}: {type(exc).__name__}: {redact_text(detail[:200])}"
