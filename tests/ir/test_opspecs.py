@@ -3,6 +3,7 @@ its one registry entry."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -57,6 +58,21 @@ def test_every_entry_is_consistent(spec: OpSpec) -> None:
         assert spec.flops_per_element > 0 and kind_formula(spec) is not None
     if spec.count in ("elementwise", "pool"):
         assert all(hasattr(torch.ops.aten, name) for name in spec.aten), spec.aten
+    # a pool kind's geometry is on its entry (torch names its classes by their dims; adaptive ones take an
+    # output size instead of a kernel)
+    assert (spec.count == "pool") == (spec.pool is not None)
+    if spec.pool is not None:
+        for cls in spec.modules:
+            assert cls.__name__.endswith(f"{spec.pool.dims}d")
+            assert ("output_size" in inspect.signature(cls).parameters) == spec.pool.adaptive
+    if spec.unsigned:  # never negative out, so unsigned data_in/data_out lose nothing
+        assert {"data_in", "data_out"} <= set(spec.operands)
+        x = torch.linspace(-4, 4, 33)
+        for cls in spec.modules:
+            assert cls()(x).min() >= 0
+    if spec.start_dim:
+        for cls in spec.modules:
+            assert isinstance(cls().start_dim, int)  # type: ignore[attr-defined]
     for cls in spec.modules:
         assert spec_of_module(cls.__new__(cls)) is spec and exact_spec(cls) is spec
         q = quantized_class(cls)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from netcarve.analysis.counts import OpCounts
-from netcarve.ir.opspecs import OPS
+from netcarve.ir.opspecs import OPS, Pool
 
 aten = torch.ops.aten
 
@@ -128,25 +128,25 @@ def _adaptive_window(n_in: int, n_out: int) -> int:
     return sum(-(-(i + 1) * n_in // n_out) - (i * n_in // n_out) for i in range(n_out))
 
 
-def pool_ops(in_shape: Sequence[int], out_shape: Sequence[int], kernel: Sequence[int] | None, dims: int) -> int:
+def pool_ops(in_shape: Sequence[int], out_shape: Sequence[int], kernel: int | Sequence[int] | None, dims: int) -> int:
     """Comparisons (max) or adds (avg) of a pooling over the last ``dims`` dims: one per window element.
 
     ``kernel`` None: adaptive pooling (windows from the input and output sizes); else numel(out)·∏kernel
-    (one kernel size stands for every dim)."""
+    (one kernel size, an int or a 1-sequence, stands for every dim)."""
     leading = math.prod(out_shape[: len(out_shape) - dims])
     if kernel is None:
         pairs = zip(in_shape[len(in_shape) - dims :], out_shape[len(out_shape) - dims :], strict=True)
         return leading * math.prod(_adaptive_window(int(i), int(o)) for i, o in pairs)
-    sizes = [int(k) for k in kernel]
+    sizes = [int(kernel)] if isinstance(kernel, int) else [int(k) for k in kernel]
     return math.prod(out_shape) * math.prod(sizes * dims if len(sizes) == 1 else sizes)
 
 
-def _pool(adaptive: bool, dims: int) -> Formula:
+def _pool(pool: Pool) -> Formula:
     def formula(counts: OpCounts, args: Sequence[Any], out: Any, grad_of: GradOf) -> None:
         x = args[0]
         y = out if isinstance(out, torch.Tensor) else out[0]
-        kernel = None if adaptive else list(args[1]) if isinstance(args[1], (list, tuple)) else [args[1]]
-        counts.add_elementwise(pool_ops(tuple(x.shape), tuple(y.shape), kernel, dims), grad_of(x) is not None)
+        kernel = None if pool.adaptive else args[1]
+        counts.add_elementwise(pool_ops(tuple(x.shape), tuple(y.shape), kernel, pool.dims), grad_of(x) is not None)
 
     return formula
 
@@ -179,8 +179,8 @@ def _build_table() -> dict[Any, Formula]:
         names = spec.aten
         if spec.count == "elementwise":
             formula = _elementwise(spec.flops_per_element)
-        elif spec.count == "pool":
-            formula = _pool(adaptive=kind.startswith("adaptive"), dims=2 if kind.endswith("2d") else 1)
+        elif spec.count == "pool" and spec.pool is not None:
+            formula = _pool(spec.pool)
         else:
             continue
         for name in names:

@@ -63,14 +63,13 @@ def _free(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool,
 def _pool(spec: OpSpec) -> KindFormula:
     """One comparison or add per window element (:func:`pool_ops`), from the pooling module's kernel or,
     adaptive, from the input and output sizes in the node's metadata (per sample: the batch dim dropped)."""
-    dims = 2 if spec.kind.endswith("2d") else 1
+    assert spec.pool is not None
+    pool = spec.pool
 
     def formula(counts: OpCounts, module: nn.Module | None, n_out: int, in_grad: bool, meta: NodeMeta) -> None:
         assert module is not None and meta.output is not None
-        kernel = None if spec.kind.startswith("adaptive") else getattr(module, "kernel_size")  # noqa: B009
-        if kernel is not None and not isinstance(kernel, (tuple, list)):
-            kernel = (kernel,)
-        ops = pool_ops(meta.inputs[0].shape[1:], meta.output.shape[1:], kernel, dims)
+        kernel = None if pool.adaptive else getattr(module, "kernel_size")  # noqa: B009
+        ops = pool_ops(meta.inputs[0].shape[1:], meta.output.shape[1:], kernel, pool.dims)
         counts.add_elementwise(ops, in_grad)
 
     return formula
@@ -102,7 +101,7 @@ def _module_is_exact(module: nn.Module, meta: NodeMeta) -> bool:
 
 def _flatten_keeps_batch(node: fx.Node, module: nn.Module | None, meta: NodeMeta) -> bool:
     if module is not None:
-        start: Any = module.start_dim if isinstance(module, nn.Flatten) else None
+        start: Any = getattr(module, "start_dim", None)
     else:
         start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
     if not isinstance(start, int) or not meta.inputs:
@@ -121,7 +120,7 @@ def _formula(graph: Graph, node: fx.Node, meta: NodeMeta) -> tuple[KindFormula, 
     # a call's closed form must not need the module's weights, nor change the batch dimension
     if module is None and (spec.count in ("mac", "pool") or "weight" in spec.operands or spec.reshapes):
         return None
-    if meta.kind == "flatten" and not _flatten_keeps_batch(node, module, meta):
+    if spec.start_dim and not _flatten_keeps_batch(node, module, meta):
         return None
     return formula, module
 

@@ -15,9 +15,13 @@ Kind names are MASE's type names, used by ``by = "type"`` configs (linear, conv2
   class as an import string ``"package.module:Class"`` (resolved lazily by ``transforms/quantize/modules.py``
   so that ``ir`` never imports ``transforms``) or ``ELEMENTWISE`` for a generic elementwise quantized
   subclass built on demand, and whether the quantize pass's ``default`` entry applies to it;
+- ``unsigned``: the quantize plan makes its ``data_in`` and ``data_out``, and the ``data_in`` of a node it
+  feeds, unsigned (ReLU: its output is never negative, and a negative input becomes 0 either way);
 - ``count`` / ``flops_per_element`` / ``aten``: the cost family (``mac``, ``elementwise``, ``pool``,
   ``free``; formulas in ``analysis/closed_form.py`` and ``analysis/aten_formulas.py``), the flops an
   elementwise kind spends per element and the ATen ops the dispatch counter charges to it;
+- ``pool``: a ``pool`` kind's :class:`Pool` (how many trailing dims it pools, and whether its windows come
+  from the input and output sizes — adaptive pooling — rather than a kernel); set exactly on ``pool`` kinds;
 - ``input_shape``: how a first module of this kind gives a model's one-sample input shape (used when a
   pass is handed an ``nn.Module`` without ``input_shape``); ``None`` result = cannot tell;
 - ``export``: its fixed-point firmware mapping (``netcarve.export.program``, which works on each sample
@@ -37,7 +41,10 @@ Kind names are MASE's type names, used by ``by = "type"`` configs (linear, conv2
   ``netcarve/train/population/layers.py``), resolved lazily there so that ``ir`` never imports ``train``.
   None: a model with such a node trains alone (logged);
 - ``reshapes``: its functional or method call may change the batch dimension (``x.view(1, -1)``), so the
-  closed-form analysis leaves such calls to the dispatch counter.
+  closed-form analysis leaves such calls to the dispatch counter;
+- ``start_dim``: it flattens from a ``start_dim`` (the module's attribute; a call's argument 1 or keyword,
+  default 0 as ``torch.flatten``), so it keeps the batch dimension only when that is ≥ 1 (the closed-form
+  analysis leaves the others to the dispatch counter).
 
 A new kind is one :func:`register_op` call; nothing else needs editing (tests/ir/test_opspecs.py checks
 the registry's contract and registers ``hardtanh`` to prove it).
@@ -82,6 +89,16 @@ class Fold:
 #: ``OpSpec.fold`` of a batch norm
 BATCH_NORM = Fold("batch_norm")
 
+
+@dataclass(frozen=True)
+class Pool:
+    """A pooling kind's geometry: it pools the last ``dims`` dims, over windows from its kernel or, when
+    ``adaptive``, from the input and output sizes."""
+
+    dims: int
+    adaptive: bool = False
+
+
 #: every operand a quantized module may quantize
 ALL_OPERANDS = ("data_in", "weight", "bias", "data_out")
 UNARY_OPERANDS = ("data_in", "data_out")
@@ -111,14 +128,17 @@ class OpSpec:
     operands: tuple[str, ...] = ()
     quantized: str | None = None
     default_quantized: bool = False
+    unsigned: bool = False
     count: Count | None = None
     flops_per_element: int = 0
     aten: tuple[str, ...] = ()
+    pool: Pool | None = None
     input_shape: ShapeRule | None = None
     export: Export | None = None
     fold: Fold | None = None
     batched: str | None = None
     reshapes: bool = False
+    start_dim: bool = False
     description: str = ""
 
     @property
@@ -301,10 +321,22 @@ def _mac(kind: str, module: type[nn.Module], fn: Callable[..., Any], attrs: tupl
 
 
 def _pool(
-    kind: str, *modules: type[nn.Module], functions: tuple[Callable[..., Any], ...], aten: str, export: Export
+    kind: str,
+    *modules: type[nn.Module],
+    functions: tuple[Callable[..., Any], ...],
+    aten: str,
+    export: Export,
+    pool: Pool,
 ) -> OpSpec:
     return OpSpec(
-        kind, modules=modules, functions=functions, channels="per_channel", count="pool", aten=(aten,), export=export
+        kind,
+        modules=modules,
+        functions=functions,
+        channels="per_channel",
+        count="pool",
+        aten=(aten,),
+        export=export,
+        pool=pool,
     )
 
 
@@ -376,6 +408,7 @@ _BUILTIN = (
         operands=UNARY_OPERANDS,
         quantized=f"{_QMODULES}:QuantizedReLU",
         default_quantized=True,
+        unsigned=True,
         count="elementwise",
         flops_per_element=1,
         aten=("relu", "relu_"),
@@ -417,6 +450,7 @@ _BUILTIN = (
         channels="flatten",
         count="free",
         export="reshape",
+        start_dim=True,
     ),
     OpSpec("reshape", methods=("view", "reshape"), channels="flatten", count="free", reshapes=True),
     OpSpec("transpose", methods=("transpose",), count="free", reshapes=True),
@@ -438,16 +472,31 @@ _BUILTIN = (
         batched=f"{_BATCHED}:IDENTITY",
     ),
     OpSpec("dropout", modules=(nn.Dropout,), channels="elementwise", count="free", export="skip"),
-    _pool("max_pool1d", nn.MaxPool1d, functions=(F.max_pool1d,), aten="max_pool1d_with_indices", export="max_pool"),
-    _pool("max_pool2d", nn.MaxPool2d, functions=(F.max_pool2d,), aten="max_pool2d_with_indices", export="max_pool"),
-    _pool("avg_pool1d", nn.AvgPool1d, functions=(F.avg_pool1d,), aten="avg_pool1d", export="avg_pool"),
-    _pool("avg_pool2d", nn.AvgPool2d, functions=(F.avg_pool2d,), aten="avg_pool2d", export="avg_pool"),
+    _pool(
+        "max_pool1d",
+        nn.MaxPool1d,
+        functions=(F.max_pool1d,),
+        aten="max_pool1d_with_indices",
+        export="max_pool",
+        pool=Pool(1),
+    ),
+    _pool(
+        "max_pool2d",
+        nn.MaxPool2d,
+        functions=(F.max_pool2d,),
+        aten="max_pool2d_with_indices",
+        export="max_pool",
+        pool=Pool(2),
+    ),
+    _pool("avg_pool1d", nn.AvgPool1d, functions=(F.avg_pool1d,), aten="avg_pool1d", export="avg_pool", pool=Pool(1)),
+    _pool("avg_pool2d", nn.AvgPool2d, functions=(F.avg_pool2d,), aten="avg_pool2d", export="avg_pool", pool=Pool(2)),
     _pool(
         "adaptive_avg_pool1d",
         nn.AdaptiveAvgPool1d,
         functions=(F.adaptive_avg_pool1d,),
         aten="adaptive_avg_pool1d",
         export="avg_pool",
+        pool=Pool(1, adaptive=True),
     ),
     _pool(
         "adaptive_avg_pool2d",
@@ -455,6 +504,7 @@ _BUILTIN = (
         functions=(F.adaptive_avg_pool2d,),
         aten="_adaptive_avg_pool2d",
         export="avg_pool",
+        pool=Pool(2, adaptive=True),
     ),
     OpSpec("tanh", modules=(nn.Tanh,), functions=(torch.tanh,), methods=("tanh",), channels="elementwise"),
     OpSpec("sigmoid", modules=(nn.Sigmoid,), functions=(torch.sigmoid,), methods=("sigmoid",), channels="elementwise"),

@@ -36,7 +36,7 @@ from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OPERANDS, Qu
 from netcarve.errors import ConfigError, UnknownNameError
 from netcarve.ir.fixedpoint import check_modes
 from netcarve.ir.graph import Graph
-from netcarve.ir.opspecs import KindSet, OperandsView
+from netcarve.ir.opspecs import KindSet, OperandsView, spec_of_kind
 from netcarve.ir.opspecs import kinds as registered_kinds
 from netcarve.registry import did_you_mean
 from netcarve.transforms.quantize.modules import can_quantize
@@ -98,13 +98,19 @@ def classify_entries(config: QuantizePassConfig, graph: Graph) -> LayerEntries[Q
 
 
 def is_unsigned(graph: Graph, node: fx.Node, operand: str) -> bool:
-    """A ReLU's data_in/data_out, and the data_in of a node fed by a ReLU, are unsigned."""
-    if graph.meta(node).kind == "relu":
+    """The data_in/data_out of a kind marked ``unsigned`` (ReLU), and the data_in of a node it feeds, are
+    unsigned (``OpSpec.unsigned``)."""
+    if _unsigned_kind(graph, node):
         return operand in ("data_in", "data_out")
     if operand != "data_in" or not node.args:
         return False
     producer = node.args[0]
-    return isinstance(producer, fx.Node) and graph.meta(producer).kind == "relu"
+    return isinstance(producer, fx.Node) and _unsigned_kind(graph, producer)
+
+
+def _unsigned_kind(graph: Graph, node: fx.Node) -> bool:
+    spec = spec_of_kind(graph.meta(node).kind)
+    return spec is not None and spec.unsigned
 
 
 def _quantizable_error(graph: Graph, node: fx.Node, kind: str) -> str | None:

@@ -271,15 +271,16 @@ def _node_maps(
 @dataclass(frozen=True)
 class _Resized:
     name: str
-    kind: str
+    #: what its input and output widths count ("inputs", "outputs" or "input channels", "output channels")
+    sides: tuple[str, str]
     inputs: int | None  # None: unchanged
     outputs: int | None
     params: int
 
     def describe(self) -> str:
-        channels = "" if self.kind == "linear" else " channels"
-        sides = [f"{n:,} {side}{channels}" for n, side in ((self.inputs, "inputs"), (self.outputs, "outputs")) if n]
-        return " and ".join(sides)
+        return " and ".join(
+            f"{n:,} {side}" for n, side in zip((self.inputs, self.outputs), self.sides, strict=True) if n
+        )
 
 
 def _check_size(graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelMap]) -> None:
@@ -305,7 +306,9 @@ def _check_size(graph: Graph, groups: ChannelGroups, maps: Mapping[int, ChannelM
             n_out = out_map.new if out_map is not None else int(weight.shape[0])
             params = n_out * n_in * math.prod(weight.shape[2:]) + (n_out if attr(module, "bias") is not None else 0)
             new_in = in_map.new if in_map is not None else None
-            resized.append(_Resized(node.name, kind, new_in, out_map.new if out_map is not None else None, params))
+            resized.append(
+                _Resized(node.name, _sides(kind), new_in, out_map.new if out_map is not None else None, params)
+            )
         else:
             params = (out_map.new if out_map is not None else 0) * len(own)
         after += params - sum(p.numel() for p in own)
@@ -380,6 +383,15 @@ def _info(before: Graph, after: Graph, protected: tuple[str, ...], init: str) ->
 def _is_producer(kind: str) -> bool:
     spec = spec_of_kind(kind)
     return spec is not None and spec.channels == "producer"
+
+
+def _sides(kind: str) -> tuple[str, str]:
+    """How a producer's widths read in a message: by its width attributes (in_features: "inputs";
+    in_channels: "input channels")."""
+    spec = spec_of_kind(kind)
+    if spec is not None and spec.width_attrs is not None and spec.width_attrs[1].endswith("channels"):
+        return ("input channels", "output channels")
+    return ("inputs", "outputs")
 
 
 def _resizable(kind: str) -> bool:

@@ -131,7 +131,7 @@ class ChannelGroups:
                 return False
         elif spec.channels == "flatten":
             spatial = _flattened(meta)
-            if spatial is None or len(inputs) != 1 or not _infers_features(node):
+            if spatial is None or len(inputs) != 1 or (spec.reshapes and not _infers_features(node)):
                 return False
             block *= spatial
         elif spec.channels not in ("elementwise", "join"):
@@ -162,10 +162,9 @@ def _flattened(meta: NodeMeta) -> int | None:
 
 
 def _infers_features(node: fx.Node) -> bool:
-    """A view/reshape call must leave its feature size to torch (``x.view(B, -1)``): a literal size
-    (``x.view(-1, 6)``) would not follow a width change. ``nn.Flatten`` and ``torch.flatten`` always do."""
-    if node.op != "call_method" or node.target not in ("view", "reshape"):
-        return True
+    """A call of a kind that ``reshapes`` (view/reshape) must leave its feature size to torch
+    (``x.view(B, -1)``): a literal size (``x.view(-1, 6)``) would not follow a width change. ``nn.Flatten``
+    and ``torch.flatten`` always do."""
     shape = node.args[1:]
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
