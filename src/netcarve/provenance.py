@@ -118,15 +118,26 @@ def relocated_model(stored: str, stored_sha256: str | None, given: str, option: 
     elif attr != parts[1]:
         raise ConfigError(f"{option} {given!r} names callable {attr!r}, but the model is {parts[1]!r} of {parts[0]!r}")
     _require_file(target, f"{option}")
-    digest = sha256_of(target)
-    if stored_sha256 is None:
-        log.warning("%s records no hash of its model file: %s %r is taken as it is", stored, option, given)
-    elif digest != stored_sha256:
-        raise ConfigError(
-            f"{option} {given!r} is not the model file the run was made with: its sha256 is {short(digest)}, "
-            f"the run's {parts[0]!r} had {short(stored_sha256)}"
-        )
+    _check_moved(target, stored_sha256, option, given, "model file the run was made with", parts[0],
+                 f"{stored} records no hash of its model file")  # fmt: skip
     return f"{Path(target).resolve()}:{parts[1]}"
+
+
+def _check_moved(
+    target: str, stored_sha256: str | None, option: str, given: str, what: str, original: str, unhashed: str
+) -> None:
+    """The file ``target`` (which ``option`` gave as ``given``) must have the sha256 the run stored for its
+    ``what`` (at ``original``): another is a ConfigError naming both hashes. None stored: warned with
+    ``unhashed`` and taken as it is."""
+    if stored_sha256 is None:
+        log.warning("%s: %s %r is taken as it is", unhashed, option, given)
+        return
+    digest = sha256_of(target)
+    if digest != stored_sha256:
+        raise ConfigError(
+            f"{option} {given!r} is not the {what}: its sha256 is {short(digest)}, "
+            f"the run's {original!r} had {short(stored_sha256)}"
+        )
 
 
 # --- datasets ---------------------------------------------------------------------------------------------
@@ -161,14 +172,8 @@ def relocated_dataset(stored: str, stored_sha256: str | None, given: str, option
         raise ConfigError(f"{option} {given!r} is a directory, not a file")
     if not Path(target).is_file():
         raise ConfigError(f"{option} {given!r} does not exist")
-    digest = sha256_of(target)
-    if stored_sha256 is None:
-        log.warning("the run records no hash of its dataset %s: %s %r is taken as it is", stored, option, given)
-    elif digest != stored_sha256:
-        raise ConfigError(
-            f"{option} {given!r} is not the dataset file the run was made with: its sha256 is {short(digest)}, "
-            f"the run's {path!r} had {short(stored_sha256)}"
-        )
+    _check_moved(target, stored_sha256, option, given, "dataset file the run was made with", path,
+                 f"the run records no hash of its dataset {stored}")  # fmt: skip
     return stored[: len(stored) - len(path)] + str(Path(target).resolve())
 
 

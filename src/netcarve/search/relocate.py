@@ -4,6 +4,7 @@ checked when it is resumed or a trial is rebuilt, and pointed at anew after a mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ def stored_files(study: optuna.Study) -> dict[str, FileRef]:
     return {key: ref for key, ref in refs.items() if ref is not None}
 
 
+#: config key → the stored spec with its file moved to where the option points (checked by sha256)
+_RELOCATED: dict[str, Callable[[str, str | None, str], str]] = {"model": relocated_model, "dataset": relocated_dataset}
+
+
 def _sha(files: dict[str, FileRef], key: str) -> str | None:
     return files[key].sha256 if key in files else None
 
@@ -58,18 +63,14 @@ def relocate(
     recorded files are updated too (``--resume``: its worker processes read the config from the study)."""
     files = stored_files(study)
     update: dict[str, Any] = {}
-    if model is not None:
-        if not config.model:
-            raise ConfigError("--model points at the run's model file, but the run records no model")
-        update["model"] = relocated_model(config.model, _sha(files, "model"), model)
-    elif "model" in files:
-        check_unchanged(files["model"], "model", "--model")
-    if dataset is not None:
-        if not config.dataset:
-            raise ConfigError("--dataset points at the run's dataset file, but the run records no dataset")
-        update["dataset"] = relocated_dataset(config.dataset, _sha(files, "dataset"), dataset)
-    elif "dataset" in files:
-        check_unchanged(files["dataset"], "dataset", "--dataset")
+    for key, given in (("model", model), ("dataset", dataset)):
+        if given is not None:
+            stored = getattr(config, key)
+            if not stored:
+                raise ConfigError(f"--{key} points at the run's {key} file, but the run records no {key}")
+            update[key] = _RELOCATED[key](stored, _sha(files, key), given)
+        elif key in files:
+            check_unchanged(files[key], key, f"--{key}")
     if not update:
         return config
     config = config.model_copy(update=update)
