@@ -79,3 +79,11 @@ def test_failed_allocation_is_a_pass_error_naming_the_layer(monkeypatch: pytest.
     monkeypatch.setattr(width, "resize_layer", bug)
     with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not disguised
         width_transform_pass(_toy(), {"seq_blocks_2": entry("output_only", channel_multiplier=2)})
+
+
+def test_a_convolution_is_described_by_its_channels() -> None:
+    """A Conv2d(2, 4, 3) × 1e5: 400,000 output channels (400,000 · 2 · 3 · 3 weights + 400,000 biases =
+    7,600,000 parameters), named as channels (its kind's width attributes are in/out_channels)."""
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+    with pytest.raises(PassError, match=r"^layer '_0' would have 400,000 output channels \(7,600,000 parameters"):
+        change_width(model, {"_0": entry("output_only", channel_multiplier=1e5)}, input_shape=(2, 6, 6))

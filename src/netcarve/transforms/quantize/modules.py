@@ -14,7 +14,7 @@ class written for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -51,16 +51,25 @@ class QuantizedLinear(QuantizedModule, nn.Linear):
         return self.q("data_out", y)
 
 
-class QuantizedConv1d(QuantizedModule, nn.Conv1d):
+class _QuantizedConv(QuantizedModule):
+    """The forward of every quantized convolution (mixed in before ``nn.Conv1d``/``nn.Conv2d``, whose
+    ``_conv_forward`` it calls)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    _conv_forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self._conv_forward(self.q("data_in", x), self.q("weight", self.weight), self.q_opt("bias", self.bias))
         return self.q("data_out", y)
 
 
-class QuantizedConv2d(QuantizedModule, nn.Conv2d):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._conv_forward(self.q("data_in", x), self.q("weight", self.weight), self.q_opt("bias", self.bias))
-        return self.q("data_out", y)
+class QuantizedConv1d(_QuantizedConv, nn.Conv1d):
+    pass
+
+
+class QuantizedConv2d(_QuantizedConv, nn.Conv2d):
+    pass
 
 
 class QuantizedReLU(QuantizedModule, nn.ReLU):
