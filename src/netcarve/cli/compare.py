@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from netcarve.cli.common import console, err_console, handle_errors, setup_logging
-from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt
+from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, ProjectOpt, SetOpt, VerboseOpt
 
 if TYPE_CHECKING:
     from netcarve.compare.curves import Comparison
@@ -106,9 +106,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="Sampler seeds, comma-separated: one run per sampler and seed.")
         ] = "0,1,2",
         n_trials: Annotated[int | None, typer.Option(help="Trials per run (default: the config's n_trials).")] = None,
-        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        project: ProjectOpt = None,
         set_: SetOpt = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Compare samplers: the config's search once per sampler and seed, best-so-far curves.
 

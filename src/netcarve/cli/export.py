@@ -10,6 +10,7 @@ import typer
 
 from netcarve.cli.common import console, handle_errors, setup_logging
 from netcarve.cli.search import StorageOpt
+from netcarve.cli.train import VerboseOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         storage: StorageOpt = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Write firmware for a quantized model and check it against netcarve on a dataset split.
 

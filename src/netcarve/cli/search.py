@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from netcarve.cli.common import console, err_console, handle_errors, setup_logging
-from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt
+from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, ProjectOpt, SetOpt, VerboseOpt
 from netcarve.outcomes import BEST_COLUMNS, constraints_label, objective_label
 
 if TYPE_CHECKING:
@@ -257,9 +257,9 @@ def register(app: typer.Typer) -> None:
                 "--dataset", help="With --resume: the run's dataset file, moved; it must have the recorded sha256."
             ),
         ] = None,
-        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        project: ProjectOpt = None,
         set_: SetOpt = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Search a space of quantized / resized models (MASE's ch search); writes runs/<project>/<time>/."""
         setup_logging(verbose)
@@ -312,7 +312,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         worker_index: Annotated[int, typer.Option(help="Seeds the sampler with seed + index.")] = 0,
         timeout: Annotated[float | None, typer.Option(help="Stop asking for trials after this many seconds.")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Join a running study and run its trials until it is done (config read from the study)."""
         setup_logging(verbose)

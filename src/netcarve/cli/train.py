@@ -19,6 +19,8 @@ DatasetArg = Annotated[
     str | None,
     typer.Argument(help="digits, wine, breast-cancer, synthetic-jsc[:N], jsc, or a JSC file path."),
 ]
+ProjectOpt = Annotated[str | None, typer.Option(help="Run dir name under project_dir.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v")]
 
 
 def check_batch_size(value: int | None) -> None:
@@ -57,9 +59,9 @@ def register(app: typer.Typer) -> None:
         load: Annotated[
             Path | None, typer.Option(help="Start from this checkpoint (a transformed one gives QAT).")
         ] = None,
-        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        project: ProjectOpt = None,
         set_: SetOpt = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Train a model; writes runs/<project>/<time>/ with best.pt, last.pt, config.toml, metrics.json."""
         setup_logging(verbose)
@@ -97,9 +99,9 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
         batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
-        project: Annotated[str | None, typer.Option(help="Run dir name under project_dir.")] = None,
+        project: ProjectOpt = None,
         set_: SetOpt = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Evaluate a checkpoint: loss, accuracy and per-class accuracy on a split."""
         setup_logging(verbose)

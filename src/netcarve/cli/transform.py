@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from netcarve.cli.common import console, handle_errors, setup_logging
-from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt, check_batch_size
+from netcarve.cli.train import ConfigOpt, DatasetArg, ModelArg, SetOpt, VerboseOpt, check_batch_size
 
 if TYPE_CHECKING:
     from netcarve.ir.graph import Graph
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option(help="Split for accuracy before/after: train, val or test.")] = "val",
         batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 8192,
         set_: SetOpt = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Apply the config's \\[passes.*] tables in file order; write the transformed checkpoint.
 
