@@ -179,3 +179,45 @@ def test_unregistered_kind_is_opaque_again() -> None:
     assert "hardtanh" not in OPS and torch.ops.aten.hardtanh.default.overloadpacket not in formulas()
     graph = Graph.from_module(Clipped(), (4,))
     assert graph.meta("act").kind == "module"
+
+
+class Gated(nn.Module):
+    """Linear(4, 6) → Hardsigmoid (output in [0, 1]) → Linear(6, 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.act, self.b = nn.Linear(4, 6), nn.Hardsigmoid(), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.act(self.a(x)))
+
+
+@pytest.mark.parametrize("unsigned", [True, False])
+def test_unsigned_operands_come_from_the_entry(unsigned: bool) -> None:
+    """A kind registered ``unsigned`` has unsigned data_in/data_out, and so has the data_in of the Linear it
+    feeds (4 bits, 2 fractional: [0, 3.75] rather than [-2, 1.75]); without the flag all three are signed.
+    The Linear fed by a plain input stays signed either way."""
+    register_op(
+        OpSpec(
+            "hardsigmoid",
+            modules=(nn.Hardsigmoid,),
+            channels="elementwise",
+            operands=UNARY_OPERANDS,
+            quantized=ELEMENTWISE,
+            unsigned=unsigned,
+        )
+    )
+    try:
+        q = {"name": "integer", "data_in_width": 4, "data_in_frac_width": 2}
+        config = {"by": "type", "hardsigmoid": {"config": {**q, "data_out_width": 4, "data_out_frac_width": 2}},
+                  "linear": {"config": q}}  # fmt: skip
+        graph = netcarve.quantize(Gated(), config, input_shape=(4,))
+        signed = {
+            (node, op): graph.submodule(graph.node(node)).quant[op].signed
+            for node, op in (("a", "data_in"), ("act", "data_in"), ("act", "data_out"), ("b", "data_in"))
+        }
+    finally:
+        unregister_op("hardsigmoid")
+    assert signed == {("a", "data_in"): True, **dict.fromkeys([("act", "data_in"), ("act", "data_out"),
+                      ("b", "data_in")], not unsigned)}  # fmt: skip
