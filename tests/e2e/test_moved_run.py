@@ -126,6 +126,28 @@ def test_export_test_and_resume_of_a_moved_run_with_its_files(moved: tuple[Path,
     assert code == 0, out
 
 
+def test_export_of_a_checkpoint_in_a_moved_run_checks_on_the_runs_dataset_file(moved: tuple[Path, Path]) -> None:
+    """A checkpoint records its dataset as 'jsc' (a file is read as JSC), not the file: ``export RUN/best.pt``
+    checks on the dataset file its run dir's manifest records (not the real JSC set, which needs the network).
+    Moved and not pointed at: one line naming the recorded file and --dataset; pointed at: the moved file's
+    80 test rows (20 % of 400), bit-exact."""
+    new, run_dir = moved
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    recorded = str(new.parent.parent / "a" / "data" / "ok.csv")
+    line = error_line("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw", "--model", model)
+    assert line == f"error: the source's dataset file {recorded!r} does not exist: if it was moved, pass --dataset"
+    assert not Path("fw").exists()
+    code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw", "--model", model,
+                    "--dataset", data)  # fmt: skip
+    assert code == 0, out
+    check = json.loads(Path("fw/export.json").read_text())["check"]
+    assert (check["dataset"], check["rows"], check["max_abs_diff"]) == (data, 80, 0.0)
+    shutil.copytree(new / "data", new.parent.parent / "a" / "data")  # the recorded file back where it was
+    code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw2", "--model", model)
+    assert code == 0, out
+    assert json.loads(Path("fw2/export.json").read_text())["check"]["dataset"] == recorded
+
+
 def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, Path]) -> None:
     """Without --model the recorded model file is missing: one line saying so and how to fix it. Another
     file with the same callable is refused naming the option and both hashes (short)."""
