@@ -183,3 +183,44 @@ def test_model_and_dataset_options_go_with_resume(in_tmp: Path) -> None:
         "DATASET as arguments"
     )
     assert not (in_tmp / "runs").exists()
+
+
+def _as_written_before_hashes(run_dir: Path) -> None:
+    """The run dir as a netcarve from before the files were recorded wrote it: the study's config names the
+    model and dataset as typed (relative), the study records no files, base.pt no model sha256."""
+    import torch
+
+    records = []
+    for line in (run_dir / "study.journal").read_text().splitlines():
+        record = json.loads(line)
+        attrs = record.get("user_attr", {}) if record["op_code"] == 2 else {}
+        if "netcarve.files" in attrs:
+            continue
+        if "netcarve.config" in attrs:
+            attrs["netcarve.config"].update(model="m/odd.py:mlp", dataset="data/ok.csv")
+        records.append(json.dumps(record))
+    (run_dir / "study.journal").write_text("\n".join(records) + "\n")
+    payload = torch.load(run_dir / "base.pt", weights_only=True)
+    del payload["spec"]["model_sha256"]
+    payload["spec"]["model"] = "m/odd.py:mlp"
+    torch.save(payload, run_dir / "base.pt")
+
+
+def test_a_moved_run_from_before_hashes_takes_its_moved_files_with_a_warning(moved: tuple[Path, Path]) -> None:
+    """README: a run dir from before the files were recorded, moved with them, works with --model/--dataset
+    (taken with a warning: nothing to check them against). Its base.pt names the model as typed; rebuilding
+    a trial from it (export --trial 1: eval mode saves no trial checkpoint) and --resume load it for the moved
+    file instead of refusing it for another path."""
+    new, run_dir = moved
+    _as_written_before_hashes(run_dir)
+    assert not (run_dir / "trials" / "trial-1.pt").exists()
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--trial", "1", "--model", model,
+                    "--dataset", data)  # fmt: skip
+    assert code == 0, out
+    assert "records no hash of its model file" in out
+    assert json.loads(Path("fw/export.json").read_text())["check"]["max_abs_diff"] == 0
+    code, out = run("search", "--resume", str(run_dir), "--model", model, "--dataset", data)
+    assert code == 0, out
+    code, out = run("search", "--resume", str(run_dir))  # the study now records the moved files
+    assert code == 0, out

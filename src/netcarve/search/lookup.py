@@ -76,7 +76,8 @@ def trial_graph(
     run's dataset file (same sha256), stands in for it where a trial is rebuilt."""
     from optuna.trial import TrialState
 
-    from netcarve.search.relocate import relocate, same_dataset_file
+    from netcarve.provenance import dataset_file
+    from netcarve.search.relocate import relocate, same_dataset_file, stored_files, vouched_model
     from netcarve.train.checkpoint import load_saved_graph
     from netcarve.workflow import initial_graph, load_splits
 
@@ -105,9 +106,13 @@ def trial_graph(
     if saved.is_file():
         return load_saved_graph(saved, model), config
     moved_dataset = dataset if dataset is not None and same_dataset_file(study, dataset) else None
+    recorded = dataset_file(config.dataset) if config.dataset else None
+    if dataset is not None and recorded is not None and not Path(recorded).exists() and not stored_files(study):
+        moved_dataset = dataset  # a run from before the files were recorded: taken with a warning (relocate)
     config = relocate(study, config, model, moved_dataset, write=False)
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
+    base = initial_graph(config, splits, relocated=model is not None or vouched_model(study, config))
+    prepared = prepare(config, splits, base, checked=study.user_attrs.get(VALIDITY_ATTR))
     graph, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
     if graph is None:
         assert saved_path is not None

@@ -14,6 +14,7 @@ from netcarve.provenance import (
     check_unchanged,
     dataset_file,
     file_refs,
+    model_sha256,
     relocated_dataset,
     relocated_model,
     sha256_of,
@@ -36,6 +37,14 @@ def stored_files(study: optuna.Study) -> dict[str, FileRef]:
     data = study.user_attrs.get(FILES_ATTR)
     refs = {key: FileRef.from_dict(data.get(key)) for key in ("model", "dataset")} if isinstance(data, dict) else {}
     return {key: ref for key, ref in refs.items() if ref is not None}
+
+
+def vouched_model(study: optuna.Study, config: RunConfig) -> bool:
+    """Whether ``config.model`` is a model file with the sha256 the study records (checked, or relocated with
+    ``--model``): the run's base checkpoint is then loaded for it without comparing paths, which a base.pt
+    from before the sha256 was recorded holds as typed (``m/odd.py:mlp``, relative to where the run began)."""
+    ref = stored_files(study).get("model")
+    return ref is not None and config.model is not None and model_sha256(config.model) == ref.sha256
 
 
 def _sha(files: dict[str, FileRef], key: str) -> str | None:
