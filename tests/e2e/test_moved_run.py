@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,6 +147,34 @@ def test_export_of_a_checkpoint_in_a_moved_run_checks_on_the_runs_dataset_file(m
     code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw2", "--model", model)
     assert code == 0, out
     assert json.loads(Path("fw2/export.json").read_text())["check"]["dataset"] == recorded
+
+
+def test_export_of_a_checkpoint_outside_a_run_dir_made_on_a_file_says_to_pass_dataset(
+    moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint copied out of its run dir records its dataset only as 'jsc' (a csv read as JSC): offline,
+    its export cannot fetch the real JSC set for the check, and the one error line ends saying to pass
+    --dataset (the fetch's own advice is about 'netcarve train'); with --dataset the export is bit-exact."""
+    from netcarve.data import jsc
+    from netcarve.errors import DataError
+
+    def offline(cache: Path) -> Any:
+        raise DataError(jsc.HOW_TO_GET.format(reason="URLError: offline", cache=cache))
+
+    monkeypatch.setattr(jsc, "fetch_openml_arrays", offline)
+    new, run_dir = moved
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    shutil.copy(run_dir / "best.pt", "best.pt")
+    line = error_line("export", "best.pt", "--to", "da4ml", "--output", "fw", "--model", model)
+    assert line.startswith("error: the JSC data could not be fetched (URLError: offline).")
+    assert line.endswith(
+        "For the export's check, pass --dataset: 'best.pt' records its dataset only as 'jsc' (a checkpoint does not "
+        "record the file it was read from)"
+    )
+    assert not Path("fw").exists()
+    code, out = run("export", "best.pt", "--to", "da4ml", "--output", "fw", "--model", model, "--dataset", data)
+    assert code == 0, out
+    assert json.loads(Path("fw/export.json").read_text())["check"]["max_abs_diff"] == 0
 
 
 def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, Path]) -> None:

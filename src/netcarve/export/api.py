@@ -321,13 +321,22 @@ def export(
         backend.check(program)
     floats = float_layers(program.graph) if float_precision is not None else []
     spec = dataset or run_dataset or _run_dataset_of_checkpoint(src)
-    spec = spec or (graph.spec.dataset["name"] if graph.spec is not None else None)
+    recorded_name = graph.spec.dataset["name"] if graph.spec is not None else None
+    spec = spec or recorded_name
     if spec is None:
         raise ExportError("the source records no dataset: pass --dataset")
     missing = dataset_file(str(spec)) if dataset is None else None
     if missing is not None and not Path(missing).exists():
         raise ExportError(f"the source's dataset file {missing!r} does not exist: if it was moved, pass --dataset")
-    x = _dataset_split(str(spec), split)
+    try:
+        x = _dataset_split(str(spec), split)
+    except NetcarveError as exc:
+        if dataset is not None or run_dataset is not None or spec != recorded_name:
+            raise
+        raise ExportError(
+            f"{exc} For the export's check, pass --dataset: {str(src)!r} records its dataset only as {spec!r} "
+            "(a checkpoint does not record the file it was read from)"
+        ) from exc
     if x.shape[1] != program.in_features:
         raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")
     _prepare_output(out, src, force)
