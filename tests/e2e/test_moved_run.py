@@ -177,6 +177,27 @@ def test_export_of_a_checkpoint_outside_a_run_dir_made_on_a_file_says_to_pass_da
     assert json.loads(Path("fw/export.json").read_text())["check"]["max_abs_diff"] == 0
 
 
+def test_export_of_a_run_whose_dataset_file_was_edited_says_so(moved: tuple[Path, Path]) -> None:
+    """The run's dataset file edited in place since (here: a blank line appended): export RUN (its best.pt)
+    is one line saying the file changed, with both sha256s, not a parse error of the edited file nor a check
+    on other data; --dataset pointing at the original exports."""
+    new, run_dir = moved
+    model, data = new / "m" / "odd.py", new / "data" / "ok.csv"
+    code, out = run("search", "--resume", str(run_dir), "--model", str(model), "--dataset", str(data))
+    assert code == 0, out  # the study now records the moved files
+    original = data.read_bytes()
+    shutil.copy(data, "original.csv")
+    data.write_bytes(original + b"\n")
+    line = error_line("export", str(run_dir), "--to", "da4ml", "--output", "fw")
+    assert line == (
+        f"error: the dataset file {str(data)!r} changed since the run was made (sha256 {_sha(data)[:12]}… now, "
+        f"{hashlib.sha256(original).hexdigest()[:12]}… then): restore it, or point --dataset at the original"
+    )
+    assert not Path("fw").exists()
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--dataset", "original.csv")
+    assert code == 0, out
+
+
 def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, Path]) -> None:
     """Without --model the recorded model file is missing: one line saying so and how to fix it. Another
     file with the same callable is refused naming the option and both hashes (short)."""

@@ -93,7 +93,9 @@ def trial_graph(
         best = run_dir / "best.pt"
         if not best.is_file():
             raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(run_dir, study)}")
-        return load_saved_graph(best, model), config
+        graph = load_saved_graph(best, model)
+        _dataset_unchanged(study, dataset)
+        return graph, config
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
     if trial is None:
@@ -104,7 +106,9 @@ def trial_graph(
         raise SearchError(f"trial {number} is {state}, not complete: only complete trials can be exported")
     saved = trial_checkpoint(run_dir / "trials", number)
     if saved.is_file():
-        return load_saved_graph(saved, model), config
+        graph = load_saved_graph(saved, model)
+        _dataset_unchanged(study, dataset)
+        return graph, config
     moved_dataset = dataset if dataset is not None and same_dataset_file(study, dataset) else None
     recorded = dataset_file(config.dataset) if config.dataset else None
     if dataset is not None and recorded is not None and not Path(recorded).exists() and not stored_files(study):
@@ -113,11 +117,21 @@ def trial_graph(
     splits = load_splits(config)
     base = initial_graph(config, splits, relocated=model is not None or vouched_model(study, config))
     prepared = prepare(config, splits, base, checked=study.user_attrs.get(VALIDITY_ATTR))
-    graph, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
-    if graph is None:
+    candidate, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
+    if candidate is None:
         assert saved_path is not None
-        graph = load_saved_graph(saved_path, model)
-    return graph, config
+        candidate = load_saved_graph(saved_path, model)
+    return candidate, config
+
+
+def _dataset_unchanged(study: optuna.Study, dataset: str | None) -> None:
+    """Without ``--dataset``, the dataset file the run recorded (export's check reads it) must be unchanged."""
+    from netcarve.provenance import check_unchanged
+    from netcarve.search.relocate import stored_files
+
+    ref = stored_files(study).get("dataset")
+    if dataset is None and ref is not None and Path(ref.path).is_file():
+        check_unchanged(ref, "dataset", "--dataset")
 
 
 def run_model(
