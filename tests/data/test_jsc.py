@@ -136,7 +136,8 @@ def test_offline_openml_retries_do_not_warn_on_stderr(tmp_path: Path, monkeypatc
     import sklearn.datasets
 
     def offline(*args: object, **kwargs: object) -> None:
-        warnings.warn("A network error occurred while downloading https://www.openml.org. Retrying...", UserWarning, stacklevel=2)
+        message = "A network error occurred while downloading https://www.openml.org. Retrying..."
+        warnings.warn(message, UserWarning, stacklevel=2)
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", offline)
