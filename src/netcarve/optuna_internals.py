@@ -15,6 +15,9 @@ on. Each use is here because Optuna offers no public way to do the same:
 - **Hypervolume of more than two objectives** (:func:`hypervolume`): Optuna ships the WFG algorithm as
   ``optuna._hypervolume.compute_hypervolume`` and exports no public function for it (two objectives are
   computed exactly by :mod:`netcarve.report.pareto` itself).
+- **The op codes of a journal record** (:func:`journal_op_codes`): a journal line that is JSON with an unknown
+  ``op_code`` makes Optuna's replay fail with a bare ``AssertionError``; netcarve names such a line as damaged
+  (:func:`netcarve.search.storage.damaged_line`). The codes are ``optuna.storages.journal._storage.JournalOperation``.
 
 Optuna is imported inside the functions: this module sits at the bottom of the layers (``report/`` uses it,
 and ``report/`` imports no torch and stays quick to import).
@@ -55,3 +58,10 @@ def hypervolume(losses: Sequence[Sequence[float]], ref: Sequence[float]) -> floa
     from optuna._hypervolume import compute_hypervolume
 
     return float(compute_hypervolume(np.asarray(losses, dtype=float), np.asarray(ref, dtype=float)))
+
+
+def journal_op_codes() -> frozenset[int]:
+    """The ``op_code`` values of the records Optuna's journal storage writes and replays."""
+    from optuna.storages.journal._storage import JournalOperation
+
+    return frozenset(int(op) for op in JournalOperation)

@@ -40,12 +40,18 @@ def load_splits(config: RunConfig) -> TensorSplits:
     return load_dataset(dataset).to(resolve_device(config.accelerator))
 
 
-def initial_graph(config: RunConfig, splits: TensorSplits, load: str | None = None) -> Graph:
-    """The model to work on: a checkpoint's (``load`` or ``load_name``) or a fresh, seeded one."""
+def initial_graph(
+    config: RunConfig, splits: TensorSplits, load: str | None = None, *, relocated: bool = False
+) -> Graph:
+    """The model to work on: a checkpoint's (``load`` or ``load_name``) or a fresh, seeded one. ``relocated``:
+    ``config.model`` is the checkpoint's model file moved and already checked (see :func:`load_graph`)."""
     model, _ = require_model_and_dataset(config)
     path = load or config.load_name
     torch.manual_seed(config.seed)
-    graph = load_graph(path, model, splits.info, config.load_type) if path else build_graph(model, splits.info)
+    if path:
+        graph = load_graph(path, model, splits.info, config.load_type, relocated=relocated)
+    else:
+        graph = build_graph(model, splits.info)
     device = splits.train.x.device
     if device.type != "cpu":
         graph.module.to(device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import urllib.error
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,23 @@ def test_offline_openml_gives_instructions(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", offline)
     with pytest.raises(DataError, match=r"could not be fetched.*OpenML dataset 42468.*t_allpar_new"):
         build_jsc(DataOptions(cache_dir=str(tmp_path)))
+
+
+def test_offline_openml_retries_do_not_warn_on_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scikit-learn warns "A network error occurred … Retrying…" before each retry: offline, the CLI's one
+    error line would come after a stray warning line; only the DataError is left."""
+    import sklearn.datasets
+
+    def offline(*args: object, **kwargs: object) -> None:
+        message = "A network error occurred while downloading https://www.openml.org. Retrying..."
+        warnings.warn(message, UserWarning, stacklevel=2)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", offline)
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(DataError, match="could not be fetched"):
+        warnings.simplefilter("always")
+        build_jsc(DataOptions(cache_dir=str(tmp_path)))
+    assert [str(w.message) for w in caught] == []
 
 
 def test_openml_path_parses_bunch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

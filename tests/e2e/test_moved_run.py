@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,77 @@ def test_export_test_and_resume_of_a_moved_run_with_its_files(moved: tuple[Path,
     assert code == 0, out
 
 
+def test_export_of_a_checkpoint_in_a_moved_run_checks_on_the_runs_dataset_file(moved: tuple[Path, Path]) -> None:
+    """A checkpoint records its dataset as 'jsc' (a file is read as JSC), not the file: ``export RUN/best.pt``
+    checks on the dataset file its run dir's manifest records (not the real JSC set, which needs the network).
+    Moved and not pointed at: one line naming the recorded file and --dataset; pointed at: the moved file's
+    80 test rows (20 % of 400), bit-exact."""
+    new, run_dir = moved
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    recorded = str(new.parent.parent / "a" / "data" / "ok.csv")
+    line = error_line("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw", "--model", model)
+    assert line == f"error: the source's dataset file {recorded!r} does not exist: if it was moved, pass --dataset"
+    assert not Path("fw").exists()
+    code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw", "--model", model,
+                    "--dataset", data)  # fmt: skip
+    assert code == 0, out
+    check = json.loads(Path("fw/export.json").read_text())["check"]
+    assert (check["dataset"], check["rows"], check["max_abs_diff"]) == (data, 80, 0.0)
+    shutil.copytree(new / "data", new.parent.parent / "a" / "data")  # the recorded file back where it was
+    code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw2", "--model", model)
+    assert code == 0, out
+    assert json.loads(Path("fw2/export.json").read_text())["check"]["dataset"] == recorded
+
+
+def test_export_of_a_checkpoint_outside_a_run_dir_made_on_a_file_says_to_pass_dataset(
+    moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint copied out of its run dir records its dataset only as 'jsc' (a csv read as JSC): offline,
+    its export cannot fetch the real JSC set for the check, and the one error line ends saying to pass
+    --dataset (the fetch's own advice is about 'netcarve train'); with --dataset the export is bit-exact."""
+    from netcarve.data import jsc
+    from netcarve.errors import DataError
+
+    def offline(cache: Path) -> Any:
+        raise DataError(jsc.HOW_TO_GET.format(reason="URLError: offline", cache=cache))
+
+    monkeypatch.setattr(jsc, "fetch_openml_arrays", offline)
+    new, run_dir = moved
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    shutil.copy(run_dir / "best.pt", "best.pt")
+    line = error_line("export", "best.pt", "--to", "da4ml", "--output", "fw", "--model", model)
+    assert line.startswith("error: the JSC data could not be fetched (URLError: offline).")
+    assert line.endswith(
+        "For the export's check, pass --dataset: 'best.pt' records its dataset only as 'jsc' (a checkpoint does not "
+        "record the file it was read from)"
+    )
+    assert not Path("fw").exists()
+    code, out = run("export", "best.pt", "--to", "da4ml", "--output", "fw", "--model", model, "--dataset", data)
+    assert code == 0, out
+    assert json.loads(Path("fw/export.json").read_text())["check"]["max_abs_diff"] == 0
+
+
+def test_export_of_a_run_whose_dataset_file_was_edited_says_so(moved: tuple[Path, Path]) -> None:
+    """The run's dataset file edited in place since (here: a blank line appended): export RUN (its best.pt)
+    is one line saying the file changed, with both sha256s, not a parse error of the edited file nor a check
+    on other data; --dataset pointing at the original exports."""
+    new, run_dir = moved
+    model, data = new / "m" / "odd.py", new / "data" / "ok.csv"
+    code, out = run("search", "--resume", str(run_dir), "--model", str(model), "--dataset", str(data))
+    assert code == 0, out  # the study now records the moved files
+    original = data.read_bytes()
+    shutil.copy(data, "original.csv")
+    data.write_bytes(original + b"\n")
+    line = error_line("export", str(run_dir), "--to", "da4ml", "--output", "fw")
+    assert line == (
+        f"error: the dataset file {str(data)!r} changed since the run was made (sha256 {_sha(data)[:12]}… now, "
+        f"{hashlib.sha256(original).hexdigest()[:12]}… then): restore it, or point --dataset at the original"
+    )
+    assert not Path("fw").exists()
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--dataset", "original.csv")
+    assert code == 0, out
+
+
 def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, Path]) -> None:
     """Without --model the recorded model file is missing: one line saying so and how to fix it. Another
     file with the same callable is refused naming the option and both hashes (short)."""
@@ -161,3 +233,44 @@ def test_model_and_dataset_options_go_with_resume(in_tmp: Path) -> None:
         "DATASET as arguments"
     )
     assert not (in_tmp / "runs").exists()
+
+
+def _as_written_before_hashes(run_dir: Path) -> None:
+    """The run dir as a netcarve from before the files were recorded wrote it: the study's config names the
+    model and dataset as typed (relative), the study records no files, base.pt no model sha256."""
+    import torch
+
+    records = []
+    for line in (run_dir / "study.journal").read_text().splitlines():
+        record = json.loads(line)
+        attrs = record.get("user_attr", {}) if record["op_code"] == 2 else {}
+        if "netcarve.files" in attrs:
+            continue
+        if "netcarve.config" in attrs:
+            attrs["netcarve.config"].update(model="m/odd.py:mlp", dataset="data/ok.csv")
+        records.append(json.dumps(record))
+    (run_dir / "study.journal").write_text("\n".join(records) + "\n")
+    payload = torch.load(run_dir / "base.pt", weights_only=True)
+    del payload["spec"]["model_sha256"]
+    payload["spec"]["model"] = "m/odd.py:mlp"
+    torch.save(payload, run_dir / "base.pt")
+
+
+def test_a_moved_run_from_before_hashes_takes_its_moved_files_with_a_warning(moved: tuple[Path, Path]) -> None:
+    """README: a run dir from before the files were recorded, moved with them, works with --model/--dataset
+    (taken with a warning: nothing to check them against). Its base.pt names the model as typed; rebuilding
+    a trial from it (export --trial 1: eval mode saves no trial checkpoint) and --resume load it for the moved
+    file instead of refusing it for another path."""
+    new, run_dir = moved
+    _as_written_before_hashes(run_dir)
+    assert not (run_dir / "trials" / "trial-1.pt").exists()
+    model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
+    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--trial", "1", "--model", model,
+                    "--dataset", data)  # fmt: skip
+    assert code == 0, out
+    assert "records no hash of its model file" in out
+    assert json.loads(Path("fw/export.json").read_text())["check"]["max_abs_diff"] == 0
+    code, out = run("search", "--resume", str(run_dir), "--model", model, "--dataset", data)
+    assert code == 0, out
+    code, out = run("search", "--resume", str(run_dir))  # the study now records the moved files
+    assert code == 0, out

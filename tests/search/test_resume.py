@@ -300,3 +300,32 @@ def test_resume_of_a_journal_damaged_in_the_middle_says_where_and_what_to_do(tmp
     (name,) = optuna.get_all_study_names(st.open_storage(str(journal)))
     study = optuna.load_study(study_name=name, storage=st.open_storage(str(journal)))
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b'{"op_code": 99}',  # JSON with an op code Optuna does not know (its replay: "AssertionError")
+        b'{"op_code": "6"}',  # the op code as a string
+        b'{"op_code": 4}',  # a known op code without its fields (its replay: "KeyError: 'study_id'")
+        b'{"op_code": 2, "study_id": 0}',  # a study attribute without the attribute
+    ],
+)
+def test_resume_of_a_journal_with_a_record_optuna_cannot_replay_names_the_line(tmp_path: Path, record: bytes) -> None:
+    """A line in the middle of study.journal that is JSON but not a record Optuna can replay is named as
+    damaged like a line that is not JSON (not "cannot reach the study storage …: AssertionError"), and the
+    journal is left byte for byte as it was."""
+    from tests.e2e.cli import run_error
+
+    run_dir = _finished_run(tmp_path)
+    journal = run_dir / "study.journal"
+    lines = journal.read_bytes().split(b"\n")[:-1]
+    lines[4] = record
+    text = b"\n".join(lines) + b"\n"
+    journal.write_bytes(text)
+    line = run_error("search", "--resume", str(run_dir), "--n-trials", "3")
+    assert line.startswith(
+        f"error: the study journal {str(journal)!r} is damaged: line 5 of {len(lines)} is not a journal record"
+    ), line
+    assert "head -n 4 damaged.journal" in line
+    assert journal.read_bytes() == text

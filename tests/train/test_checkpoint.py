@@ -208,3 +208,27 @@ def test_an_edited_model_file_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "m" / "odd.py").write_text(USER_MODEL + "# edited\n")
     with pytest.raises(ConfigError, match=r"changed since checkpoint .* was made"):
         load_saved_graph(path)
+
+
+def test_load_saved_graph_takes_a_moved_model_file_of_a_checkpoint_without_a_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint written before the sha256 was recorded, its model file moved since: ``--model`` pointing at
+    the moved file is taken with a warning (README: nothing to check it against), not refused because the
+    resolved path differs from the recorded one; the weights are the checkpoint's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "odd.py").write_text(USER_MODEL)
+    graph = build_graph("m/odd.py:mlp", JSC)
+    path = save_checkpoint(tmp_path / "old.pt", graph)
+    payload = torch.load(path, weights_only=True)
+    del payload["spec"]["model_sha256"]
+    payload["spec"]["model"] = "m/odd.py:mlp"
+    torch.save(payload, path)
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "m" / "odd.py").rename(tmp_path / "moved" / "odd.py")
+    with caplog.at_level("WARNING"):
+        loaded = load_saved_graph(path, "moved/odd.py")
+    assert "records no hash of its model file: --model 'moved/odd.py' is taken as it is" in caplog.text
+    assert_same_state(loaded.module, graph.module)
+    assert loaded.spec is not None and loaded.spec.model == f"{tmp_path.resolve() / 'moved' / 'odd.py'}:mlp"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,9 @@ def fetch_openml_arrays(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import fetch_openml
 
     try:
-        bunch = fetch_openml(data_id=OPENML_ID, data_home=str(cache / "openml"), as_frame=False, parser="liac-arff")
+        with warnings.catch_warnings():  # its retries warn on stderr; a failure is the one error line below
+            warnings.filterwarnings("ignore", message="A network error occurred", category=UserWarning)
+            bunch = fetch_openml(data_id=OPENML_ID, data_home=str(cache / "openml"), as_frame=False, parser="liac-arff")
     except Exception as exc:  # network errors come as URLError, OSError, HTTPError, …
         raise DataError(HOW_TO_GET.format(reason=f"{type(exc).__name__}: {exc}", cache=cache)) from exc
     columns = {name: bunch.data[:, i] for i, name in enumerate(bunch.feature_names)}

@@ -33,7 +33,7 @@ from netcarve.export.backends import BACKENDS, Backend, ExportOptions, require_p
 from netcarve.export.program import Program, build_program, float_layers, netcarve_forward
 from netcarve.ir.graph import Graph
 from netcarve.paths import make_dirs, output_dir
-from netcarve.provenance import dataset_file
+from netcarve.provenance import FileRef, check_unchanged, dataset_file
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,25 @@ def _write_failed_summary(out: Path, summary: dict[str, Any]) -> None:
         log.warning("could not write %s: %s", out / SUMMARY_FILE, exc)
 
 
+def _run_dataset_of_checkpoint(src: Path) -> str | None:
+    """The dataset file recorded by the run dir a checkpoint sits in (``RUN/best.pt``, ``RUN/trials/trial-N.pt``),
+    which must be unchanged: a checkpoint records its dataset's shape and name (``jsc`` for a file read as JSC),
+    not the file. None for a checkpoint outside a run dir or a run of a named dataset."""
+    if not src.is_file():
+        return None
+    for run_dir in (src.parent, src.parent.parent):
+        try:
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        ref = FileRef.from_dict(files.get("dataset")) if isinstance(files, dict) else None
+        if ref is not None and Path(ref.path).is_file():
+            check_unchanged(ref, "dataset", "--dataset", f"the run {str(run_dir)!r}")
+        return ref.spec if ref is not None else None
+    return None
+
+
 def _dataset_split(spec: str, split: str) -> np.ndarray:
     from netcarve.data import load_dataset
 
@@ -301,13 +320,23 @@ def export(
     if backend.check is not None:
         backend.check(program)
     floats = float_layers(program.graph) if float_precision is not None else []
-    spec = dataset or run_dataset or (graph.spec.dataset["name"] if graph.spec is not None else None)
+    spec = dataset or run_dataset or _run_dataset_of_checkpoint(src)
+    recorded_name = graph.spec.dataset["name"] if graph.spec is not None else None
+    spec = spec or recorded_name
     if spec is None:
         raise ExportError("the source records no dataset: pass --dataset")
     missing = dataset_file(str(spec)) if dataset is None else None
     if missing is not None and not Path(missing).exists():
         raise ExportError(f"the source's dataset file {missing!r} does not exist: if it was moved, pass --dataset")
-    x = _dataset_split(str(spec), split)
+    try:
+        x = _dataset_split(str(spec), split)
+    except NetcarveError as exc:
+        if dataset is not None or run_dataset is not None or spec != recorded_name:
+            raise
+        raise ExportError(
+            f"{exc} For the export's check, pass --dataset: {str(src)!r} records its dataset only as {spec!r} "
+            "(a checkpoint does not record the file it was read from)"
+        ) from exc
     if x.shape[1] != program.in_features:
         raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")
     _prepare_output(out, src, force)

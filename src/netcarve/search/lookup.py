@@ -76,7 +76,8 @@ def trial_graph(
     run's dataset file (same sha256), stands in for it where a trial is rebuilt."""
     from optuna.trial import TrialState
 
-    from netcarve.search.relocate import relocate, same_dataset_file
+    from netcarve.provenance import dataset_file
+    from netcarve.search.relocate import relocate, same_dataset_file, stored_files, vouched_model
     from netcarve.train.checkpoint import load_saved_graph
     from netcarve.workflow import initial_graph, load_splits
 
@@ -92,7 +93,9 @@ def trial_graph(
         best = run_dir / "best.pt"
         if not best.is_file():
             raise SearchError(f"{str(run_dir)!r} has no best.pt: {_why_no_best(run_dir, study)}")
-        return load_saved_graph(best, model), config
+        graph = load_saved_graph(best, model)
+        _dataset_unchanged(study, dataset)
+        return graph, config
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
     if trial is None:
@@ -103,16 +106,32 @@ def trial_graph(
         raise SearchError(f"trial {number} is {state}, not complete: only complete trials can be exported")
     saved = trial_checkpoint(run_dir / "trials", number)
     if saved.is_file():
-        return load_saved_graph(saved, model), config
+        graph = load_saved_graph(saved, model)
+        _dataset_unchanged(study, dataset)
+        return graph, config
     moved_dataset = dataset if dataset is not None and same_dataset_file(study, dataset) else None
+    recorded = dataset_file(config.dataset) if config.dataset else None
+    if dataset is not None and recorded is not None and not Path(recorded).exists() and not stored_files(study):
+        moved_dataset = dataset  # a run from before the files were recorded: taken with a warning (relocate)
     config = relocate(study, config, model, moved_dataset, write=False)
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
-    graph, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
-    if graph is None:
+    base = initial_graph(config, splits, relocated=model is not None or vouched_model(study, config))
+    prepared = prepare(config, splits, base, checked=study.user_attrs.get(VALIDITY_ATTR))
+    candidate, saved_path = candidate_graph(Session(prepared, study, storage, ref.storage, run_dir), trial)
+    if candidate is None:
         assert saved_path is not None
-        graph = load_saved_graph(saved_path, model)
-    return graph, config
+        candidate = load_saved_graph(saved_path, model)
+    return candidate, config
+
+
+def _dataset_unchanged(study: optuna.Study, dataset: str | None) -> None:
+    """Without ``--dataset``, the dataset file the run recorded (export's check reads it) must be unchanged."""
+    from netcarve.provenance import check_unchanged
+    from netcarve.search.relocate import stored_files
+
+    ref = stored_files(study).get("dataset")
+    if dataset is None and ref is not None and Path(ref.path).is_file():
+        check_unchanged(ref, "dataset", "--dataset")
 
 
 def run_model(

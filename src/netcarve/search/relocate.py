@@ -15,6 +15,7 @@ from netcarve.provenance import (
     check_unchanged,
     dataset_file,
     file_refs,
+    model_sha256,
     relocated_dataset,
     relocated_model,
     sha256_of,
@@ -41,6 +42,14 @@ def stored_files(study: optuna.Study) -> dict[str, FileRef]:
 
 #: config key → the stored spec with its file moved to where the option points (checked by sha256)
 _RELOCATED: dict[str, Callable[[str, str | None, str], str]] = {"model": relocated_model, "dataset": relocated_dataset}
+
+
+def vouched_model(study: optuna.Study, config: RunConfig) -> bool:
+    """Whether ``config.model`` is a model file with the sha256 the study records (checked, or relocated with
+    ``--model``): the run's base checkpoint is then loaded for it without comparing paths, which a base.pt
+    from before the sha256 was recorded holds as typed (``m/odd.py:mlp``, relative to where the run began)."""
+    ref = stored_files(study).get("model")
+    return ref is not None and config.model is not None and model_sha256(config.model) == ref.sha256
 
 
 def _sha(files: dict[str, FileRef], key: str) -> str | None:

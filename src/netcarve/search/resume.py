@@ -28,7 +28,7 @@ def resume_search(
     """Continue an interrupted study in its run dir: stale trials are redone, then up to n_trials done; a
     base model whose training was interrupted is trained again first. ``model`` / ``dataset``: the run's
     model file and dataset file, moved since (checked against their recorded sha256)."""
-    from netcarve.search.relocate import relocate
+    from netcarve.search.relocate import relocate, vouched_model
     from netcarve.workflow import initial_graph, load_splits
 
     ref = read_study_ref(run_dir, storage_url)
@@ -42,7 +42,8 @@ def resume_search(
         log.info("resume: the base model was not finished (%s is missing); training it again", base_path)
         config = config.model_copy(update={"load_name": None})
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
+    base = initial_graph(config, splits, relocated=vouched_model(study, config))
+    prepared = prepare(config, splits, base, checked=study.user_attrs.get(VALIDITY_ATTR))
     if base_path is not None:
         prepared = train_base(prepared, base_path)
     session = join(prepared, storage, ref.storage, ref.name, run_dir, 0)

@@ -95,14 +95,16 @@ def _journal_locked(path: Path) -> Iterator[None]:
 
 
 def _is_record(line: bytes) -> bool:
-    """Whether ``line`` is an Optuna journal record (a JSON object with an ``op_code``)."""
+    """Whether ``line`` is an Optuna journal record (a JSON object with an ``op_code`` Optuna knows)."""
     import json
+
+    from netcarve.optuna_internals import journal_op_codes
 
     try:
         record = json.loads(line)
     except ValueError:
         return False
-    return isinstance(record, dict) and "op_code" in record
+    return isinstance(record, dict) and type(record.get("op_code")) is int and record["op_code"] in journal_op_codes()
 
 
 def damaged_line(path: Path) -> tuple[int, int] | None:
@@ -114,6 +116,39 @@ def damaged_line(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return next(((i + 1, len(whole)) for i, line in enumerate(whole) if not _is_record(line)), None)
+
+
+def unreplayable_line(path: Path) -> tuple[int, int] | None:
+    """(the first line Optuna cannot replay, the number of whole lines) of the journal at ``path``, found by
+    replaying ever longer prefixes of it in a scratch copy (a record whose fields are missing or wrong is JSON
+    with a known ``op_code`` but makes the replay fail); None when the whole journal replays."""
+    import tempfile
+
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        whole = path.read_bytes().split(b"\n")[:-1]
+    except OSError:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = Path(scratch) / "probe.journal"
+
+        def replays(count: int) -> bool:
+            probe.write_bytes(b"".join(line + b"\n" for line in whole[:count]))
+            try:
+                JournalStorage(JournalFileBackend(str(probe)))
+            except Exception:
+                return False
+            return True
+
+        if replays(len(whole)):
+            return None
+        good, bad = 0, len(whole)  # a replay that fails at a record fails for every longer prefix
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if replays(middle) else (good, middle)
+        return bad, len(whole)
 
 
 def damaged_message(path: Path, line: int, lines: int) -> str:
@@ -203,7 +238,7 @@ def open_storage(
     except StorageError:
         raise
     except Exception as exc:
-        damage = damaged_line(path) if path is not None else None
+        damage = (damaged_line(path) or unreplayable_line(path)) if path is not None else None
         if path is not None and damage is not None:
             raise StorageError(damaged_message(path, *damage)) from exc
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -13,6 +13,7 @@ from netcarve.search.session import VALIDITY_ATTR, Session, join, prepare
 def join_worker(storage_url: str, study_name: str, config_path: str | None, index: int) -> Session:
     """A worker on a running study: its config comes from the study (or ``config_path``, same space)."""
     from netcarve.configure import build_config
+    from netcarve.search.relocate import vouched_model
     from netcarve.workflow import initial_graph, load_splits
 
     config, storage, study = load_stored(StudyRef(storage_url, study_name))
@@ -28,7 +29,8 @@ def join_worker(storage_url: str, study_name: str, config_path: str | None, inde
             raise SearchError(f"{config_path}: its [search.search_space] differs from the study's")
         config = own
     splits = load_splits(config)
-    prepared = prepare(config, splits, initial_graph(config, splits), checked=study.user_attrs.get(VALIDITY_ATTR))
+    base = initial_graph(config, splits, relocated=vouched_model(study, config))
+    prepared = prepare(config, splits, base, checked=study.user_attrs.get(VALIDITY_ATTR))
     session = join(prepared, storage, storage_url, study_name, None, index)
     stored_dir = session.study.user_attrs.get(st.RUN_DIR_ATTR)
     if stored_dir and Path(stored_dir).is_dir():

@@ -205,12 +205,15 @@ def build_graph(model: str, info: DatasetInfo, transforms: tuple[tuple[str, dict
     return graph
 
 
-def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type: str | None = None) -> Graph:
+def load_graph(
+    path: str | Path, model: str | None, info: DatasetInfo, load_type: str | None = None, *, relocated: bool = False
+) -> Graph:
     """Rebuild the checkpoint's graph (base model + transforms) and load its weights.
 
-    ``model`` must match the checkpoint's model when the checkpoint records one. ``load_type`` (MASE's
-    "pt", "pl" or "mz") is what the user said the file is: a mismatch is warned about, and the file is read
-    as what it is.
+    ``model`` must match the checkpoint's model when the checkpoint records one (``relocated``: ``model`` is
+    the checkpoint's model file moved, already checked by :func:`netcarve.provenance.relocated_model`).
+    ``load_type`` (MASE's "pt", "pl" or "mz") is what the user said the file is: a mismatch is warned about,
+    and the file is read as what it is.
     """
     ckpt = load_checkpoint(path)
     if load_type is not None and load_type != ckpt.load_type:
@@ -221,7 +224,7 @@ def load_graph(path: str | Path, model: str | None, info: DatasetInfo, load_type
             "Lightning checkpoint ('pl')" if ckpt.load_type == "pl" else "PyTorch state dict ('pt')",
         )
     if ckpt.spec is not None:
-        if model is not None and not same_model(ckpt.spec.model, ckpt.spec.model_sha256, model):
+        if model is not None and not relocated and not same_model(ckpt.spec.model, ckpt.spec.model_sha256, model):
             raise CheckpointError(
                 f"checkpoint {ckpt.path!r} was made for model {describe_model(ckpt.spec.model, ckpt.spec.model_sha256)}"
                 f", not {describe_model(model, model_sha256(model))}"
@@ -276,4 +279,4 @@ def load_saved_graph(path: str | Path, moved_model: str | None = None) -> Graph:
         model = relocated_model(model, ckpt.spec.model_sha256, moved_model)
     elif (ref := stored_model_ref(ckpt.spec)) is not None:
         check_unchanged(ref, "model", "--model", f"checkpoint {ckpt.path!r}")
-    return load_graph(path, model, DatasetInfo.from_dict(ckpt.spec.dataset))
+    return load_graph(path, model, DatasetInfo.from_dict(ckpt.spec.dataset), relocated=moved_model is not None)
