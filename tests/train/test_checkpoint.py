@@ -9,6 +9,7 @@ import torch
 
 from netcarve.data.base import DatasetInfo
 from netcarve.errors import CheckpointError, ConfigError
+from netcarve.ir.graph import Graph
 from netcarve.train import build_graph, load_checkpoint, load_graph, save_checkpoint
 from netcarve.train.checkpoint import load_saved_graph
 
@@ -109,6 +110,21 @@ def _user_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return save_checkpoint(tmp_path / "a.pt", build_graph("m/odd.py:mlp", JSC))
 
 
+def _checkpoint_without_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Graph]:
+    """In tmp_path: m/odd.py and old.pt, a checkpoint of m/odd.py:mlp as written before the sha256 was recorded
+    (spec.model as typed, no model_sha256); also the graph it holds."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "odd.py").write_text(USER_MODEL)
+    graph = build_graph("m/odd.py:mlp", JSC)
+    path = save_checkpoint(tmp_path / "old.pt", graph)
+    payload = torch.load(path, weights_only=True)
+    del payload["spec"]["model_sha256"]
+    payload["spec"]["model"] = "m/odd.py:mlp"
+    torch.save(payload, path)
+    return path, graph
+
+
 def test_a_model_file_is_recorded_resolved_with_its_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _user_checkpoint(tmp_path, monkeypatch)
     spec = load_checkpoint(path).spec
@@ -163,15 +179,7 @@ def test_another_file_with_the_same_callable_is_refused_naming_both_hashes(
 def test_a_checkpoint_without_a_hash_compares_resolved_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Written before the sha256 was recorded: spec.model as typed ('m/odd.py:mlp'). Another spelling of the
     same path loads; a copy of the file elsewhere (same content) is another model, as before."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "odd.py").write_text(USER_MODEL)
-    graph = build_graph("m/odd.py:mlp", JSC)
-    path = save_checkpoint(tmp_path / "old.pt", graph)
-    payload = torch.load(path, weights_only=True)
-    del payload["spec"]["model_sha256"]
-    payload["spec"]["model"] = "m/odd.py:mlp"
-    torch.save(payload, path)
+    path, graph = _checkpoint_without_hash(tmp_path, monkeypatch)
     assert_same_state(load_graph(path, "./m/odd.py:mlp", JSC).module, graph.module)
     (tmp_path / "copy.py").write_text(USER_MODEL)
     with pytest.raises(
@@ -216,15 +224,7 @@ def test_load_saved_graph_takes_a_moved_model_file_of_a_checkpoint_without_a_has
     """A checkpoint written before the sha256 was recorded, its model file moved since: ``--model`` pointing at
     the moved file is taken with a warning (README: nothing to check it against), not refused because the
     resolved path differs from the recorded one; the weights are the checkpoint's."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "odd.py").write_text(USER_MODEL)
-    graph = build_graph("m/odd.py:mlp", JSC)
-    path = save_checkpoint(tmp_path / "old.pt", graph)
-    payload = torch.load(path, weights_only=True)
-    del payload["spec"]["model_sha256"]
-    payload["spec"]["model"] = "m/odd.py:mlp"
-    torch.save(payload, path)
+    path, graph = _checkpoint_without_hash(tmp_path, monkeypatch)
     (tmp_path / "moved").mkdir()
     (tmp_path / "m" / "odd.py").rename(tmp_path / "moved" / "odd.py")
     with caplog.at_level("WARNING"):
