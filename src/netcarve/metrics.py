@@ -3,7 +3,7 @@
 Architecture metrics (params, model_size, macs, flops, bitops, average_bitwidth, memory_density, and the
 firmware estimates fpga_luts and fpga_latency) depend only on the candidate's structure, precision and
 weights: they are known before any training, so constraints on them prune a trial early. The firmware
-estimates come from da4ml's trace of the candidate's fixed-point program (``netcarve.analysis.fpga``), which
+estimates come from alkaid's trace of the candidate's fixed-point program (``netcarve.analysis.fpga``), which
 costs 0.1–2 s, so a search computes them only when its objectives or constraints use one.
 ``accuracy``/``loss`` come from evaluating the candidate; ``latency`` is measured
 (median forward time at batch size 1, in milliseconds) and is the one metric that varies between runs.
@@ -39,7 +39,7 @@ class MetricDef:
     better: str  # "maximize" | "minimize": the natural direction, for documentation and defaults
     unit: str
     from_total: Callable[[TotalRecord, float], float] | None = None
-    #: a firmware metric: computed from da4ml's trace (only when asked for), not from the analysis total
+    #: a firmware metric: computed from alkaid's trace (only when asked for), not from the analysis total
     from_fpga: Callable[[FpgaCosts], float] | None = None
 
     @property
@@ -73,10 +73,10 @@ _arch("average_bitwidth", "bits", lambda t, _: float(t.average_bitwidth), "mean 
 _arch("memory_density", "ratio", _density, "compare_to / average_bitwidth (MASE's)")
 METRICS.add("fpga_luts", MetricDef("fpga_luts", "hardware", "architecture", "minimize", "LUT",
             from_fpga=lambda c: c.total_luts),
-            description="da4ml's LUT estimate of the firmware's adder graphs (not a synthesis result)")  # fmt: skip
-METRICS.add("fpga_latency", MetricDef("fpga_latency", "hardware", "architecture", "minimize", "adder delays",
+            description="alkaid's LUT estimate of the firmware's adder graphs (not a synthesis result)")  # fmt: skip
+METRICS.add("fpga_latency", MetricDef("fpga_latency", "hardware", "architecture", "minimize", "ns",
             from_fpga=lambda c: c.total_latency),
-            description="da4ml's critical-path estimate of the firmware, in adder delays")  # fmt: skip
+            description="alkaid's estimate of the firmware's critical-path delay (ns, before pipelining)")  # fmt: skip
 
 #: hardware metrics shown in the "Best trial(s)" table even when not optimised (as MASE showed them)
 ALWAYS_SHOWN = ("average_bitwidth", "memory_density")
@@ -93,12 +93,12 @@ def architecture_metrics(total: TotalRecord, compare_to: float) -> dict[str, flo
 
 
 def firmware_metric_names() -> tuple[str, ...]:
-    """The metrics computed from da4ml's trace of the firmware."""
+    """The metrics computed from alkaid's trace of the firmware."""
     return tuple(e.name for e in METRICS.entries() if e.obj.from_fpga is not None)
 
 
 def firmware_metrics(costs: FpgaCosts) -> dict[str, float]:
-    """Every firmware metric of a candidate from its da4ml estimates."""
+    """Every firmware metric of a candidate from its alkaid estimates."""
     out: dict[str, float] = {}
     for entry in METRICS.entries():
         fn = entry.obj.from_fpga

@@ -111,10 +111,10 @@ def test_export_test_and_resume_of_a_moved_run_with_its_files(moved: tuple[Path,
     }
     assert manifest["files"]["dataset"]["sha256"] == _sha(new / "data" / "ok.csv")
     assert f'model = "{a / "m" / "odd.py"}:mlp"' in (run_dir / "config.toml").read_text()
-    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--model", model, "--dataset", data)
+    code, out = run("export", str(run_dir), "--to", "alkaid", "--output", "fw", "--model", model, "--dataset", data)
     assert code == 0, out
-    assert "check on test (80 rows): max |da4ml − netcarve| = 0" in out
-    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw1", "--trial", "1", "--model", model,
+    assert "check on test (80 rows): max |alkaid − netcarve| = 0" in out
+    code, out = run("export", str(run_dir), "--to", "alkaid", "--output", "fw1", "--trial", "1", "--model", model,
                     "--dataset", data)  # fmt: skip
     assert code == 0, out
     assert json.loads(Path("fw1/export.json").read_text())["check"]["max_abs_diff"] == 0
@@ -135,16 +135,16 @@ def test_export_of_a_checkpoint_in_a_moved_run_checks_on_the_runs_dataset_file(m
     new, run_dir = moved
     model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
     recorded = str(new.parent.parent / "a" / "data" / "ok.csv")
-    line = error_line("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw", "--model", model)
+    line = error_line("export", str(run_dir / "best.pt"), "--to", "alkaid", "--output", "fw", "--model", model)
     assert line == f"error: the source's dataset file {recorded!r} does not exist: if it was moved, pass --dataset"
     assert not Path("fw").exists()
-    code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw", "--model", model,
+    code, out = run("export", str(run_dir / "best.pt"), "--to", "alkaid", "--output", "fw", "--model", model,
                     "--dataset", data)  # fmt: skip
     assert code == 0, out
     check = json.loads(Path("fw/export.json").read_text())["check"]
     assert (check["dataset"], check["rows"], check["max_abs_diff"]) == (data, 80, 0.0)
     shutil.copytree(new / "data", new.parent.parent / "a" / "data")  # the recorded file back where it was
-    code, out = run("export", str(run_dir / "best.pt"), "--to", "da4ml", "--output", "fw2", "--model", model)
+    code, out = run("export", str(run_dir / "best.pt"), "--to", "alkaid", "--output", "fw2", "--model", model)
     assert code == 0, out
     assert json.loads(Path("fw2/export.json").read_text())["check"]["dataset"] == recorded
 
@@ -165,14 +165,14 @@ def test_export_of_a_checkpoint_outside_a_run_dir_made_on_a_file_says_to_pass_da
     new, run_dir = moved
     model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
     shutil.copy(run_dir / "best.pt", "best.pt")
-    line = error_line("export", "best.pt", "--to", "da4ml", "--output", "fw", "--model", model)
+    line = error_line("export", "best.pt", "--to", "alkaid", "--output", "fw", "--model", model)
     assert line.startswith("error: the JSC data could not be fetched (URLError: offline).")
     assert line.endswith(
         "For the export's check, pass --dataset: 'best.pt' records its dataset only as 'jsc' (a checkpoint does not "
         "record the file it was read from)"
     )
     assert not Path("fw").exists()
-    code, out = run("export", "best.pt", "--to", "da4ml", "--output", "fw", "--model", model, "--dataset", data)
+    code, out = run("export", "best.pt", "--to", "alkaid", "--output", "fw", "--model", model, "--dataset", data)
     assert code == 0, out
     assert json.loads(Path("fw/export.json").read_text())["check"]["max_abs_diff"] == 0
 
@@ -188,13 +188,13 @@ def test_export_of_a_run_whose_dataset_file_was_edited_says_so(moved: tuple[Path
     original = data.read_bytes()
     shutil.copy(data, "original.csv")
     data.write_bytes(original + b"\n")
-    line = error_line("export", str(run_dir), "--to", "da4ml", "--output", "fw")
+    line = error_line("export", str(run_dir), "--to", "alkaid", "--output", "fw")
     assert line == (
         f"error: the dataset file {str(data)!r} changed since the run was made (sha256 {_sha(data)[:12]}… now, "
         f"{hashlib.sha256(original).hexdigest()[:12]}… then): restore it, or point --dataset at the original"
     )
     assert not Path("fw").exists()
-    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--dataset", "original.csv")
+    code, out = run("export", str(run_dir), "--to", "alkaid", "--output", "fw", "--dataset", "original.csv")
     assert code == 0, out
 
 
@@ -203,7 +203,7 @@ def test_a_moved_run_without_its_files_and_with_other_files(moved: tuple[Path, P
     file with the same callable is refused naming the option and both hashes (short)."""
     new, run_dir = moved
     recorded = str(new.parent.parent / "a" / "m" / "odd.py")
-    line = error_line("export", str(run_dir), "--to", "da4ml", "--output", "fw")
+    line = error_line("export", str(run_dir), "--to", "alkaid", "--output", "fw")
     assert line.endswith(f"was made with, {recorded!r}, does not exist: if it was moved, point --model at it")
     line = error_line("search", "--resume", str(run_dir))
     assert line == (
@@ -265,7 +265,7 @@ def test_a_moved_run_from_before_hashes_takes_its_moved_files_with_a_warning(mov
     _as_written_before_hashes(run_dir)
     assert not (run_dir / "trials" / "trial-1.pt").exists()
     model, data = str(new / "m" / "odd.py"), str(new / "data" / "ok.csv")
-    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "fw", "--trial", "1", "--model", model,
+    code, out = run("export", str(run_dir), "--to", "alkaid", "--output", "fw", "--trial", "1", "--model", model,
                     "--dataset", data)  # fmt: skip
     assert code == 0, out
     assert "records no hash of its model file" in out

@@ -1,4 +1,4 @@
-"""``netcarve export`` end to end: a transformed checkpoint and a search run dir to da4ml, the check, and
+"""``netcarve export`` end to end: a transformed checkpoint and a search run dir to alkaid, the check, and
 every bad input as one error line."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from netcarve.cli.app import app
 from netcarve.export.backends import Backend
 from tests.e2e.cli import CONFIGS, _runner, run, run_error
 
-pytest.importorskip("da4ml")
+pytest.importorskip("alkaid")
 
 #: hls4ml-jet with every Linear and ReLU on 8-bit inputs, 6-bit weights (frac 4), 8-bit biases
 FIXED = """
@@ -122,9 +122,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_checkpoint_export_is_bit_exact(work: Path) -> None:
     """The check on synthetic-jsc:2000's test split (400 rows): 0 difference, 100 % argmax agreement; export.json
     holds it with the port format, the precisions and the files; the Verilog sources are there."""
-    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw", *DATA)
+    code, out = run("export", "fixed.pt", "--to", "alkaid", "--output", "fw", *DATA)
     assert code == 0, out
-    assert "max |da4ml − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
+    assert "max |alkaid − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
     summary = json.loads((work / "fw" / "export.json").read_text())
     assert summary["check"]["rows"] == 400 and summary["check"]["max_abs_diff"] == 0.0
     assert summary["check"]["argmax_agreement"] == 1.0
@@ -140,12 +140,12 @@ def test_batchnorm_model_exports_folded(work: Path) -> None:
     requantized model bit for bit (0, 100 %), and its agreement with the unfolded model is measured and
     reported on the same 400 rows, printed and in export.json. Folded before quantization (toy-folded.pt),
     nothing is left to fold: the firmware equals the model as trained."""
-    code, out = run("export", "toy.pt", "--to", "da4ml", "--output", "fw-toy", *DATA)
+    code, out = run("export", "toy.pt", "--to", "alkaid", "--output", "fw-toy", *DATA)
     assert code == 0, out
-    assert "max |da4ml − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
+    assert "max |alkaid − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
     assert (
         "folded BatchNorm seq_blocks_3 into seq_blocks_2, seq_blocks_6 into seq_blocks_5, seq_blocks_9 into "
-        "seq_blocks_8 (weights requantized to their formats); da4ml vs unfolded model: max |diff| = "
+        "seq_blocks_8 (weights requantized to their formats); alkaid vs unfolded model: max |diff| = "
     ) in " ".join(out.split())
     summary = json.loads((work / "fw-toy" / "export.json").read_text())
     assert summary["check"]["max_abs_diff"] == 0.0 and summary["check"]["argmax_agreement"] == 1.0
@@ -159,7 +159,7 @@ def test_batchnorm_model_exports_folded(work: Path) -> None:
     assert f"argmax agreement {100 * vs['argmax_agreement']:.2f} %" in out.split("unfolded model")[1]
     assert summary["precisions"]["seq_blocks_2"]["weight"] == "fixed<6,2>"
     assert "seq_blocks_3" not in summary["precisions"]
-    code, out = run("export", "toy-folded.pt", "--to", "da4ml", "--output", "fw-toy-folded", *DATA)
+    code, out = run("export", "toy-folded.pt", "--to", "alkaid", "--output", "fw-toy-folded", *DATA)
     assert code == 0, out
     assert "(bit-exact)" in out and "folded BatchNorm" not in out
     assert json.loads((work / "fw-toy-folded" / "export.json").read_text())["folded"] is None
@@ -172,12 +172,12 @@ def test_existing_output_is_refused_and_force_replaces_only_a_previous_export(wo
     (work / "fw2").mkdir()
     (work / "fw2" / "thesis.tex").write_text("mine")
     (work / "keep.txt").write_text("keep")
-    assert "already exists" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", *DATA)
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw2", "--force", *DATA)
+    assert "already exists" in run_error("export", "fixed.pt", "--to", "alkaid", "--output", "fw2", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "fw2", "--force", *DATA)
     assert "--force replaces only a previous export" in line and "'fw2' is not one: nothing was removed" in line
     assert (work / "fw2" / "thesis.tex").read_text() == "mine"
 
-    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", *DATA)
+    code, out = run("export", "fixed.pt", "--to", "alkaid", "--output", "fw3", *DATA)
     assert code == 0, out
     written = json.loads((work / "fw3" / "export.json").read_text())["written"]
     assert "logic.json" in written and "export.json" not in written
@@ -185,46 +185,48 @@ def test_existing_output_is_refused_and_force_replaces_only_a_previous_export(wo
         p.relative_to(work / "fw3").as_posix() for p in (work / "fw3").rglob("*") if p.is_file()
     )
     (work / "fw3" / "logic.json").write_text("stale")
-    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    code, out = run("export", "fixed.pt", "--to", "alkaid", "--output", "fw3", "--force", *DATA)
     assert code == 0, out  # a previous export is replaced
     assert (work / "fw3" / "logic.json").read_text() != "stale"
 
     (work / "fw3" / "verilog" / "notes.txt").write_text("mine")
     before = sorted(p for p in (work / "fw3").rglob("*"))
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "fw3", "--force", *DATA)
     assert "also holds 'verilog/notes.txt', which it did not write; nothing was removed" in line
     assert sorted(p for p in (work / "fw3").rglob("*")) == before
     (work / "fw3" / "verilog" / "notes.txt").unlink()
 
     (work / "link").symlink_to("fw3", target_is_directory=True)
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "link", "--force", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "link", "--force", *DATA)
     assert "--output 'link' is a symbolic link (to 'fw3')" in line
     assert (work / "link").is_symlink() and (work / "fw3" / "logic.json").is_file()
 
     summary = json.loads((work / "fw3" / "export.json").read_text())
     del summary["written"]
     (work / "fw3" / "export.json").write_text(json.dumps(summary))
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fw3", "--force", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "fw3", "--force", *DATA)
     assert "does not list the files it wrote" in line and (work / "fw3" / "logic.json").is_file()
 
     assert (work / "keep.txt").read_text() == "keep" and (work / "fixed.pt").is_file()
-    assert "holds the source" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", ".", "--force")
+    assert "holds the source" in run_error("export", "fixed.pt", "--to", "alkaid", "--output", ".", "--force")
 
 
 def test_bad_input_is_one_line(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    line = run_error("export", "partial.pt", "--to", "da4ml", "--output", "o1", *DATA)
+    line = run_error("export", "partial.pt", "--to", "alkaid", "--output", "o1", *DATA)
     assert "seq_blocks_0, seq_blocks_4, seq_blocks_6 are not fixed-point" in line
-    assert "did you mean 'da4ml'" in run_error("export", "fixed.pt", "--to", "da4m", "--output", "o3")
-    line = run_error("export", "partial.pt", "--to", "da4ml", "--output", "o7", "--default-precision", "ap_fixed<16,6>")
+    assert "did you mean 'alkaid'" in run_error("export", "fixed.pt", "--to", "alkai", "--output", "o3")
+    line = run_error(
+        "export", "partial.pt", "--to", "alkaid", "--output", "o7", "--default-precision", "ap_fixed<16,6>"
+    )
     assert "--default-precision is for backends that allow float layers" in line
-    assert "is a checkpoint" in run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o4", "--trial", "1")
-    assert "does not exist" in run_error("export", "missing.pt", "--to", "da4ml", "--output", "o5")
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "fixed.pt/o8")
+    assert "is a checkpoint" in run_error("export", "fixed.pt", "--to", "alkaid", "--output", "o4", "--trial", "1")
+    assert "does not exist" in run_error("export", "missing.pt", "--to", "alkaid", "--output", "o5")
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "fixed.pt/o8")
     assert line == "error: --output 'fixed.pt/o8' cannot be written: 'fixed.pt' is a file, not a directory"
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "da4ml" else real(name, *a))
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "o6")
-    assert "needs the 'da4ml' package: pip install 'netcarve[fpga]'" in line
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "alkaid" else real(name, *a))
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "o6")
+    assert "needs the 'alkaid' package: pip install 'netcarve[fpga]'" in line
     assert not any((work / f"o{i}").exists() for i in range(1, 8))  # nothing written on bad input
 
 
@@ -252,11 +254,11 @@ def test_an_export_that_is_not_bit_exact_fails_and_keeps_its_files(work: Path, m
         return dataclasses.replace(backend, write=write)
 
     monkeypatch.setattr(api, "backend_named", off_by_a_step)
-    result = _runner.invoke(app, ["export", "fixed.pt", "--to", "da4ml", "--output", "fw-off", *DATA])
+    result = _runner.invoke(app, ["export", "fixed.pt", "--to", "alkaid", "--output", "fw-off", *DATA])
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert lines == [
-        "error: the da4ml firmware is not bit-exact: max |da4ml − netcarve| = 0.0625 on test (400 rows, argmax "
+        "error: the alkaid firmware is not bit-exact: max |alkaid − netcarve| = 0.0625 on test (400 rows, argmax "
         "agreement 100.00 %), for a fully fixed-point model that must match exactly; its files are kept in "
         "'fw-off' for inspection (export.json has the check)"
     ]
@@ -264,7 +266,7 @@ def test_an_export_that_is_not_bit_exact_fails_and_keeps_its_files(work: Path, m
     assert summary["check"]["max_abs_diff"] == 0.0625 and summary["check"]["bit_exact"] is False
     assert (work / "fw-off" / "logic.json").is_file()
     with pytest.raises(api.NotBitExactError) as err:
-        api.export(work / "fixed.pt", "da4ml", work / "fw-off2", split="val")
+        api.export(work / "fixed.pt", "alkaid", work / "fw-off2", split="val")
     assert err.value.outcome.max_abs_diff == 0.0625 and not err.value.outcome.exact
 
 
@@ -277,19 +279,19 @@ def test_search_run_dir_best_and_trial(work: Path) -> None:
     code, out = run(*args)
     assert code == 0, out
     run_dir = work / "runs" / "s" / "latest"
-    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "best")
+    code, out = run("export", str(run_dir), "--to", "alkaid", "--output", "best")
     assert code == 0, out
     assert "= 0, argmax agreement 100.00 %" in out
     with (run_dir / "trials.csv").open() as fh:
         numbers = [int(r["number"]) for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
-    code, out = run("export", str(run_dir), "--to", "da4ml", "--output", "t", "--trial", str(numbers[-1]))
+    code, out = run("export", str(run_dir), "--to", "alkaid", "--output", "t", "--trial", str(numbers[-1]))
     assert code == 0, out
     summary = json.loads((work / "t" / "export.json").read_text())
     assert summary["trial"] == numbers[-1] and summary["check"]["max_abs_diff"] == 0.0
     assert run_dir.is_symlink()  # runs/s/latest: the run dir it points to is recorded
     assert summary["source"] == str(run_dir.resolve()) and summary["source_given"] == str(run_dir)
     assert summary["check"]["rows"] == 360 and np.isclose(summary["check"]["argmax_agreement"], 1.0)
-    line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t2", "--trial", "99")
+    line = run_error("export", str(run_dir), "--to", "alkaid", "--output", "t2", "--trial", "99")
     assert "trial 99 does not exist" in line
     import optuna
     from optuna.trial import TrialState, create_trial
@@ -301,16 +303,16 @@ def test_search_run_dir_best_and_trial(work: Path) -> None:
     study = optuna.load_study(study_name=ref.name, storage=st.open_storage(ref.storage))
     study.add_trial(create_trial(state=TrialState.FAIL))
     failed = max(t.number for t in study.get_trials(deepcopy=False))
-    line = run_error("export", str(run_dir), "--to", "da4ml", "--output", "t3", "--trial", str(failed))
+    line = run_error("export", str(run_dir), "--to", "alkaid", "--output", "t3", "--trial", str(failed))
     assert f"trial {failed} is failed, not complete" in line
 
 
-def test_cnn_exports_to_da4ml_bit_exact(work: Path) -> None:
+def test_cnn_exports_to_alkaid_bit_exact(work: Path) -> None:
     """digits-cnn (8 bits throughout, its BatchNorm2d folded into the first conv) on the digits test split
-    (360 rows): the da4ml firmware equals netcarve's forward of the folded model bit for bit."""
-    code, out = run("export", "cnn.pt", "--to", "da4ml", "--output", "fw-cnn")
+    (360 rows): the alkaid firmware equals netcarve's forward of the folded model bit for bit."""
+    code, out = run("export", "cnn.pt", "--to", "alkaid", "--output", "fw-cnn")
     assert code == 0, out
-    assert "max |da4ml − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
+    assert "max |alkaid − netcarve| = 0, argmax agreement 100.00 % (bit-exact)" in out
     assert "folded BatchNorm seq_blocks_2 into seq_blocks_1" in " ".join(out.split())
     summary = json.loads((work / "fw-cnn" / "export.json").read_text())
     assert summary["check"]["rows"] == 360 and summary["check"]["max_abs_diff"] == 0.0
@@ -318,24 +320,24 @@ def test_cnn_exports_to_da4ml_bit_exact(work: Path) -> None:
 
 
 def test_cnn_to_hls4ml_is_one_line(work: Path) -> None:
-    """hls4ml maps MLPs only: exporting digits-cnn to it names the first conv, points to da4ml, and writes
+    """hls4ml maps MLPs only: exporting digits-cnn to it names the first conv, points to alkaid, and writes
     nothing."""
     pytest.importorskip("hls4ml")
     line = run_error("export", "cnn.pt", "--to", "hls4ml", "--output", "fw-cnn-hls")
-    assert "node 'seq_blocks_1' (conv2d): the hls4ml export maps MLPs only" in line and "--to da4ml" in line
+    assert "node 'seq_blocks_1' (conv2d): the hls4ml export maps MLPs only" in line and "--to alkaid" in line
     assert not (work / "fw-cnn-hls").exists()
 
 
 def test_part_is_spelt_like_a_part_and_said_to_be_unchecked(work: Path) -> None:
     """hls4ml has no list of FPGA parts: --part is checked for its spelling only (it goes into the project's
     Tcl scripts), and the export says, printed and in export.json, that the part itself is not checked.
-    da4ml's firmware takes no part: --part with it is refused. Refusals write nothing."""
+    alkaid's firmware takes no part: --part with it is refused. Refusals write nothing."""
     pytest.importorskip("hls4ml")
     line = run_error("export", "fixed.pt", "--to", "hls4ml", "--output", "p1", "--part", "xcvu9p; exec rm x", *DATA)
     assert line.startswith("error: --part 'xcvu9p; exec rm x' is not an FPGA part name: letters, digits")
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "p2", "--part", "xcvu9p-flga2104-2-e", *DATA)
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "p2", "--part", "xcvu9p-flga2104-2-e", *DATA)
     assert line == (
-        "error: --part is for backends that target an FPGA part (hls4ml); da4ml's firmware does not depend on one"
+        "error: --part is for backends that target an FPGA part (hls4ml); alkaid's firmware does not depend on one"
     )
     assert not (work / "p1").exists() and not (work / "p2").exists()
     if shutil.which("g++") is None:
@@ -363,11 +365,11 @@ def test_a_failed_export_lists_what_it_wrote_and_force_replaces_it(work: Path, m
         raise RuntimeError("boom")
 
     monkeypatch.setattr(api, "backend_named", lambda name: dataclasses.replace(real(name), write=failing))
-    line = run_error("export", "fixed.pt", "--to", "da4ml", "--output", "failed", *DATA)
-    assert line == "error: da4ml failed: RuntimeError: boom"
+    line = run_error("export", "fixed.pt", "--to", "alkaid", "--output", "failed", *DATA)
+    assert line == "error: alkaid failed: RuntimeError: boom"
     summary = json.loads((work / "failed" / "export.json").read_text())
-    assert summary["written"] == ["partial.v"] and summary["failed"] == "da4ml failed: RuntimeError: boom"
+    assert summary["written"] == ["partial.v"] and summary["failed"] == "alkaid failed: RuntimeError: boom"
     monkeypatch.undo()
-    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "failed", "--force", *DATA)
+    code, out = run("export", "fixed.pt", "--to", "alkaid", "--output", "failed", "--force", *DATA)
     assert code == 0, out
     assert not (work / "failed" / "partial.v").exists() and (work / "failed" / "logic.json").is_file()

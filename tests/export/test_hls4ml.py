@@ -137,7 +137,7 @@ def test_compose_keeps_exact_chains_and_refuses_double_rounding() -> None:
     empty chain gives the exact format of the domain."""
     domain = hls.Domain(8, -8.0, 8.0)
     fine, coarse = FixedFormat(True, 12, 5), FixedFormat(True, 8, 4)
-    with pytest.raises(PassError, match=r"node 'n0'.*export it with da4ml"):
+    with pytest.raises(PassError, match=r"node 'n0'.*export it with alkaid"):
         hls.compose([fine, coarse], domain, "node 'n0'")
     assert hls.compose([fine, FixedFormat(True, 16, 8)], domain, "x")[0] == fine
     trn_fine, trn_coarse = FixedFormat(True, 12, 5, "truncate"), FixedFormat(True, 8, 4, "truncate")
@@ -160,7 +160,7 @@ def test_relu_output_then_coarser_input_is_refused() -> None:
     assert layers[2].node == "seq_blocks_1" and layers[2].precision["result"] == "ap_ufixed<6,5,AP_RND_CONV,AP_SAT>"
     bad = {**ok, "seq_blocks_1": integer(data_in_width=9, data_in_frac_width=5, data_out_width=8,
                                          data_out_frac_width=3)}  # fmt: skip
-    with pytest.raises(PassError, match=r"node 'seq_blocks_1'.*da4ml"):
+    with pytest.raises(PassError, match=r"node 'seq_blocks_1'.*alkaid"):
         hls.plan(build_program(quantized("hls4ml-jet", bad)))
 
 
@@ -221,10 +221,10 @@ def test_registered() -> None:
 
 def test_cnn_is_refused_naming_its_first_conv() -> None:
     """hls4ml maps MLPs only: digits-cnn's program (its first step is the unrolled Conv2d seq_blocks_1) is a
-    one-line PassError naming that node and kind and pointing to da4ml, from the backend's check (which the
+    one-line PassError naming that node and kind and pointing to alkaid, from the backend's check (which the
     export runs before writing anything) and from plan. An MLP's program passes the check."""
     program = build_program(quantized_cnn("wide"))
-    message = r"node 'seq_blocks_1' \(conv2d\): the hls4ml export maps MLPs only .*--to da4ml, which supports it"
+    message = r"node 'seq_blocks_1' \(conv2d\): the hls4ml export maps MLPs only .*--to alkaid, which supports it"
     for refuse in (hls.check_mlp, hls.plan):
         with pytest.raises(PassError, match=message) as info:
             refuse(program)

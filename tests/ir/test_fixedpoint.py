@@ -170,9 +170,9 @@ def test_invalid_formats_and_modes_are_config_errors() -> None:
 
 
 def test_backend_mode_names_come_from_one_table() -> None:
-    """hls4ml names every mode; da4ml has no round half to even (emulated), so it maps the two others."""
+    """hls4ml names every mode; alkaid has no round half to even (emulated), so it maps the two others."""
     assert backend_modes("hls4ml") == (
         {"nearest_even": "AP_RND_CONV", "nearest_up": "AP_RND", "truncate": "AP_TRN"},
         {"saturate": "AP_SAT", "wrap": "AP_WRAP"},
     )
-    assert backend_modes("da4ml") == ({"nearest_up": "RND", "truncate": "TRN"}, {"saturate": "SAT", "wrap": "WRAP"})
+    assert backend_modes("alkaid") == ({"nearest_up": "RND", "truncate": "TRN"}, {"saturate": "SAT", "wrap": "WRAP"})

@@ -14,7 +14,7 @@ from netcarve.search.plan import make_plan
 from netcarve.search.record import TrialRecord
 from tests.search.helpers import config, run_search, search_dict, trials
 
-pytest.importorskip("da4ml")
+pytest.importorskip("alkaid")
 
 #: every Linear and ReLU fixed point with integer inputs, so every candidate is exportable
 WEIGHT_WIDTHS = [4, 6, 8]
@@ -36,7 +36,7 @@ def fpga_search(tmp_path: Path, seed: dict[str, Any], **extra: Any) -> dict[str,
 def test_firmware_metrics_are_architecture_metrics_with_units() -> None:
     assert firmware_metric_names() == ("fpga_luts", "fpga_latency")
     assert all(METRICS.get(name).architecture_only for name in firmware_metric_names())
-    assert (METRICS.get("fpga_luts").unit, METRICS.get("fpga_latency").unit) == ("LUT", "adder delays")
+    assert (METRICS.get("fpga_luts").unit, METRICS.get("fpga_latency").unit) == ("LUT", "ns")
 
 
 def test_plan_traces_only_when_a_metric_or_constraint_needs_it(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_float_candidate_is_pruned_as_not_exportable(tmp_path: Path) -> None:
 
 
 def test_retrained_candidates_record_the_firmware_of_their_trained_weights(tmp_path: Path) -> None:
-    """With retraining (1 epoch), the recorded fpga_luts is da4ml's estimate of the retrained weights: the
+    """With retraining (1 epoch), the recorded fpga_luts is alkaid's estimate of the retrained weights: the
     best trial's equals a fresh estimate of the run's best.pt."""
     from netcarve.analysis.fpga import fpga_costs
     from netcarve.data.jsc_schema import jsc_info

@@ -120,7 +120,7 @@ def analyze(
     ``convention="mase"`` reproduces the seed lab report's arithmetic. ``method`` chooses the counting
     path (``auto``: closed form where exact, else dispatch; both give identical counts).
 
-    ``fpga=True`` adds da4ml's firmware estimates (``fpga_luts``, ``fpga_latency``; total and per Dense
+    ``fpga=True`` adds alkaid's firmware estimates (``fpga_luts``, ``fpga_latency``; total and per Dense
     layer, :mod:`netcarve.analysis.fpga`); the graph must then be exportable (PassError naming the node).
     """
     if convention not in CONVENTIONS:

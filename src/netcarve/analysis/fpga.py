@@ -1,9 +1,10 @@
-"""Firmware estimates from da4ml (README: Analyze): ``fpga_luts`` and ``fpga_latency``, per layer and total.
+"""Firmware estimates from alkaid (README: Analyze): ``fpga_luts`` and ``fpga_latency``, per layer and total.
 
-The quantized graph's fixed-point program (:func:`netcarve.export.program.build_program`) is traced by da4ml
-(:func:`netcarve.export.da4ml.trace_program`) into a fully pipelined adder graph of its constant
-multiplications. da4ml's ``cost`` is its LUT estimate of that logic and ``max(latency)`` its adder-depth
-estimate of the critical path, in adder delays: estimates, not a synthesis result.
+The quantized graph's fixed-point program (:func:`netcarve.export.program.build_program`) is traced by alkaid
+(:func:`netcarve.export.alkaid.trace_program`) into the adder graphs of its constant multiplications.
+alkaid's ``cost`` is its LUT estimate of that logic and ``max(latency)`` its estimate of the critical path's
+delay, in ns (the combinational path, before pipelining): estimates, not a synthesis result. The package and
+version that produced them is :data:`ESTIMATOR` (a search records it in its manifest).
 
 The total is the trace of the whole program; a layer's numbers are the trace of that layer alone
 (:meth:`~netcarve.export.program.Program.layer_programs`: its Dense between its input and output
@@ -12,7 +13,7 @@ latency is a critical path, not a sum).
 
 Tracing takes 0.1–2 s, so results are kept in a small in-process LRU keyed by a digest of everything the
 trace reads (formats, weights, biases and step order): a configuration a search meets again costs nothing.
-da4ml is imported only when something is traced.
+alkaid is imported only when something is traced.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ CACHE_SIZE = 512
 
 
 class FpgaUnavailableError(NetcarveError):
-    """da4ml, which the firmware estimates need, is not installed."""
+    """alkaid, which the firmware estimates need, is not installed."""
 
 
 @dataclass(frozen=True)
 class FpgaCost:
-    """da4ml's estimates of one traced program: LUTs, and the critical path in adder delays."""
+    """alkaid's estimates of one traced program: LUTs, and the critical path's delay in ns."""
 
     luts: float
     latency: float
@@ -102,24 +103,37 @@ def program_digest(program: Program) -> str:
     return h.hexdigest()
 
 
-def require_da4ml() -> None:
-    """A one-line error naming the extra when da4ml is missing."""
-    if importlib.util.find_spec("da4ml") is None:
+#: the package that estimates the firmware metrics
+ESTIMATOR_PACKAGE = "alkaid"
+
+
+def require_estimator() -> None:
+    """A one-line error naming the extra when alkaid is missing."""
+    if importlib.util.find_spec(ESTIMATOR_PACKAGE) is None:
         raise FpgaUnavailableError(
-            "the fpga metrics (fpga_luts, fpga_latency) need the 'da4ml' package: pip install 'netcarve[fpga]'"
+            "the fpga metrics (fpga_luts, fpga_latency) need the 'alkaid' package: pip install 'netcarve[fpga]'"
         )
 
 
+def estimator() -> dict[str, str]:
+    """Which package and version produce the firmware metrics (recorded with the metric values: they change
+    with it)."""
+    from netcarve.export.alkaid import package_version
+
+    require_estimator()
+    return {"package": ESTIMATOR_PACKAGE, "version": package_version(ESTIMATOR_PACKAGE), "latency_unit": "ns"}
+
+
 def trace_cost(program: Program) -> FpgaCost:
-    """da4ml's estimates of ``program``, traced once per process for the same digest (an LRU)."""
+    """alkaid's estimates of ``program``, traced once per process for the same digest (an LRU)."""
     key = program_digest(program)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    require_da4ml()
-    from netcarve.export.da4ml import trace_program
+    require_estimator()
+    from netcarve.export.alkaid import trace_program
 
     comb = trace_program(program)
     cost = FpgaCost(float(comb.cost), float(max(comb.latency)))
@@ -136,11 +150,11 @@ def clear_cache() -> None:
 
 
 def fpga_costs(graph: Graph, *, per_layer: bool = True) -> FpgaCosts:
-    """da4ml's LUT and latency estimates of ``graph``'s firmware, total and (``per_layer``) per Dense layer;
+    """alkaid's LUT and latency estimates of ``graph``'s firmware, total and (``per_layer``) per Dense layer;
     a search needs only the total, which halves the tracing.
 
     PassError (from :func:`~netcarve.export.program.build_program`, naming the node) when the graph cannot
-    be exported; FpgaUnavailableError when da4ml is missing."""
+    be exported; FpgaUnavailableError when alkaid is missing."""
     from netcarve.export.program import build_program
 
     program = build_program(graph)
@@ -149,5 +163,5 @@ def fpga_costs(graph: Graph, *, per_layer: bool = True) -> FpgaCosts:
     for node, layer in program.layer_programs().items() if per_layer else ():
         cost = trace_cost(layer)
         layers[node] = (cost.luts, cost.latency)
-    log.debug("fpga: %.0f LUTs, %.0f adder delays (%d layers)", total.luts, total.latency, len(layers))
+    log.debug("fpga: %.0f LUTs, %.2f ns (%d layers)", total.luts, total.latency, len(layers))
     return FpgaCosts(total.luts, total.latency, layers)

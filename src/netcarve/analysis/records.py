@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-#: per-layer and total firmware estimates (da4ml), present only when computed
+#: per-layer and total firmware estimates (alkaid), present only when computed
 FPGA_METRICS = ("fpga_luts", "fpga_latency")
 
 #: per-layer integer metrics, in table order (README: Analyze)
@@ -55,8 +55,8 @@ class LayerRecord:
     backward_flops: int
     output_bytes: int
     uncounted: Mapping[str, int] = field(default_factory=dict)
-    #: da4ml's estimates of this layer's firmware (``analyze(..., fpga=True)``; None otherwise or for a
-    #: layer without its own logic): LUTs and critical path in adder delays
+    #: alkaid's estimates of this layer's firmware (``analyze(..., fpga=True)``; None otherwise or for a
+    #: layer without its own logic): LUTs and critical-path delay in ns
     fpga_luts: float | None = None
     fpga_latency: float | None = None
 
@@ -81,7 +81,7 @@ class TotalRecord:
     peak_activation_bytes: int
     average_bitwidth: float
     memory_density: float
-    #: da4ml's estimates of the whole firmware (``analyze(..., fpga=True)``), None when not computed
+    #: alkaid's estimates of the whole firmware (``analyze(..., fpga=True)``), None when not computed
     fpga_luts: float | None = None
     fpga_latency: float | None = None
 
@@ -127,7 +127,7 @@ class Report:
     def with_fpga(
         self, total_luts: float, total_latency: float, per_layer: Mapping[str, tuple[float, float]]
     ) -> Report:
-        """The report with da4ml's estimates: the total, and each layer in ``per_layer`` (node → (luts,
+        """The report with alkaid's estimates: the total, and each layer in ``per_layer`` (node → (luts,
         latency)); other layers keep None."""
         layers = tuple(
             replace(r, fpga_luts=per_layer[r.name][0], fpga_latency=per_layer[r.name][1]) if r.name in per_layer else r

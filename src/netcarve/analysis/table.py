@@ -18,10 +18,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("bwd FLOPs", "backward_flops"),
     ("output (bytes)", "output_bytes"),
 )
-#: da4ml's firmware estimates, shown when computed (``analyze --fpga``)
+#: alkaid's firmware estimates, shown when computed (``analyze --fpga``)
 FPGA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("fpga (LUT)", "fpga_luts"),
-    ("fpga latency (adder delays)", "fpga_latency"),
+    ("fpga latency (ns)", "fpga_latency"),
 )
 
 
@@ -52,10 +52,13 @@ def report_table(report: Report, title: str = "") -> Table:
 
 
 def _cell(value: float | None) -> str:
-    """A count with thousands separators; da4ml's float estimates rounded to whole units; None blank."""
+    """A count with thousands separators; alkaid's LUT estimates rounded to whole LUTs, its delays (below 1,000)
+    to 0.01 ns; None blank."""
     if value is None:
         return ""
-    return f"{value:,.0f}" if isinstance(value, float) else f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 1000 and value != round(value) else f"{value:,.0f}"
+    return f"{value:,}"
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -74,8 +77,7 @@ def summary_lines(report: Report) -> list[str]:
         lines.append(f"uncounted (no formula): {ops}")
     if report.has_fpga:
         lines.append(
-            f"fpga (da4ml estimates, not synthesis): {t.fpga_luts:,.0f} LUTs, critical path "
-            f"{t.fpga_latency:,.0f} adder delays"
+            f"fpga (alkaid estimates, not synthesis): {t.fpga_luts:,.0f} LUTs, critical path {t.fpga_latency:,.2f} ns"
         )
     if report.latency is not None:
         lat = report.latency

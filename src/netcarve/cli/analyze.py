@@ -1,5 +1,5 @@
 """``netcarve analyze MODEL DATASET``: per-layer params, size, MACs/FLOPs/BitOPs, memory, latency and (``--fpga``)
-da4ml's firmware estimates."""
+alkaid's firmware estimates."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--fpga",
-                help="Also estimate the firmware with da4ml: fpga_luts and fpga_latency (adder delays) per "
+                help="Also estimate the firmware with alkaid: fpga_luts and fpga_latency (ns) per "
                 "layer and in total (the graph must be fixed-point quantized; needs netcarve[fpga]).",
             ),
         ] = False,

@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def export_cmd(
         source: Annotated[Path, typer.Argument(help="A transformed checkpoint (.pt) or a search run dir.")],
-        to: Annotated[str, typer.Option("--to", help="Backend: da4ml or hls4ml.")],
+        to: Annotated[
+            str, typer.Option("--to", help="Backend: alkaid or hls4ml (da4ml: a deprecated alias of alkaid).")
+        ],
         output: Annotated[Path, typer.Option(help="Directory to write (must not exist, unless --force).")],
         trial: Annotated[
             int | None, typer.Option(help="Trial number of a search run dir (default: its best trial, best.pt).")
@@ -30,6 +32,16 @@ def register(app: typer.Typer) -> None:
         default_precision: Annotated[
             str | None, typer.Option(help="Precision for layers left float (hls4ml), e.g. ap_fixed<16,6>.")
         ] = None,
+        flavor: Annotated[
+            str | None, typer.Option(help="Code alkaid generates: verilog (default), vhdl or vitis (HLS C++).")
+        ] = None,
+        simulate: Annotated[
+            bool,
+            typer.Option(
+                help="Also build the generated design (Verilator; GHDL first for VHDL; g++ for Vitis) and run it on "
+                "the check's rows (alkaid)."
+            ),
+        ] = False,
         split: Annotated[str, typer.Option(help="Split for the check: train, val or test.")] = "test",
         dataset: Annotated[
             str | None,
@@ -67,7 +79,7 @@ def register(app: typer.Typer) -> None:
             output,
             trial=trial,
             force=force,
-            options=ExportOptions(part=part, default_precision=default_precision),
+            options=ExportOptions(part=part, default_precision=default_precision, flavor=flavor, simulate=simulate),
             split=split,
             dataset=dataset,
             run_reader=functools.partial(run_model, storage_url=storage, model=model, dataset=dataset),
@@ -80,6 +92,14 @@ def register(app: typer.Typer) -> None:
         for note in outcome.summary.get("notes", []):
             console.print(f"note: {note}", highlight=False, soft_wrap=True)
         console.print(outcome.check_line() + (" (bit-exact)" if outcome.exact else ""), highlight=False)
+        simulation = outcome.summary.get("simulation")
+        if simulation:
+            console.print(
+                f"simulated {simulation['flavor']} design ({simulation['simulator']}): max |diff| = "
+                f"{simulation['max_abs_diff']:g}, argmax agreement {100 * simulation['argmax_agreement']:.2f} %"
+                + (" (bit-exact)" if simulation["bit_exact"] else ""),
+                highlight=False,
+            )
         fold_line = outcome.fold_line()
         if fold_line is not None:
             console.print(fold_line, highlight=False, soft_wrap=True)

@@ -20,7 +20,7 @@ _SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias", "round", 
 
 #: The names of the fixed-point quantizer's modes (README: Transform): how it rounds x · 2^frac to an integer
 #: k (round half to even, the default; half up; truncate) and what it does with a k outside its range (clamp,
-#: the default; two's-complement wrap-around). Their semantics and their names in hls4ml and da4ml live in
+#: the default; two's-complement wrap-around). Their semantics and their names in hls4ml and alkaid live in
 #: ``netcarve.ir.fixedpoint`` (this module imports no torch).
 RoundMode = Literal["nearest_even", "nearest_up", "truncate"]
 OverflowMode = Literal["saturate", "wrap"]

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: the modules that register the built-in backends (imported on first use; one missing from this build is
 #: skipped)
-BACKEND_MODULES = ("netcarve.export.da4ml", "netcarve.export.hls4ml")
+BACKEND_MODULES = ("netcarve.export.alkaid", "netcarve.export.hls4ml")
 SUMMARY_FILE = "export.json"
 PORT_NOTE = "inputs are quantized by netcarve's first input quantizer"
 FOLD_NOTE = (
@@ -287,6 +287,10 @@ def export(
     options = options or ExportOptions()
     backend = backend_named(to)
     require_package(backend)
+    if backend.alias_of is not None:  # a deprecated name: say so, then run and record the backend it names
+        for note in backend.notes:
+            log.warning("%s", note)
+        backend = replace(backend_named(backend.alias_of), notes=backend.notes)
     src, out = Path(source), Path(output)
     if not src.exists():
         raise ExportError(f"source {str(src)!r} does not exist (a checkpoint or a search run dir)")
@@ -297,6 +301,14 @@ def export(
         raise ExportError(f"output {str(out)!r} already exists: choose another --output or pass --force")
     if exists:
         _check_replaceable(out, src)  # before the model is loaded; checked again just before it is removed
+    if backend.check_options is not None:
+        backend.check_options(options)
+    elif options.flavor is not None:
+        raise ExportError(f"--flavor chooses the code alkaid generates (verilog, vhdl, vitis); {backend.name} has none")
+    if options.simulate and "simulate" not in backend.extra:
+        raise ExportError(
+            f"--simulate runs the design alkaid generated; {backend.name}'s check already runs its own C simulation"
+        )
     if options.part is not None:
         check_part = backend.extra.get("check_part")
         if check_part is None:
@@ -341,9 +353,12 @@ def export(
         raise ExportError(f"dataset {spec!r} has {x.shape[1]} features, the model takes {program.in_features}")
     _prepare_output(out, src, force)
     make_dirs(out, "--output", ExportError)
+    simulated: np.ndarray | None = None
     try:
         result = backend.write(program, out, options)
         got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)
+        if options.simulate:  # the generated code itself, built and run on the same rows
+            simulated = np.asarray(backend.extra["simulate"](result, program.port_inputs(x)), dtype=np.float64)
     except NetcarveError as exc:
         _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(exc)})
         raise
@@ -351,7 +366,19 @@ def export(
         error = ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}")
         _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(error)})
         raise error from exc
-    diff, agreement = _compare(got, netcarve_forward(program.graph, x))
+    reference = netcarve_forward(program.graph, x)
+    diff, agreement = _compare(got, reference)
+    simulation: dict[str, Any] | None = None
+    if simulated is not None:
+        sim_diff, sim_agreement = _compare(simulated, reference)
+        simulation = {
+            "flavor": result.figures.get("flavor"),
+            "simulator": result.figures.get("simulator"),
+            "rows": len(x),
+            "max_abs_diff": sim_diff,
+            "argmax_agreement": sim_agreement,
+            "bit_exact": sim_diff == 0.0,
+        }
     folded: dict[str, Any] | None = None
     unfolded_diff = unfolded_agreement = None
     if program.unfolded is not None:
@@ -365,6 +392,7 @@ def export(
         "backend": backend.name,
         "source": source_text,
         "source_given": str(src),
+        **({"backend_given": to} if to != backend.name else {}),
         "trial": trial,
         "check": {
             "split": split,
@@ -376,9 +404,10 @@ def export(
             "compared_with": "netcarve's fake-quantized forward pass in float64"
             + (" (of the model with its BatchNorms folded)" if folded else ""),
         },
+        "simulation": simulation,
         "folded": folded,
         "figures": result.figures,
-        "notes": result.notes,
+        "notes": [*backend.notes, *result.notes],
         "port": {
             "format": program.port.describe(),
             "kif": list(program.port.kif),
@@ -403,6 +432,14 @@ def export(
             f"the {backend.name} firmware is not bit-exact: max |{backend.name} − netcarve| = {diff:g} on {split} "
             f"({len(x)} rows, argmax agreement {100 * agreement:.2f} %), for a fully fixed-point model that must "
             f"match exactly; its files are kept in {str(out)!r} for inspection ({SUMMARY_FILE} has the check)",
+            outcome,
+        )
+    if simulation is not None and not simulation["bit_exact"]:
+        raise NotBitExactError(
+            f"the simulated {simulation['flavor']} design differs from netcarve: max |simulation − "
+            f"netcarve| = {simulation['max_abs_diff']:g} on {split} ({len(x)} rows), though alkaid's interpreter "
+            f"agrees; its files are kept in {str(out)!r} ({SUMMARY_FILE} "
+            "has both checks)",
             outcome,
         )
     return outcome

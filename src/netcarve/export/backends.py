@@ -1,7 +1,7 @@
 """Export backends (``netcarve export --to NAME``): one registry entry each.
 
 A backend turns a :class:`~netcarve.export.program.Program` into firmware files in a directory and returns
-a :class:`BackendResult` whose ``predict`` runs the exported design (da4ml's bit-exact interpreter, hls4ml's
+a :class:`BackendResult` whose ``predict`` runs the exported design (alkaid's bit-exact interpreter, hls4ml's
 compiled C simulation) on port values, so the export can be checked against netcarve.
 """
 
@@ -24,10 +24,14 @@ EXTRA = "netcarve[fpga]"
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Settings a backend may read: the FPGA part (hls4ml), a precision for float layers (hls4ml only)."""
+    """Settings a backend may read: the FPGA part (hls4ml), a precision for float layers (hls4ml only), the
+    generated code's flavor (alkaid: verilog, vhdl or vitis), and whether to simulate the generated design on
+    the check's rows (alkaid)."""
 
     part: str | None = None
     default_precision: str | None = None
+    flavor: str | None = None
+    simulate: bool = False
 
 
 @dataclass
@@ -38,11 +42,13 @@ class BackendResult:
     predict: Callable[[np.ndarray], np.ndarray]
     #: file or directory name → path, relative to the output directory
     files: dict[str, str] = field(default_factory=dict)
-    #: backend figures for export.json (e.g. da4ml's cost and latency estimates)
+    #: backend figures for export.json (e.g. alkaid's cost and latency estimates)
     figures: dict[str, Any] = field(default_factory=dict)
     #: what the user should know about the export (e.g. that hls4ml does not check the part): printed, and
     #: in export.json
     notes: list[str] = field(default_factory=list)
+    #: the generated project as the backend's own object (alkaid's RTLModel or HLSModel), for ``--simulate``
+    design: Any = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,12 @@ class Backend:
     allows_float: bool = False
     #: raises a one-line error for a program the backend cannot write (run before anything is written)
     check: Callable[..., None] | None = None  # (program) -> None
+    #: raises a one-line error for options the backend cannot honour (e.g. an unknown --flavor), before
+    #: anything is loaded
+    check_options: Callable[..., None] | None = None  # (options) -> None
+    #: the backend this name now runs (a deprecated name kept for a release), and what to tell the user
+    alias_of: str | None = None
+    notes: tuple[str, ...] = ()
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 

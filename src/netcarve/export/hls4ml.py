@@ -18,7 +18,7 @@ quantizer; a superset, so the check is conservative), and the check enumerates i
 Saturating quantizers right before a ReLU commute with it (``relu(q(y)) = q(relu(y))``), so when a Linear's
 chain does not compose, its trailing saturating quantizers move to the ReLU's result. A chain no single
 format reproduces (e.g. two nearest roundings to different grids: double rounding) is a one-line PassError
-naming the node; da4ml exports every chain exactly. (hls4ml 1.3's PyTorch converter has no identity layer
+naming the node; alkaid exports every chain exactly. (hls4ml 1.3's PyTorch converter has no identity layer
 with a precision of its own: ``nn.Identity`` is not supported and linear activations are removed.)
 
 A layer without a quantizer after it gets the exact format of its values; each Linear's accumulator is exact
@@ -29,8 +29,8 @@ their unquantized inputs, weights and biases that format (hls4ml's ``ap_fixed<16
 export then equals the program bit for bit and differs from netcarve's float forward by that rounding.
 
 **MLPs only**: the backend maps Linear and ReLU. A program with a convolution, a pool or anything else
-da4ml maps (:func:`check_mlp`) is a one-line PassError naming its first such node, before anything is
-written; export it with da4ml.
+alkaid maps (:func:`check_mlp`) is a one-line PassError naming its first such node, before anything is
+written; export it with alkaid.
 
 hls4ml is imported only when a project is written; compiling needs g++ (a one-line error otherwise).
 """
@@ -141,7 +141,7 @@ class Domain:
         if k_hi - k_lo + 1 > MAX_ENUMERATED:
             raise PassError(
                 f"{where}: too many values ({k_hi - k_lo + 1}) to check that its quantizers compose into one "
-                "hls4ml precision; export it with da4ml"
+                "hls4ml precision; export it with alkaid"
             )
         return np.arange(k_lo, k_hi + 1, dtype=np.float64) * 2.0**-self.frac
 
@@ -192,7 +192,7 @@ def compose(chain: Sequence[FixedFormat], domain: Domain, where: str) -> tuple[F
             return fmt, Domain(fmt.frac, float(target.min()), float(target.max()))
     raise PassError(
         f"{where}: its quantizers {' then '.join(f.describe() for f in chain)} cannot be one hls4ml "
-        "precision (hls4ml has one result precision per layer and no identity layer); export it with da4ml"
+        "precision (hls4ml has one result precision per layer and no identity layer); export it with alkaid"
     )
 
 
@@ -237,7 +237,7 @@ def check_mlp(program: Program) -> None:
             continue
         raise PassError(
             f"node {step.node!r} ({kind}): the hls4ml export maps MLPs only (Linear, ReLU); "
-            "export this model with --to da4ml, which supports it"
+            "export this model with --to alkaid, which supports it"
         )
 
 

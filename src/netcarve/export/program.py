@@ -75,7 +75,7 @@ class FixedFormat:
 
     @property
     def kif(self) -> tuple[int, int, int]:
-        """da4ml's (k, i, f): sign bit, integer bits without the sign, fractional bits."""
+        """alkaid's (k, i, f): sign bit, integer bits without the sign, fractional bits."""
         k = int(self.signed)
         return k, self.width - self.frac - k, self.frac
 

@@ -49,17 +49,17 @@ ROUNDING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "truncate": torch.floor,
 }
 
-#: each mode's name in each backend: hls4ml's ap_fixed quantization and overflow modes, da4ml's round and
-#: overflow modes. None: the backend has no such mode (da4ml's round half to even is built from TRN and one
-#: adder, see ``netcarve.export.da4ml``)
+#: each mode's name in each backend: hls4ml's ap_fixed quantization and overflow modes, alkaid's round and
+#: overflow modes (da4ml's names, which alkaid kept). None: the backend has no such mode (alkaid's round half to
+#: even is built from TRN and one adder, see ``netcarve.export.alkaid``)
 ROUND_NAMES: dict[str, dict[str, str | None]] = {
-    "nearest_even": {"hls4ml": "AP_RND_CONV", "da4ml": None},
-    "nearest_up": {"hls4ml": "AP_RND", "da4ml": "RND"},
-    "truncate": {"hls4ml": "AP_TRN", "da4ml": "TRN"},
+    "nearest_even": {"hls4ml": "AP_RND_CONV", "alkaid": None},
+    "nearest_up": {"hls4ml": "AP_RND", "alkaid": "RND"},
+    "truncate": {"hls4ml": "AP_TRN", "alkaid": "TRN"},
 }
 OVERFLOW_NAMES: dict[str, dict[str, str | None]] = {
-    "saturate": {"hls4ml": "AP_SAT", "da4ml": "SAT"},
-    "wrap": {"hls4ml": "AP_WRAP", "da4ml": "WRAP"},
+    "saturate": {"hls4ml": "AP_SAT", "alkaid": "SAT"},
+    "wrap": {"hls4ml": "AP_WRAP", "alkaid": "WRAP"},
 }
 
 

@@ -9,7 +9,7 @@ room for its exponent bits) is *invalid*: :meth:`CandidateEvaluator.evaluate` re
 reason, before any training (see :mod:`netcarve.search.validity`).
 
 When the plan uses a firmware metric (fpga_luts, fpga_latency), each candidate's fixed-point program is
-traced by da4ml with the architecture metrics (:mod:`netcarve.analysis.fpga`, cached by the program's
+traced by alkaid with the architecture metrics (:mod:`netcarve.analysis.fpga`, cached by the program's
 digest); a candidate that cannot be exported (a float layer, a branch) is pruned with the reason. The
 estimates depend on the weights: a retrained candidate is pruned on its weights before retraining and
 records the estimates of its retrained weights (the firmware its checkpoint would export).

@@ -93,7 +93,7 @@ class SearchPlan:
 
     @property
     def needs_fpga(self) -> bool:
-        """Whether an objective or constraint is a firmware metric (da4ml traces each candidate)."""
+        """Whether an objective or constraint is a firmware metric (alkaid traces each candidate)."""
         names = set(firmware_metric_names())
         return any(m.name in names for m in self.metrics) or any(c.metric in names for c in self.constraints)
 
@@ -221,9 +221,9 @@ def make_plan(config: RunConfig) -> SearchPlan:
             "sum_scaled_metrics = true, keep one metric, or pruner = 'none'"
         )
     if plan.needs_fpga:
-        from netcarve.analysis.fpga import require_da4ml
+        from netcarve.analysis.fpga import require_estimator
 
-        require_da4ml()
+        require_estimator()
     return plan
 
 

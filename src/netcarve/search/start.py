@@ -116,6 +116,10 @@ def start_search(
     name = study_name or f"{run_dir.parent.name}/{run_dir.name}"
     source = prepared.splits.source if prepared.splits is not None else None
     extra = {"dataset_source": source, "study": {"storage": st.redacted(url), "name": name}, "files": files}
+    if prepared.plan.needs_fpga:  # fpga_luts and fpga_latency change with the package that estimates them
+        from netcarve.analysis.fpga import estimator
+
+        extra["firmware_metrics"] = estimator()
     write_run_files(run_dir, effective_dict(stored.config), "search", cfg.seed, extra)
     interval = prepared.plan.heartbeat_interval
     storage = st.open_storage(url, interval) if storage is None else st.with_heartbeat(storage, url, interval)

@@ -1,8 +1,9 @@
-"""The da4ml backend: traced logic equals the program's exact reference and netcarve's forward bit for bit."""
+"""The alkaid backend: traced logic equals the program's exact reference and netcarve's forward bit for bit."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,13 @@ from netcarve.export.backends import BACKENDS, ExportOptions
 from netcarve.export.program import FixedFormat, MaxPool, Quantize, build_program, netcarve_forward
 from tests.export.test_program import CNN_MIXES, JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized, quantized_cnn
 
-pytest.importorskip("da4ml")
+pytest.importorskip("alkaid")
 
-from da4ml.trace import FixedVariable, FixedVariableArray, FixedVariableArrayInput, comb_trace
-from da4ml.trace.ops import quantize as da4ml_quantize
-from da4ml.types import CombLogic
+from alkaid.trace import FVariable, FVArray, FVArrayInput, trace
+from alkaid.trace.ops import quantize as alkaid_quantize
+from alkaid.types import CombLogic
 
-from netcarve.export.da4ml import _quantize, trace_program
+from netcarve.export.alkaid import CLOCK_PERIOD_NS, _quantize, package_version, trace_program
 
 #: per-layer mixes of hls4ml-jet (Linear seq_blocks_0/2/4/6, ReLU 1/3/5); data_out frac widths below the
 #: accumulators' (data_in frac + weight frac) make ties and overflows common
@@ -76,7 +77,7 @@ CASES = [(model, mix) for model, mixes in MIXES.items() for mix in mixes]
 
 @pytest.mark.parametrize(("model", "mix"), CASES)
 def test_trace_is_bit_exact(model: str, mix: str) -> None:
-    """On 2,000 rows (σ = 3, so the port and narrow layers saturate), da4ml's interpreter, the program's
+    """On 2,000 rows (σ = 3, so the port and narrow layers saturate), alkaid's interpreter, the program's
     float64 reference and netcarve's fake-quantized forward agree exactly: max |diff| = 0. jsc-toy's
     BatchNorms are folded: its firmware is the folded, requantized graph (program.graph) bit for bit."""
     graph = quantized(model, MIXES[model][mix], seed=1)
@@ -98,18 +99,18 @@ def test_trace_is_bit_exact(model: str, mix: str) -> None:
 def test_quantize_modes_on_every_grid_point(round_mode: str, overflow: str, signed: bool) -> None:
     """The values k/16, k = −192 … 191 (−12 … 11.9375) on a signed <10,6> port (frac 4), quantized to 4 bits
     with frac 1 (step 1/2, so every value with k ≡ 4 mod 8 is a tie, and the range −4 … 3.5 or 0 … 7.5
-    overflows): da4ml's mapping equals FixedFormat.quantize, the hand-checked reference of test_program."""
+    overflows): alkaid's mapping equals FixedFormat.quantize, the hand-checked reference of test_program."""
     port = FixedFormat(True, 10, 4)
     target = FixedFormat(signed, 4, 1, round_mode, overflow)
-    inp = FixedVariableArrayInput(384)
-    y = _quantize(da4ml_quantize(inp, *port.kif), target)
+    inp = FVArrayInput(384)
+    y = _quantize(alkaid_quantize(inp, *port.kif), target)
     x = np.arange(-192, 192) / 16.0
-    got = comb_trace(inp, y).predict(x[None, :])[0]
+    got = trace(inp, y).predict(x[None, :])[0]
     np.testing.assert_array_equal(got, target.quantize(x))
 
 
 def _values(y: Any) -> np.ndarray:
-    """The value of each element of a da4ml array of constants."""
+    """The value of each element of an alkaid array of constants."""
     flat = y.ravel()
     assert all(flat[j].low == flat[j].high for j in range(len(flat)))
     return np.array([float(flat[j].low) for j in range(len(flat))])
@@ -119,32 +120,30 @@ def _values(y: Any) -> np.ndarray:
 @pytest.mark.parametrize("overflow", ["saturate", "wrap"])
 @pytest.mark.parametrize("signed", [True, False])
 def test_quantize_constants_and_variables_alike(round_mode: str, overflow: str, signed: bool) -> None:
-    """The same values k/16 (k = −192 … 191) quantized to 4 bits with frac 1 as da4ml constants (what a neuron
+    """The same values k/16 (k = −192 … 191) quantized to 4 bits with frac 1 as alkaid constants (what a neuron
     whose weights all round to zero gives), as variables, and as one array mixing both (constants at the even
     positions): every element equals FixedFormat.quantize. A constant must stay a constant (no logic)."""
     port = FixedFormat(True, 10, 4)
     target = FixedFormat(signed, 4, 1, round_mode, overflow)
     x = np.arange(-192, 192) / 16.0
     expected = target.quantize(x)
-    hwconf = FixedVariableArrayInput(1).hwconf
-    constants = FixedVariableArray(np.array([FixedVariable.from_const(v, hwconf=hwconf) for v in x]), hwconf=hwconf)
+    hwconf = FVArrayInput(1).hwconf
+    constants = FVArray(np.array([FVariable.from_const(v, hwconf=hwconf) for v in x]), hwconf=hwconf)
     np.testing.assert_array_equal(_values(_quantize(constants, target)), expected)
-    inp = FixedVariableArrayInput(384)
-    variables = da4ml_quantize(inp, *port.kif)
-    mixed = FixedVariableArray(
-        np.array([constants[j] if j % 2 == 0 else variables[j] for j in range(len(x))]), hwconf=hwconf
-    )
+    inp = FVArrayInput(384)
+    variables = alkaid_quantize(inp, *port.kif)
+    mixed = FVArray(np.array([constants[j] if j % 2 == 0 else variables[j] for j in range(len(x))]), hwconf=hwconf)
     for y in (_quantize(variables, target), _quantize(mixed, target)):
-        np.testing.assert_array_equal(comb_trace(inp, y).predict(x[None, :])[0], expected)
+        np.testing.assert_array_equal(trace(inp, y).predict(x[None, :])[0], expected)
 
 
 def test_round_half_even_of_a_constant_by_hand() -> None:
     """The case of the defect: 0.875 = 0.111b rounded half to even to frac 2 is 1.0 (3.5 steps of ¼, a tie,
-    to the even 4), and 0.625 = 2.5 steps is 0.5. da4ml 0.6 folds the unsigned wrap that extracts the bit of
-    weight ¼ of 0.875 modulo 1 instead of ½ (0.75, not 0.25): the old trace gave 1.25."""
-    hwconf = FixedVariableArrayInput(1).hwconf
-    values = np.array([FixedVariable.from_const(v, hwconf=hwconf) for v in (0.875, 0.625)])
-    got = _values(_quantize(FixedVariableArray(values, hwconf=hwconf), FixedFormat(False, 4, 2)))
+    to the even 4), and 0.625 = 2.5 steps is 0.5. da4ml 0.6 and alkaid 0.8 fold the unsigned wrap that extracts
+    the bit of weight ¼ of 0.875 modulo 1 instead of ½ (0.75, not 0.25): the old trace gave 1.25."""
+    hwconf = FVArrayInput(1).hwconf
+    values = np.array([FVariable.from_const(v, hwconf=hwconf) for v in (0.875, 0.625)])
+    got = _values(_quantize(FVArray(values, hwconf=hwconf), FixedFormat(False, 4, 2)))
     assert got.tolist() == [1.0, 0.5]
 
 
@@ -163,9 +162,9 @@ def _collapsed(rows: slice) -> Any:
 
 @pytest.mark.parametrize(("rows", "luts"), [(slice(None), "zero"), (slice(0, 3), "some")])
 def test_neurons_with_all_weights_zero_export_bit_exact(rows: slice, luts: str) -> None:
-    """Regression (a collapsed search candidate exported to da4ml off by 0.0625, exit 0): with every weight
+    """Regression (a collapsed search candidate exported to da4ml 0.6 off by 0.0625, exit 0): with every weight
     zero (the whole network is constant, fpga_luts 0), or the first three neurons of each Linear without
-    incoming weights, da4ml's interpreter, the program's reference and netcarve's forward agree exactly."""
+    incoming weights, alkaid's interpreter, the program's reference and netcarve's forward agree exactly."""
     graph = _collapsed(rows)
     program = build_program(graph)
     torch.manual_seed(5)
@@ -181,21 +180,27 @@ def test_neurons_with_all_weights_zero_export_bit_exact(rows: slice, luts: str) 
         assert len(np.unique(reference, axis=0)) == 1 and np.abs(reference).max() > 0  # constant, not all 0
 
 
-def test_write_saves_loadable_logic_and_verilog(tmp_path: Path) -> None:
-    """The backend writes logic.json (CombLogic.load gives the same predictions) and Verilog sources, and
-    reports cost and latency [min, max]."""
+@pytest.mark.parametrize(("flavor", "pattern"), [("verilog", "src/*.v"), ("vhdl", "src/*.vhd"), ("vitis", "src/*.cc")])
+def test_write_saves_loadable_logic_and_each_flavor(tmp_path: Path, flavor: str, pattern: str) -> None:
+    """The backend writes logic.json (CombLogic.load gives the same predictions) and the ``--flavor`` project
+    (Verilog, VHDL or Vitis HLS sources under a directory named after it), and reports alkaid's cost, its
+    latency estimate [min, max] in ns and its version; an RTL flavor is pipelined at the clock period, so its
+    cycles are at least the critical path over the period, rounded up."""
     graph = quantized("jsc-three-linear-layers", JSC_MIXES["wide"])
     program = build_program(graph)
-    result = BACKENDS.get("da4ml").write(program, tmp_path, ExportOptions())
-    assert result.files == {"logic": "logic.json", "verilog": "verilog"}
-    assert list((tmp_path / "verilog" / "src").glob("*.v"))
+    result = BACKENDS.get("alkaid").write(program, tmp_path, ExportOptions(flavor=flavor))
+    assert result.files == {"logic": "logic.json", flavor: flavor}
+    assert list((tmp_path / flavor).glob(pattern))
     port = program.port_inputs(torch.randn(500, 16) * 3)
     loaded = CombLogic.load(tmp_path / "logic.json")
     np.testing.assert_array_equal(loaded.predict(port), result.predict(port))
     np.testing.assert_array_equal(result.predict(port), program.reference(port))
     cost: Any = result.figures["cost"]
-    low, high = result.figures["latency"]
+    low, high = result.figures["latency_ns"]
     assert cost > 0 and 0 < low <= high
+    assert result.figures["alkaid"] == package_version() and result.figures["flavor"] == flavor
+    if flavor != "vitis":
+        assert result.figures["pipeline_cycles"] >= math.ceil(high / CLOCK_PERIOD_NS)
 
 
 def test_every_mode_between_layers_matches_the_reference() -> None:
@@ -222,7 +227,7 @@ def test_every_mode_between_layers_matches_the_reference() -> None:
 def test_digits_cnn_trace_is_bit_exact(mix: str) -> None:
     """digits-cnn quantized by type (every conv, linear and ReLU integer; its BatchNorm2d folded into the first
     conv): on 600 rows (σ = 3: the port and the ReLUs saturate, the narrow mix truncates, rounds half up and
-    wraps), da4ml's interpreter of the traced convolutions, max pool and average pool, the program's float64
+    wraps), alkaid's interpreter of the traced convolutions, max pool and average pool, the program's float64
     reference and netcarve's fake-quantized forward agree exactly (max |diff| = 0)."""
     program = build_program(quantized_cnn(mix, seed=1))
     assert len(program.folded) == 1 and any(isinstance(s, MaxPool) for s in program.steps)
