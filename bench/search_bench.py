@@ -12,9 +12,9 @@ transform (netcarve's passes, so only the loop differs), then Lightning ``Traine
 ``Trainer.fit`` with a validation loader (b) over ``DataLoader``s of a per-sample ``Dataset`` (torchmetrics
 accuracy, num_workers=0), with the same candidates and thread count.
 
-(c) firmware metrics (only when da4ml is installed): an eval-mode brute-force search of hls4ml-jet over
+(c) firmware metrics (only when alkaid is installed): an eval-mode brute-force search of hls4ml-jet over
     weight widths 3–8 (every layer integer, so every candidate is exportable) with objectives accuracy and
-    ``fpga_luts``: the share of the trials' time spent in da4ml's trace (``netcarve.analysis.fpga``), with
+    ``fpga_luts``: the share of the trials' time spent in alkaid's trace (``netcarve.analysis.fpga``), with
     an empty trace cache.
 
 Run: ``.venv/bin/python bench/search_bench.py`` (needs the ``bench`` extra: lightning, torchmetrics;
@@ -189,7 +189,7 @@ FPGA_WIDTHS = [3, 4, 5, 6, 7, 8]
 
 
 def fpga_share(tmp: Path, rows: int) -> None:
-    """(c): seconds in da4ml's trace over seconds of the study, per trial."""
+    """(c): seconds in alkaid's trace over seconds of the study, per trial."""
     import netcarve.analysis.fpga as fpga
 
     real = fpga.fpga_costs
@@ -217,7 +217,7 @@ def fpga_share(tmp: Path, rows: int) -> None:
     finally:
         fpga.fpga_costs = real
     luts = [TrialRecord.of(t).metrics["fpga_luts"] for t in trials if t.state.name == "COMPLETE"]
-    print(f"(fpga) {len(trials)} trials in {seconds:.2f} s; da4ml traces {sum(spent):.2f} s = "
+    print(f"(fpga) {len(trials)} trials in {seconds:.2f} s; alkaid traces {sum(spent):.2f} s = "
           f"{100 * sum(spent) / seconds:.0f} % of trial time (per trial {min(spent):.2f}–{max(spent):.2f} s); "
           f"fpga_luts {min(luts):,.0f}–{max(luts):,.0f}")  # fmt: skip
 
@@ -228,14 +228,14 @@ def main() -> None:
     parser.add_argument("--fpga-only", action="store_true", help="run only the firmware-metrics section (c)")
     args = parser.parse_args()
     rows = args.rows
-    has_da4ml = importlib.util.find_spec("da4ml") is not None
+    has_alkaid = importlib.util.find_spec("alkaid") is not None
     if args.fpga_only:
         import optuna
 
         logging.basicConfig(level=logging.WARNING)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        if not has_da4ml:
-            print("(fpga) skipped: da4ml is not installed (pip install 'netcarve[fpga]')")
+        if not has_alkaid:
+            print("(fpga) skipped: alkaid is not installed (pip install 'netcarve[fpga]')")
             return
         with tempfile.TemporaryDirectory() as tmp:
             fpga_share(Path(tmp), rows)
@@ -256,10 +256,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         eval_ratio = compare("eval", Path(tmp), splits, rows)
         retrain_ratio = compare("retrain", Path(tmp), splits, rows)
-        if has_da4ml:
+        if has_alkaid:
             fpga_share(Path(tmp), rows)
         else:
-            print("(fpga) skipped: da4ml is not installed (pip install 'netcarve[fpga]')")
+            print("(fpga) skipped: alkaid is not installed (pip install 'netcarve[fpga]')")
     print(f"search speedup: eval {eval_ratio:.1f}x, retrain {retrain_ratio:.1f}x")
 
 

@@ -180,7 +180,7 @@ def test_neurons_with_all_weights_zero_export_bit_exact(rows: slice, luts: str) 
         assert len(np.unique(reference, axis=0)) == 1 and np.abs(reference).max() > 0  # constant, not all 0
 
 
-@pytest.mark.parametrize(("flavor", "pattern"), [("verilog", "src/*.v"), ("vhdl", "src/*.vhd"), ("vitis", "src/*.cc")])
+@pytest.mark.parametrize(("flavor", "pattern"), [("verilog", "src/*.v"), ("vhdl", "src/*.vhd"), ("vitis", "src/*.hh")])
 def test_write_saves_loadable_logic_and_each_flavor(tmp_path: Path, flavor: str, pattern: str) -> None:
     """The backend writes logic.json (CombLogic.load gives the same predictions) and the ``--flavor`` project
     (Verilog, VHDL or Vitis HLS sources under a directory named after it), and reports alkaid's cost, its

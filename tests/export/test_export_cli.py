@@ -131,8 +131,36 @@ def test_checkpoint_export_is_bit_exact(work: Path) -> None:
     assert summary["port"]["format"] == "fixed<8,4>" and "first input quantizer" in summary["port"]["note"]
     assert summary["precisions"]["seq_blocks_0"]["weight"] == "fixed<6,2>"
     assert summary["files"] == {"logic": "logic.json", "verilog": "verilog"}
-    assert summary["figures"]["cost"] > 0 and len(summary["figures"]["latency"]) == 2
+    assert summary["figures"]["cost"] > 0 and len(summary["figures"]["latency_ns"]) == 2
+    assert summary["backend"] == "alkaid" and "backend_given" not in summary and summary["simulation"] is None
     assert list((work / "fw" / "verilog" / "src").glob("*.v"))
+
+
+def test_da4ml_is_an_alias_that_says_it_runs_alkaid(work: Path) -> None:
+    """``--to da4ml`` (the backend before alkaid) still exports, through alkaid: the same files as ``--to
+    alkaid``, bit-exact, a note that it now runs alkaid, and export.json naming both the backend that ran
+    and the name given."""
+    code, out = run("export", "fixed.pt", "--to", "da4ml", "--output", "fw-alias", *DATA)
+    assert code == 0, out
+    assert "max |alkaid − netcarve| = 0" in out and "note: --to da4ml now runs alkaid" in out
+    summary = json.loads((work / "fw-alias" / "export.json").read_text())
+    assert (summary["backend"], summary["backend_given"]) == ("alkaid", "da4ml")
+    assert any("write --to alkaid" in note for note in summary["notes"])
+    assert summary["files"] == {"logic": "logic.json", "verilog": "verilog"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--to", "alkaid", "--flavor", "systemc"), "--flavor 'systemc' is not one of verilog, vhdl, vitis"),
+        (("--to", "hls4ml", "--flavor", "vhdl"), "--flavor chooses the code alkaid generates"),
+    ],
+)
+def test_a_flavor_alkaid_does_not_write_is_refused_before_anything_is_written(
+    work: Path, args: tuple[str, ...], message: str
+) -> None:
+    line = run_error("export", "fixed.pt", *args, "--output", "fw-flavor", *DATA)
+    assert message in line and not (work / "fw-flavor").exists()
 
 
 def test_batchnorm_model_exports_folded(work: Path) -> None:

@@ -3,6 +3,8 @@ architecture constraint, and a candidate that cannot be exported pruned with the
 
 from __future__ import annotations
 
+import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,12 @@ def test_constraint_prunes_exactly_the_candidates_above_it(tmp_path: Path) -> No
     """hls4ml-jet, brute force over weight widths 4, 6, 8 (eval mode): a first search measures each width's
     fpga_luts (strictly increasing with the width); a second with ``fpga_luts.max`` halfway between the
     cheapest and the most expensive prunes exactly the widths above it, with the constraint's reason and the
-    metric recorded, and completes the others."""
+    metric recorded, and completes the others. Both runs' manifests name the package and version that
+    produced the metric values (alkaid's, latency in ns)."""
     first = run_search(config(fpga_search(tmp_path / "a", EXPORTABLE, model="hls4ml-jet", metrics=FPGA_OBJECTIVE)))
+    assert first.run_dir is not None
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    assert manifest["firmware_metrics"] == {"package": "alkaid", "version": version("alkaid"), "latency_unit": "ns"}
     luts = {t.params["linear/weight_width"]: TrialRecord.of(t).metrics["fpga_luts"] for t in trials(first)}
     assert sorted(luts) == WEIGHT_WIDTHS
     assert luts[4] < luts[6] < luts[8]
@@ -118,3 +124,28 @@ def test_retrained_candidates_record_the_firmware_of_their_trained_weights(tmp_p
     assert session.run_dir is not None
     best = load_graph(session.run_dir / "best.pt", "jsc-three-linear-layers", jsc_info("synthetic-jsc"))
     assert TrialRecord.of(trial).metrics["fpga_luts"] == fpga_costs(best, per_layer=False).total_luts
+
+
+@pytest.mark.parametrize(
+    ("recorded", "named"),
+    [({"package": "alkaid", "version": "0.7.9", "latency_unit": "ns"}, "alkaid 0.7.9"), (None, "da4ml")],
+)
+def test_a_study_costed_by_another_estimator_is_not_resumed(
+    tmp_path: Path, recorded: dict[str, str] | None, named: str
+) -> None:
+    """A study records the package that computes its fpga metrics (alkaid and its version); resuming it
+    where another version computes them, or a study from before the record (its metrics were da4ml's, in
+    adder delays), is refused with a message naming both, and no trial is added."""
+    from netcarve.errors import SearchError
+    from netcarve.search.resume import resume_search
+    from netcarve.search.session import ESTIMATOR_ATTR
+
+    data = fpga_search(tmp_path, EXPORTABLE, model="jsc-three-linear-layers", metrics=FPGA_OBJECTIVE)
+    session = run_search(config(data))
+    assert session.run_dir is not None
+    assert session.study.user_attrs[ESTIMATOR_ATTR]["version"] == version("alkaid")
+    done = len(session.study.get_trials())
+    session.study.set_user_attr(ESTIMATOR_ATTR, recorded)  # as an older netcarve left it (None: no record)
+    with pytest.raises(SearchError, match=rf"computed by {named}.*alkaid {version('alkaid')}.*start a new search"):
+        resume_search(session.run_dir, None, done + 2, None)
+    assert len(session.study.get_trials()) == done

@@ -66,6 +66,8 @@ class Prepared:
 
 #: study user attribute: the :func:`validity_key` whose every choice was checked when the study was created
 VALIDITY_ATTR = "netcarve.validity"
+#: the package and version that compute the study's fpga_luts / fpga_latency (``analysis.fpga.estimator``)
+ESTIMATOR_ATTR = "netcarve.firmware_metrics"
 
 
 @dataclass
@@ -163,10 +165,42 @@ def pruner_for(plan: SearchPlan) -> BasePruner:
     return make_pruner(plan.pruner, plan.train.max_epochs)
 
 
+def record_estimator(study: optuna.Study, plan: SearchPlan) -> None:
+    """Record which package computes the study's firmware metrics, or refuse to add trials whose fpga_luts
+    and fpga_latency another package (or version) would compute: one front of two estimators compares
+    numbers in different units (da4ml's adder delays, alkaid's ns) and costs. A study whose firmware metrics
+    predate the record (made with da4ml, before netcarve exported with alkaid) counts as da4ml's once it
+    has finished trials."""
+    if not plan.needs_fpga:
+        return
+    from netcarve.analysis.fpga import estimator
+
+    now = estimator()
+    recorded = study.user_attrs.get(ESTIMATOR_ATTR)
+    finished = any(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    if recorded is None and not finished:
+        study.set_user_attr(ESTIMATOR_ATTR, now)
+        return
+    if recorded == now:
+        return
+    then = (
+        f"{recorded.get('package')} {recorded.get('version')}"
+        if isinstance(recorded, dict)
+        else "da4ml (before netcarve computed them with alkaid)"
+    )
+    raise SearchError(
+        f"this study's fpga_luts/fpga_latency were computed by {then}, and this netcarve computes them with "
+        f"{now['package']} {now['version']} (latency in {now['latency_unit']}): its trials and new ones would not "
+        "compare; start a new search (netcarve search --config …), or continue it where that package is installed"
+    )
+
+
 def join(prepared: Prepared, storage: BaseStorage, url: str, name: str, run_dir: Path | None, index: int) -> Session:
     """This process's session on the study (worker ``index``, seeded for the study's resumes so far); a
-    database storage is opened anew with the study's heartbeat."""
+    database storage is opened anew with the study's heartbeat. A study whose firmware metrics another
+    estimator computed is refused (:func:`record_estimator`)."""
     storage = with_heartbeat(storage, url, prepared.plan.heartbeat_interval)
     study = load_study(storage, url, name, None, pruner_for(prepared.plan))
+    record_estimator(study, prepared.plan)
     study.sampler = sampler_for(prepared.plan, index, int(study.user_attrs.get(RESUMES_ATTR, 0)))
     return Session(prepared, study, storage, url, run_dir)

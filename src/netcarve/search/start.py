@@ -21,7 +21,7 @@ from netcarve.search.brute_force import enqueue_missing
 from netcarve.search.objective import name_objectives
 from netcarve.search.plan import make_plan
 from netcarve.search.rundir import BASE_ATTR
-from netcarve.search.session import Prepared, Session, prepare, pruner_for, sampler_for, stored_attrs
+from netcarve.search.session import Prepared, Session, prepare, pruner_for, record_estimator, sampler_for, stored_attrs
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -131,6 +131,7 @@ def start_search(
     name_objectives(study, prepared.plan)  # study.metric_names, for plain Optuna clients (optuna-dashboard)
     for key, value in stored_attrs(stored, run_dir).items():
         study.set_user_attr(key, redact(value))
+    record_estimator(study, prepared.plan)
     record_files(study, files)
     if base_path is not None:
         study.set_user_attr(BASE_ATTR, str(base_path.resolve()))
