@@ -165,3 +165,16 @@ def test_a_failing_report_does_not_fail_the_search(
     with caplog.at_level(logging.WARNING):
         assert write_report_safely(search_run) is None
     assert "could not write report.html: RuntimeError: disk full" in caplog.text
+
+
+def test_fpga_latency_unit_follows_the_package_the_run_records() -> None:
+    """A run records which package computed its firmware metrics (manifest ``firmware_metrics``): its
+    fpga_latency axis is in that package's unit (alkaid: ns); a run from before the record has da4ml's
+    values, in adder delays, and is labelled so rather than as ns. fpga_luts is LUTs either way."""
+    from netcarve.report.load import DA4ML_LATENCY_UNIT, _metrics
+
+    best = {"metrics": [{"name": "fpga_latency", "direction": "minimize"}, {"name": "fpga_luts"}]}
+    alkaid = {"firmware_metrics": {"package": "alkaid", "version": "0.8.2", "latency_unit": "ns"}}
+    assert [m.unit for m in _metrics(best, alkaid)] == ["ns", "LUT"]
+    assert [m.unit for m in _metrics(best, {})] == [DA4ML_LATENCY_UNIT, "LUT"]
+    assert DA4ML_LATENCY_UNIT == "adder delays, da4ml"

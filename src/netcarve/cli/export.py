@@ -13,6 +13,16 @@ from netcarve.cli.search import StorageOpt
 from netcarve.cli.train import VerboseOpt
 
 
+def _figure(value: object) -> str:
+    """A backend figure as printed: floats to 6 significant digits (alkaid's cost
+    6929.52000000001 → 6929.52), lists element by element."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_figure(v) for v in value) + "]"
+    return str(value)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     @handle_errors
@@ -85,7 +95,7 @@ def register(app: typer.Typer) -> None:
             run_reader=functools.partial(run_model, storage_url=storage, model=model, dataset=dataset),
             model=model,
         )
-        figures = ", ".join(f"{k} {v}" for k, v in outcome.figures.items())
+        figures = ", ".join(f"{k} {_figure(v)}" for k, v in outcome.figures.items())
         console.print(f"port: {outcome.program.port.describe()} × {outcome.program.in_features}", highlight=False)
         if figures:
             console.print(f"{outcome.backend}: {figures}", highlight=False)

@@ -194,11 +194,25 @@ def _best(data: Mapping[str, Any]) -> tuple[BestRow, ...]:
     return tuple(out)
 
 
-def _metrics(data: Mapping[str, Any]) -> tuple[Metric, ...]:
+#: the unit of fpga_latency in a run whose manifest does not say which package computed it: such a run
+#: predates alkaid, and its values are da4ml's adder delays, not alkaid's ns
+DA4ML_LATENCY_UNIT = "adder delays, da4ml"
+
+
+def _unit(name: str, manifest: Mapping[str, Any]) -> str:
+    """``name``'s unit in this run: fpga_latency's as its manifest records it (da4ml's when it records none)."""
+    if name != "fpga_latency":
+        return unit_of(name)
+    recorded = manifest.get("firmware_metrics")
+    return str(recorded.get("latency_unit", unit_of(name))) if isinstance(recorded, dict) else DA4ML_LATENCY_UNIT
+
+
+def _metrics(data: Mapping[str, Any], manifest: Mapping[str, Any]) -> tuple[Metric, ...]:
     out = []
     for m in data.get("metrics") or []:
         name = canonical_metric(str(m["name"]))
-        out.append(Metric(name, str(m.get("direction", outcomes.MAXIMIZE)), float(m.get("scale", 1.0)), unit_of(name)))
+        direction, scale = str(m.get("direction", outcomes.MAXIMIZE)), float(m.get("scale", 1.0))
+        out.append(Metric(name, direction, scale, _unit(name, manifest)))
     return tuple(out)
 
 
@@ -247,7 +261,7 @@ def load_run(run_dir: Path | str) -> RunData:
         config_text=config_text,
         sum_scaled=bool(best.get("sum_scaled_metrics", False)),
         directions=tuple(str(d) for d in best.get("directions") or ()),
-        metrics=_metrics(best),
+        metrics=_metrics(best, manifest),
         objective_names=tuple(objective_names),
         constraints=constraints,
         trials=trials,
