@@ -22,7 +22,7 @@ from alkaid.trace import FVariable, FVArray, FVArrayInput, trace
 from alkaid.trace.ops import quantize as alkaid_quantize
 from alkaid.types import CombLogic
 
-from netcarve.export.alkaid import CLOCK_PERIOD_NS, _quantize, package_version, trace_program
+from netcarve.export.alkaid import CLOCK_PERIOD_NS, package_version, quantize_traced, trace_program
 
 #: per-layer mixes of hls4ml-jet (Linear seq_blocks_0/2/4/6, ReLU 1/3/5); data_out frac widths below the
 #: accumulators' (data_in frac + weight frac) make ties and overflows common
@@ -103,7 +103,7 @@ def test_quantize_modes_on_every_grid_point(round_mode: str, overflow: str, sign
     port = FixedFormat(True, 10, 4)
     target = FixedFormat(signed, 4, 1, round_mode, overflow)
     inp = FVArrayInput(384)
-    y = _quantize(alkaid_quantize(inp, *port.kif), target)
+    y = quantize_traced(alkaid_quantize(inp, *port.kif), target)
     x = np.arange(-192, 192) / 16.0
     got = trace(inp, y).predict(x[None, :])[0]
     np.testing.assert_array_equal(got, target.quantize(x))
@@ -129,11 +129,11 @@ def test_quantize_constants_and_variables_alike(round_mode: str, overflow: str, 
     expected = target.quantize(x)
     hwconf = FVArrayInput(1).hwconf
     constants = FVArray(np.array([FVariable.from_const(v, hwconf=hwconf) for v in x]), hwconf=hwconf)
-    np.testing.assert_array_equal(_values(_quantize(constants, target)), expected)
+    np.testing.assert_array_equal(_values(quantize_traced(constants, target)), expected)
     inp = FVArrayInput(384)
     variables = alkaid_quantize(inp, *port.kif)
     mixed = FVArray(np.array([constants[j] if j % 2 == 0 else variables[j] for j in range(len(x))]), hwconf=hwconf)
-    for y in (_quantize(variables, target), _quantize(mixed, target)):
+    for y in (quantize_traced(variables, target), quantize_traced(mixed, target)):
         np.testing.assert_array_equal(trace(inp, y).predict(x[None, :])[0], expected)
 
 
@@ -143,7 +143,7 @@ def test_round_half_even_of_a_constant_by_hand() -> None:
     the bit of weight ¼ of 0.875 modulo 1 instead of ½ (0.75, not 0.25): the old trace gave 1.25."""
     hwconf = FVArrayInput(1).hwconf
     values = np.array([FVariable.from_const(v, hwconf=hwconf) for v in (0.875, 0.625)])
-    got = _values(_quantize(FVArray(values, hwconf=hwconf), FixedFormat(False, 4, 2)))
+    got = _values(quantize_traced(FVArray(values, hwconf=hwconf), FixedFormat(False, 4, 2)))
     assert got.tolist() == [1.0, 0.5]
 
 

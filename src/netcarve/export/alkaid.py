@@ -10,11 +10,14 @@ the only rounding happens at the program's ``Quantize`` steps, each mapped to al
 ``truncate`` → TRN, ``nearest_up`` → RND (half up), ``nearest_even`` → TRN after one extra adder (alkaid
 has no round-half-even; see :func:`_quantize_rne`); ``saturate`` → SAT, ``wrap`` → WRAP. Values that are
 constants (the same for every input, e.g. a neuron whose weights all round to zero) are quantized by
-netcarve's own definition instead (:func:`_quantize`).
+netcarve's own definition instead (:func:`quantize_traced`).
 
-The input port is declared at the port format with TRN/WRAP, which is the identity on values already on its
-grid: the firmware's inputs are quantized by netcarve's first input quantizer
+The input port is declared at the port format with TRN/WRAP (:func:`port_input`), which is the identity on
+values already on its grid: the firmware's inputs are quantized by netcarve's first input quantizer
 (:meth:`Program.port_inputs`).
+
+The same two functions trace netcarve's quantized modules in alkaid's own torch converter
+(:mod:`netcarve.export.alkaid_plugin`), so that both traces round alike by construction.
 
 The trace is written once against :class:`TraceKit`, the handful of tracing calls; :func:`alkaid_kit` is
 the one every export and firmware metric uses, :func:`da4ml_kit` (da4ml 0.6, whose names differ) exists
@@ -126,7 +129,7 @@ def _quantize_variables(kit: TraceKit, x: Any, fmt: FixedFormat) -> Any:
     return kit.quantize(x, k, i, f, overflow, _ROUND[fmt.round])
 
 
-def _quantize(x: Any, fmt: FixedFormat, kit: TraceKit | None = None) -> Any:
+def quantize_traced(x: Any, fmt: FixedFormat, kit: TraceKit | None = None) -> Any:
     """``x`` quantized to ``fmt``: its variables by the tracer's ops (:func:`_quantize_variables`), its
     constants by netcarve's one definition (:meth:`FixedFormat.quantize`; a constant is a value every input
     gives alike, e.g. the output of a neuron whose weights all round to zero, which costs no logic).
@@ -153,15 +156,23 @@ def _quantize(x: Any, fmt: FixedFormat, kit: TraceKit | None = None) -> Any:
     return kit.array(out.reshape(x.shape), x.solver_options, hwconf=x.hwconf)
 
 
+def port_input(port: FixedFormat, shape: int | tuple[int, ...], kit: TraceKit | None = None) -> tuple[Any, Any]:
+    """The firmware's input array of ``shape`` (what ``trace`` takes as inputs) and its values declared at the
+    ``port`` format with TRN/WRAP: the identity on values already on the port's grid, which
+    :meth:`Program.port_inputs` gives (the traced logic's input width is the port's)."""
+    kit = kit or alkaid_kit()
+    inp = kit.input_array(shape, {"search_all_decompose_dc": False})
+    return inp, kit.quantize(inp, *port.kif)
+
+
 def trace_program(program: Program, kit: TraceKit | None = None) -> CombLogic:
     """``program`` as combinational logic (alkaid's unless ``kit`` says otherwise); its ``predict`` on
     :meth:`Program.port_inputs` equals :meth:`Program.reference` bit for bit."""
     kit = kit or alkaid_kit()
-    inp = kit.input_array(program.in_features, {"search_all_decompose_dc": False})
-    x = kit.quantize(inp, *program.port.kif)  # TRN/WRAP at the port format: the identity on port values
+    inp, x = port_input(program.port, program.in_features, kit)
     for step in program.steps:
         if isinstance(step, Quantize):
-            x = _quantize(x, step.fmt, kit)
+            x = quantize_traced(x, step.fmt, kit)
         elif isinstance(step, Dense):
             x = x @ step.weight.T
             if step.bias is not None:

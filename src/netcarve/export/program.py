@@ -265,6 +265,14 @@ def fixed_format(spec: Any, where: str) -> FixedFormat:
     )
 
 
+def quantized_constant(spec: Any, value: torch.Tensor, where: str) -> tuple[FixedFormat, np.ndarray]:
+    """A weight or bias on its grid (its quantizer applied in float64, which is exact) and its format;
+    PassError (naming ``where``) when the quantizer is not fixed-point."""
+    fmt = fixed_format(spec, where)
+    with torch.no_grad():
+        return fmt, spec(value.detach().double()).numpy()
+
+
 def unrolled(
     fn: Callable[[torch.Tensor], torch.Tensor], in_shape: tuple[int, ...]
 ) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -372,7 +380,7 @@ class _Builder:
             if self.float_precision is None:
                 raise PassError(f"node {node.name!r}: its {operand} is float; quantize its {operand} to export it")
             return self.float_precision, self.float_precision.quantize(value.detach().double().numpy())
-        return fixed_format(spec, f"node {node.name!r}, {operand}"), spec(value.detach().double()).numpy()
+        return quantized_constant(spec, value, f"node {node.name!r}, {operand}")
 
     def max_pool(self, node: fx.Node, module: torch.nn.Module, kind: str) -> None:
         self.require_port(node)
