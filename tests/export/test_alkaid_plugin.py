@@ -8,7 +8,6 @@ import importlib.metadata
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from tests.transforms.helpers import settled
 pytest.importorskip("alkaid")
 
 from alkaid.converter import trace_model
-from alkaid.converter._plugin_loader import get_plugins
 from alkaid.converter.builtin.torch.layers import _modules_map
 from alkaid.trace import trace
 from alkaid.types import CombLogic
@@ -53,28 +51,6 @@ def declared_entry_points() -> dict[str, str]:
     """pyproject.toml's ``[project.entry-points.alkaid_torch]`` table."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     return dict(project["entry-points"]["alkaid_torch"])
-
-
-@pytest.fixture(scope="module")
-def plugin_entry_point(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """pyproject's ``alkaid_torch`` entry points made visible to ``importlib.metadata`` without reinstalling
-    netcarve (the venv is shared): a dist-info directory on ``sys.path`` declaring them, which alkaid loads on
-    the first netcarve module it meets, exactly as an installed netcarve's. alkaid caches the entry points it
-    found (``get_plugins``, a private function: there is no public way to make it read them again), so the
-    cache is cleared before and after."""
-    root = tmp_path_factory.mktemp("entry_point")
-    info = root / "netcarve_alkaid_plugin_test-0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: netcarve-alkaid-plugin-test\nVersion: 0\n")
-    lines = "".join(f"{name} = {value}\n" for name, value in declared_entry_points().items())
-    (info / "entry_points.txt").write_text(f"[alkaid_torch]\n{lines}")
-    sys.path.insert(0, str(root))
-    get_plugins.cache_clear()
-    try:
-        yield
-    finally:
-        sys.path.remove(str(root))
-        get_plugins.cache_clear()
 
 
 def checkpointed(model: str, mix: dict[str, Any], tmp_path: Path) -> Graph:
@@ -121,8 +97,6 @@ def test_pyproject_declares_the_plugin() -> None:
 def test_installed_netcarve_declares_the_plugin() -> None:
     """The installed netcarve's metadata has the entry point (after ``make setup`` reinstalled it)."""
     declared = importlib.metadata.distribution("netcarve").entry_points.select(group="alkaid_torch")
-    if not declared:
-        pytest.skip("the installed netcarve's metadata predates the plugin (make setup reinstalls it)")
     assert [(ep.name, ep.value) for ep in declared] == [("netcarve", PLUGIN)]
     assert importlib.metadata.entry_points(group="alkaid_torch")["netcarve"].load() is register
 
@@ -146,7 +120,6 @@ def test_register_adds_handlers_for_the_quantized_modules() -> None:
     assert _modules_map[QuantizedBatchNorm1d].__name__ == "RefuseQuantizedBatchNorm"
 
 
-@pytest.mark.usefixtures("plugin_entry_point")
 @pytest.mark.parametrize(("model", "mix"), [("hls4ml-jet", "modes"), ("jsc-three-linear-layers", "narrow")])
 def test_alkaid_converter_equals_the_export(tmp_path: Path, model: str, mix: str) -> None:
     """A checkpoint's model traced by alkaid's ``trace_model`` (its torch converter, this plugin loaded through
@@ -164,7 +137,6 @@ def test_alkaid_converter_equals_the_export(tmp_path: Path, model: str, mix: str
     assert_equals_export(graph, trace(inp.ravel(), out), torch.randn(2000, 16) * 3)
 
 
-@pytest.mark.usefixtures("plugin_entry_point")
 def test_folded_batchnorms_through_trace_graph(tmp_path: Path) -> None:
     """jsc-toy ("modes": its BatchNorms 3, 6, 9 fold into Linears 2, 5, 8, BatchNorm 3's output rounds half
     up and wraps): ``trace_graph`` (the folded firmware module, no input BatchNorm) equals the export on 2,000
@@ -193,7 +165,6 @@ def small_cnn(mix: str) -> Graph:
     return quantize(module, CNN_MIXES[mix], input_shape=(36,))
 
 
-@pytest.mark.usefixtures("plugin_entry_point")
 @pytest.mark.parametrize("mix", list(CNN_MIXES))
 def test_convolutions_equal_the_export(mix: str) -> None:
     """The small CNN's quantized convolutions (alkaid's own convolution replay with the quantized kernels, a
@@ -206,7 +177,6 @@ def test_convolutions_equal_the_export(mix: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("plugin_entry_point")
 def test_digits_cnn_with_its_pool_as_avg_pool_equals_the_export() -> None:
     """digits-cnn ("narrow"), its AdaptiveAvgPool2d(2) of a 4×4 map replaced by the equal AvgPool2d(2) (alkaid's
     converter has no adaptive pool to 2×2): equal to the export bit for bit (slow: ~45 s of tracing)."""
@@ -219,7 +189,6 @@ def test_digits_cnn_with_its_pool_as_avg_pool_equals_the_export() -> None:
     assert_equals_export(graph, trace_graph(graph), torch.randn(1000, 64) * 3)
 
 
-@pytest.mark.usefixtures("plugin_entry_point")
 def test_what_the_plugin_refuses(tmp_path: Path) -> None:
     """A quantized BatchNorm (jsc-toy's BatchNorm 3, which the export folds and requantizes) and a quantized
     Linear whose weight is float: one-line ExportErrors, the first naming what to trace instead."""
@@ -247,7 +216,6 @@ def _alkaid(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(script), *map(str, args)], capture_output=True, text=True, check=False)
 
 
-@pytest.mark.usefixtures("plugin_entry_point")
 def test_alkaid_convert_takes_the_traced_logic_not_a_checkpoint(tmp_path: Path) -> None:
     """``alkaid convert`` reads Keras files and ALIR JSON only: a netcarve checkpoint is refused ("Unsupported
     model file format"), and the logic ``trace_graph`` saves converts (``--flavor json``: optimized and saved
