@@ -23,6 +23,9 @@ The trace is written once against :class:`TraceKit`, the handful of tracing call
 the one every export and firmware metric uses, :func:`da4ml_kit` (da4ml 0.6, whose names differ) exists
 only so that ``bench/backend_compare.py`` can cost the same program on both. Each package is imported only
 when a program is traced.
+
+``--simulate`` builds the written project with alkaid's own emulator of its flavor and runs it on the
+check's rows (:mod:`netcarve.export.simulate`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy as np
 from netcarve.errors import ExportError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
 from netcarve.export.program import Dense, FixedFormat, MaxPool, Program, Quantize, Relu
+from netcarve.export.simulate import simulate
 from netcarve.ir.fixedpoint import backend_modes
 
 if TYPE_CHECKING:
@@ -222,6 +226,7 @@ def write(program: Program, directory: Path, options: ExportOptions) -> BackendR
         files={"logic": relative(logic, directory), flavor: relative(project, directory)},
         figures=figures,
         design=model,
+        directory=directory,
     )
 
 
@@ -239,7 +244,14 @@ DA4ML_ALIAS_NOTE = (
 _DESCRIPTION = "alkaid: distributed-arithmetic logic, bit-exact, written as Verilog, VHDL or Vitis HLS (--flavor)"
 BACKENDS.add(
     "alkaid",
-    Backend("alkaid", package="alkaid", write=write, check_options=check_flavor, description=_DESCRIPTION),
+    Backend(
+        "alkaid",
+        package="alkaid",
+        write=write,
+        check_options=check_flavor,
+        description=_DESCRIPTION,
+        extra={"simulate": simulate},  # --simulate: build and run the generated design (export/simulate.py)
+    ),
     description=_DESCRIPTION,
 )
 BACKENDS.add(
@@ -252,6 +264,7 @@ BACKENDS.add(
         alias_of="alkaid",
         notes=(DA4ML_ALIAS_NOTE,),
         description="alias of alkaid (deprecated)",
+        extra={"simulate": simulate},
     ),
     description="alias of alkaid, da4ml's successor (deprecated: write --to alkaid)",
 )

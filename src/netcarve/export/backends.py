@@ -49,6 +49,8 @@ class BackendResult:
     notes: list[str] = field(default_factory=list)
     #: the generated project as the backend's own object (alkaid's RTLModel or HLSModel), for ``--simulate``
     design: Any = None
+    #: the output directory ``files`` are relative to (set by a backend whose design can be simulated)
+    directory: Path | None = None
 
 
 @dataclass(frozen=True)
