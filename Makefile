@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # train + test a registered model, a short joint (width + quantization) search, all on digits, then the
-# search's best trial exported to Verilog with alkaid and checked bit for bit against netcarve
+# search's best trial exported to Verilog with alkaid and checked bit for bit against netcarve, both by alkaid's
+# interpreter and by the generated Verilog itself, built and run with Verilator (--simulate)
 demo: $(STAMP)
 	$(BIN)/netcarve train hls4ml-jet digits --project demo --config configs/digits_train.toml
 	$(BIN)/netcarve test hls4ml-jet digits --load runs/demo/latest/best.pt --split test --project demo
 	$(BIN)/netcarve search --config configs/demo_search_digits.toml --project demo-search
-	$(BIN)/netcarve export runs/demo-search/latest --to alkaid --output runs/demo-search/latest/firmware-alkaid
+	$(BIN)/netcarve export runs/demo-search/latest --to alkaid --simulate --output runs/demo-search/latest/firmware-alkaid
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

