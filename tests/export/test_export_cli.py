@@ -401,3 +401,23 @@ def test_a_failed_export_lists_what_it_wrote_and_force_replaces_it(work: Path, m
     code, out = run("export", "fixed.pt", "--to", "alkaid", "--output", "failed", "--force", *DATA)
     assert code == 0, out
     assert not (work / "failed" / "partial.v").exists() and (work / "failed" / "logic.json").is_file()
+
+
+def test_an_interrupted_export_lists_what_it_wrote(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the backend (e.g. a long --simulate build) propagates, and the export.json left behind
+    lists what was written and says "interrupted", so that --force may replace the directory afterwards."""
+    import dataclasses
+
+    from netcarve.export import api
+
+    real = api.backend_named
+
+    def interrupted(program: object, directory: Path, options: object) -> None:
+        (directory / "half.v").write_text("module")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "backend_named", lambda name: dataclasses.replace(real(name), write=interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        api.export(work / "fixed.pt", "alkaid", work / "stopped", split="test", dataset="synthetic-jsc:2000")
+    summary = json.loads((work / "stopped" / "export.json").read_text())
+    assert summary["written"] == ["half.v"] and summary["failed"] == "interrupted"

@@ -366,6 +366,9 @@ def export(
         error = ExportError(f"{backend.name} failed: {type(exc).__name__}: {exc}")
         _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(error)})
         raise error from exc
+    except KeyboardInterrupt:  # e.g. during a long --simulate build: what was written stays replaceable
+        _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": "interrupted"})
+        raise
     reference = netcarve_forward(program.graph, x)
     diff, agreement = _compare(got, reference)
     simulation: dict[str, Any] | None = None
