@@ -13,16 +13,16 @@ and quantized through netcarve's public API at the precisions of the export test
 
 For each: alkaid's ``cost`` (its LUT estimate) and critical-path latency (``max(latency)``, ns: its adder delay
 model), da4ml's ``cost`` and latency (da4ml 0.6's default ``HWConfig(1, -1, -1)``, no carry-chain limit: its
-``cost_add`` gives every adder or comparator a delay of 1 and constant additions, ReLUs and quantizers 0, so its
-latency is the adder depth of the critical path, not a time), the cost ratio
-alkaid/da4ml, and each trace's time (median of ``--repeats`` calls of ``trace_program``; it keeps no cache, and
-netcarve's trace LRU lives in ``netcarve.analysis.fpga``, not on this path). The check column compares both
-interpreters' ``predict`` with ``Program.reference`` bit for bit on 2,000 rows of N(0, 9) inputs (overflows
-and ties included); a mismatch prints the difference and the script exits 1.
+``cost_add`` gives every adder or comparator a delay of 1, constant additions and ReLUs 0, so its latency is the
+adder depth of the critical path, not a time), the cost ratio alkaid/da4ml, and each trace's time (median of
+``--repeats`` calls of ``trace_program``; it keeps no cache, and netcarve's trace LRU lives in
+``netcarve.analysis.fpga``, not on this path). The check column compares both interpreters' ``predict`` with
+``Program.reference`` bit for bit on 2,000 rows of N(0, 9) inputs (overflows and ties included); a mismatch prints
+the difference and the script exits 1.
 
 Run: ``.venv/bin/python bench/backend_compare.py`` (alkaid from the ``fpga`` extra, da4ml 0.6 from ``bench``;
-without da4ml only alkaid's columns are printed; ``--only MODEL`` measures one program). About 1.7 min on 2 idle
-cores, 3.5 min when they are shared, nearly all of it digits-cnn's traces (alkaid's and da4ml's own solver).
+without da4ml only alkaid's columns are printed; ``--only MODEL`` measures one program). 2.7–2.9 min on 2 cores
+shared with other jobs (1.8–2.3 min of CPU time), nearly all of it digits-cnn's traces (the packages' own solvers).
 """
 
 from __future__ import annotations
