@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/analysis_bench.py
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/population_bench.py
+	$(BIN)/python bench/backend_compare.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
