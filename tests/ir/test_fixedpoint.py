@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,8 +161,8 @@ def test_grid_dtype_and_select() -> None:
 def test_invalid_formats_and_modes_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="width must be ≥ 1, got 0"):
         FixedGrid.of(0, 0)
-    with pytest.raises(ConfigError, match="widths must be integers ≥ 1"):
-        FixedGrid.of(torch.tensor([4, 0]), 1)
+    with pytest.raises(ConfigError, match="widths must be integers ≥ 0"):
+        FixedGrid.of(torch.tensor([4, -1]), 1)
     with pytest.raises(ConfigError, match=r"^q: unknown weight_round mode 'up' \(valid: nearest_even, "):
         check_modes("up", "saturate", who="q", key="weight_")
     with pytest.raises(ConfigError, match=r"^q: overflow = 'wrap' is not supported \(only 'saturate'\)"):
@@ -176,3 +177,25 @@ def test_backend_mode_names_come_from_one_table() -> None:
         {"saturate": "AP_SAT", "wrap": "AP_WRAP"},
     )
     assert backend_modes("alkaid") == ({"nearest_up": "RND", "truncate": "TRN"}, {"saturate": "SAT", "wrap": "WRAP"})
+
+
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+@pytest.mark.parametrize("signed", [True, False])
+def test_width_zero_is_exactly_zero_with_no_gradient(overflow: str, signed: bool) -> None:
+    """Per-element widths [0, 3, 0] (frac 1): the pruned elements are 0 for any input (0, ±0.5, ±100, a tie)
+    and pass no gradient, not even at x = 0; the middle element is the ordinary 3-bit grid (signed: k in
+    −4..3, so 0.75 → 1.0 (k = 1.5 → 2, half to even), 100 → 1.5 saturated or k = 200 wrapped to (200 + 4) mod 8 − 4 =
+    0; unsigned: k in 0..7, 100 → 3.5 or k = 200 mod 8 = 0)."""
+    grid = FixedGrid.of(torch.tensor([0, 3, 0]), 1, signed, dtype=torch.float64)
+    rows = torch.tensor([[0.0, 0.75, 0.5], [-0.5, 100.0, 100.0], [100.0, 0.0, -100.0]], dtype=torch.float64)
+    x = rows.clone().requires_grad_(True)
+    y = fixed_quantize(x, grid, "nearest_even", overflow)
+    y.sum().backward()
+    assert x.grad is not None
+    np.testing.assert_array_equal(y[:, [0, 2]].detach().numpy(), np.zeros((3, 2)))
+    np.testing.assert_array_equal(x.grad[:, [0, 2]].numpy(), np.zeros((3, 2)))
+    top = 1.5 if signed else 3.5
+    big = top if overflow == "saturate" else 0.0
+    np.testing.assert_array_equal(y[:, 1].detach().numpy(), [1.0, big, 0.0])
+    np.testing.assert_array_equal(x.grad[:, 1].numpy(), [1.0, 0.0, 1.0])
+    assert bool(torch.isnan(torch.as_tensor(grid.lo))[[0, 2]].all())

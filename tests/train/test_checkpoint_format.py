@@ -39,14 +39,14 @@ def test_the_unchanged_payload_loads(tmp_path: Path, payload: dict[str, Any]) ->
     assert graph.spec is not None and [n for n, _ in graph.spec.transforms] == ["quantize"]
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", True])
+@pytest.mark.parametrize("version", [3, 0, "1", True])
 def test_unknown_version_names_file_value_and_supported(tmp_path: Path, payload: dict[str, Any], version: Any) -> None:
     path = _write(tmp_path / "v.pt", payload, version=version)
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path)
     assert str(err.value).startswith(
         f"checkpoint {str(path)!r} has 'netcarve-checkpoint' version {version!r}, which this netcarve cannot read "
-        "(supported: version 1)"
+        "(supported: version 1, 2)"
     )
 
 
@@ -56,7 +56,7 @@ def test_unknown_format_names_file_value_and_supported(tmp_path: Path, payload: 
         load_checkpoint(path)
     assert str(err.value) == (
         f"checkpoint {str(path)!r} has format 'netcarve-checkpoint-v9', which this netcarve cannot read "
-        "(supported: 'netcarve-checkpoint' version 1, bare state dicts and Lightning checkpoints)"
+        "(supported: 'netcarve-checkpoint' version 1, 2, bare state dicts and Lightning checkpoints)"
     )
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.fx as fx
+
 from netcarve.analysis.counter import GraphCounts
-from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted
+from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted, operand_bits
+from netcarve.analysis.elements import Widths, element_widths, summary
 from netcarve.analysis.memory import output_bytes, peak_live_bytes
 from netcarve.analysis.params import EMPTY, NodeStorage, node_storage, unused_storage
 from netcarve.analysis.records import LAYER_METRICS, LayerRecord, Report, TotalRecord
@@ -30,8 +34,11 @@ def _layer(
     tensors: tuple[TensorMeta, ...],
     nbytes: int,
     convention: Convention,
+    widths: Widths,
+    scalar: dict[str, tuple[int, int]],
 ) -> LayerRecord:
-    derived = derive(counts, meta, convention)
+    derived = derive(counts, meta, convention, widths)
+    elements = summary(widths, scalar)
     return LayerRecord(
         name=meta.name,
         kind=meta.kind,
@@ -51,7 +58,23 @@ def _layer(
         backward_flops=derived.backward_flops,
         output_bytes=nbytes,
         uncounted=dict(counts.uncounted),
+        mean_bits=elements.mean_bits if elements else None,
+        max_bits=elements.max_bits if elements else None,
+        pruned_share=elements.pruned_share if elements else None,
     )
+
+
+def _scalar_params(graph: Graph, node: fx.Node) -> dict[str, tuple[int, int]]:
+    """operand → (bits, elements) of the node's weight and bias at their one precision."""
+    if node.op != "call_module":
+        return {}
+    module, meta = graph.submodule(node), graph.meta(node)
+    out = {}
+    for operand in ("weight", "bias"):
+        value = getattr(module, operand, None)
+        if isinstance(value, torch.Tensor):
+            out[operand] = (operand_bits(meta, operand), value.numel())
+    return out
 
 
 def _unused(name: str, target: str, held: NodeStorage, dtype: str) -> LayerRecord:
@@ -89,7 +112,9 @@ def build_report(graph: Graph, counted: GraphCounts, convention: Convention, com
     """One LayerRecord per node (placeholders and the output excepted), one of kind ``unused`` per module
     whose tensors no node uses, and the totals.
 
-    ``average_bitwidth`` is size_bits / (params + frozen_params) (0.0 for a model without parameters, whose
+    Layers with per-element formats also get the mean and largest width and pruned share of their parameters
+    (:mod:`netcarve.analysis.elements`). ``average_bitwidth`` is size_bits / (params + frozen_params) (0.0 for
+    a model without parameters, whose
     ``memory_density`` is then 0.0 too); ``activation_bytes`` is the sum of the layers' output bytes.
     """
     storage = node_storage(graph)
@@ -104,7 +129,9 @@ def build_report(graph: Graph, counted: GraphCounts, convention: Convention, com
         if node.op != "placeholder":
             counts = counted.counts.get(node.name) or OpCounts()
             held = storage.get(node.name, EMPTY)
-            layers.append(_layer(meta, counts, held, tensors, nbytes[node.name], convention))
+            widths = element_widths(graph, node)
+            scalar = _scalar_params(graph, node) if widths else {}
+            layers.append(_layer(meta, counts, held, tensors, nbytes[node.name], convention, widths, scalar))
     for name, (target, held, dtype) in unused_storage(graph).items():
         layers.append(_unused(name, target, held, dtype))
     total = _total(layers, peak_live_bytes(graph.module.graph, nbytes), compare_to)

@@ -8,7 +8,8 @@ Conventions
 ``netcarve`` (README: Analyze)::
 
     flops          = 2·macs + bias_adds + elementwise
-    bitops         = macs·w·a + bias_adds·b + elementwise·a      (w, a, b: weight, data_in, bias bits)
+    bitops         = macs·w·a + bias_adds·b + elementwise·a      (w, a, b: weight, data_in, bias bits;
+                                                                  per-element formats: netcarve.analysis.elements)
     backward_flops = 2·(dgrad_macs + wgrad_macs) + bias_grad_adds + elementwise_backward
 
 ``mase`` (the seed lab report's arithmetic: one "computation" per weight use and per elementwise op)::
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 import torch
 
+from netcarve.analysis.elements import Widths, mac_bits, mean
 from netcarve.ir.meta import NodeMeta
 
 Convention = Literal["netcarve", "mase"]
@@ -105,14 +108,22 @@ def operand_bits(meta: NodeMeta, operand: str) -> int:
     return _float_width(tensor.dtype) if tensor is not None else 32
 
 
-def derive(counts: OpCounts, meta: NodeMeta, convention: Convention) -> Derived:
-    """flops, bitops and backward flops of one node (see the module docstring)."""
+def derive(counts: OpCounts, meta: NodeMeta, convention: Convention, widths: Widths | None = None) -> Derived:
+    """flops, bitops and backward flops of one node (see the module docstring); ``widths``: the node's
+    per-element widths (:func:`netcarve.analysis.elements.element_widths`), counted at each element's bits."""
     if convention == "mase":
         flops = counts.macs + counts.elementwise
         return Derived(flops, MASE_BITS * flops, 2 * counts.macs + counts.elementwise)
     w, a, b = (operand_bits(meta, op) for op in ("weight", "data_in", "bias"))
     flops = 2 * counts.macs + counts.bias_adds + counts.elementwise
-    bitops = counts.macs * w * a + counts.bias_adds * b + counts.elementwise * a
+    if widths:
+        per_mac = mac_bits(widths, w, a)
+        a_mean = mean(widths["data_in"]) if "data_in" in widths else Fraction(a)
+        b_mean = mean(widths["bias"]) if "bias" in widths else Fraction(b)
+        macs = counts.macs * (per_mac if per_mac is not None else Fraction(w * a))
+        bitops = round(macs + counts.bias_adds * b_mean + counts.elementwise * a_mean)
+    else:
+        bitops = counts.macs * w * a + counts.bias_adds * b + counts.elementwise * a
     backward = 2 * (counts.dgrad_macs + counts.wgrad_macs) + counts.bias_grad_adds + counts.elementwise_backward
     return Derived(flops, bitops, backward)
 

@@ -31,7 +31,7 @@ import numpy as np
 from netcarve.errors import NetcarveError
 
 if TYPE_CHECKING:
-    from netcarve.export.program import FixedFormat, Program
+    from netcarve.export.program import Format, Program
     from netcarve.ir.graph import Graph
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,13 @@ _cache: OrderedDict[str, FpgaCost] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _format_bytes(fmt: FixedFormat | None) -> bytes:
+def _format_bytes(fmt: Format | None) -> bytes:
+    """A format's bytes; per-element formats hash their arrays (shape and values) after a marker of their own."""
     if fmt is None:
         return b"-"
+    if isinstance(fmt.width, np.ndarray):
+        arrays = _array_bytes(fmt.width) + _array_bytes(fmt.frac)
+        return b"E" + f"{int(fmt.signed)},{fmt.round},{fmt.overflow};".encode() + arrays
     return f"{int(fmt.signed)},{fmt.width},{fmt.frac},{fmt.round},{fmt.overflow};".encode()
 
 

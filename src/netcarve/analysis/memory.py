@@ -32,7 +32,8 @@ def dtype_bits(dtype: str) -> int:
 
 
 def output_bytes(meta: NodeMeta, tensors: tuple[TensorMeta, ...]) -> int:
-    """Bytes of the tensors a node produced, at the node's ``data_out`` precision when it has one."""
+    """Bytes of the tensors a node produced, at the node's ``data_out`` precision when it has one (with
+    per-element formats, its largest width: a buffer of the tensor holds its widest element)."""
     total = 0
     for t in tensors:
         bits = meta.precision["data_out"].width if "data_out" in meta.precision else dtype_bits(t.dtype)

@@ -1,11 +1,12 @@
 """Parameters, buffers and their stored bits, per node (README: Analyze — params, size_bits, buffer_bits).
 
 ``params`` counts trainable parameter elements (``requires_grad``), ``frozen_params`` the others; both are
-stored, so ``size_bits`` covers both. A parameter is stored at its operand's precision from the owning
-node's NodeMeta (``bias`` for a tensor named ``bias``, ``weight`` for every other parameter, BatchNorm's
-affine ones included), otherwise at its dtype's width (32 for float32, 64 for float64). Buffers (BatchNorm
-running statistics, ``num_batches_tracked``) are kept apart at their dtype's width. A tensor shared by
-several nodes is counted once, at its first node.
+stored, so ``size_bits`` covers both. A parameter with per-element formats is stored at the sum of its
+elements' widths (a pruned element: 0 bits; :mod:`netcarve.analysis.elements`); any other at its operand's
+precision from the owning node's NodeMeta (``bias`` for a tensor named ``bias``, ``weight`` for every other
+parameter, BatchNorm's affine ones included), otherwise at its dtype's width (32 for float32, 64 for
+float64). Buffers (BatchNorm running statistics, ``num_batches_tracked``) are kept apart at their dtype's
+width. A tensor shared by several nodes is counted once, at its first node.
 
 Tensors of the graph's module that no node uses (a submodule ``forward`` never calls, kept by
 :func:`netcarve.ir.graph.keep_unused`) are counted as well, per owning module: :func:`unused_storage`.
@@ -21,6 +22,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from netcarve.analysis.elements import Widths, element_widths, stored_bits
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import NodeMeta
 
@@ -66,9 +68,13 @@ def _param_bits(meta: NodeMeta | None, name: str, tensor: torch.Tensor) -> int:
 
 
 def _storage(
-    tensors: Iterable[tuple[str, torch.Tensor, bool]], meta: NodeMeta | None, seen: set[int]
+    tensors: Iterable[tuple[str, torch.Tensor, bool]],
+    meta: NodeMeta | None,
+    seen: set[int],
+    widths: Widths | None = None,
 ) -> NodeStorage | None:
-    """What ``tensors`` hold (those not ``seen`` yet, which become seen); None when that is nothing."""
+    """What ``tensors`` hold (those not ``seen`` yet, which become seen); None when that is nothing.
+    ``widths``: the node's per-element widths."""
     params = frozen = buffers = size_bits = buffer_bits = 0
     for name, tensor, is_param in tensors:
         if id(tensor) in seen:
@@ -80,7 +86,8 @@ def _storage(
                 params += numel
             else:
                 frozen += numel
-            size_bits += numel * _param_bits(meta, name, tensor)
+            own = stored_bits(widths, name) if widths else None
+            size_bits += own if own is not None else numel * _param_bits(meta, name, tensor)
         else:
             buffers += numel
             buffer_bits += numel * tensor.element_size() * 8
@@ -94,7 +101,7 @@ def _node_storage(graph: Graph, seen: set[int]) -> dict[str, NodeStorage]:
     for node in graph.module.graph.nodes:
         if node.op not in ("call_module", "get_attr"):
             continue
-        held = _storage(_tensors(graph, node), graph.meta(node), seen)
+        held = _storage(_tensors(graph, node), graph.meta(node), seen, element_widths(graph, node))
         if held is not None:
             out[node.name] = held
     return out

@@ -11,6 +11,9 @@ from typing import Any
 #: per-layer and total firmware estimates (alkaid), present only when computed
 FPGA_METRICS = ("fpga_luts", "fpga_latency")
 
+#: per-layer summary of per-element formats (weight and bias elements), present only when some layer has them
+ELEMENT_METRICS = ("mean_bits", "max_bits", "pruned_share")
+
 #: per-layer integer metrics, in table order (README: Analyze)
 LAYER_METRICS = (
     "params",
@@ -59,6 +62,11 @@ class LayerRecord:
     #: layer without its own logic): LUTs and critical-path delay in ns
     fpga_luts: float | None = None
     fpga_latency: float | None = None
+    #: per-element formats only (None otherwise): the mean and largest width of the layer's weight and bias
+    #: elements (a pruned one counts 0 bits) and the share of them pruned (width 0)
+    mean_bits: float | None = None
+    max_bits: int | None = None
+    pruned_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,10 +144,18 @@ class Report:
         total = replace(self.total, fpga_luts=total_luts, fpga_latency=total_latency)
         return replace(self, layers=layers, total=total)
 
+    @property
+    def has_elements(self) -> bool:
+        """Whether some layer has per-element formats (its ``mean_bits``, ``max_bits``, ``pruned_share``)."""
+        return any(r.mean_bits is not None for r in self.layers)
+
     def _plain(self, record: LayerRecord | TotalRecord) -> dict[str, Any]:
         item = asdict(record)
         if not self.has_fpga:
             for key in FPGA_METRICS:
+                del item[key]
+        if isinstance(record, LayerRecord) and not self.has_elements:
+            for key in ELEMENT_METRICS:
                 del item[key]
         return item
 
@@ -164,7 +180,8 @@ class Report:
     def to_csv(self) -> str:
         """One row per layer and a last row ``total`` (layer-only columns empty there)."""
         fpga = list(FPGA_METRICS) if self.has_fpga else []
-        columns = ["name", "kind", "target", "output_shape", "precision", *LAYER_METRICS, *fpga, "uncounted"]
+        elements = list(ELEMENT_METRICS) if self.has_elements else []
+        columns = ["name", "kind", "target", "output_shape", "precision", *LAYER_METRICS, *fpga, *elements, "uncounted"]
         total_only = [f.name for f in fields(TotalRecord) if f.name not in (*LAYER_METRICS, *FPGA_METRICS)]
         if self.latency is not None:
             total_only += ["latency_median_s", "latency_p90_s", "latency_runs"]

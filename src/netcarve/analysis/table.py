@@ -25,15 +25,26 @@ FPGA_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: the per-element formats' summary, shown when some layer has them
+ELEMENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("mean bits", "mean_bits"),
+    ("max bits", "max_bits"),
+    ("pruned", "pruned_share"),
+)
+
+
 def report_table(report: Report, title: str = "") -> Table:
     """The precision column appears only when some layer is not float32, the frozen-params column only
-    when some parameter is frozen."""
+    when some parameter is frozen, the mean/max bits and pruned share only when some layer has per-element
+    formats."""
     quantized = any(r.precision != "float32" for r in report.layers)
     columns = COLUMNS
     if report.total.frozen_params:
         columns = (COLUMNS[0], ("frozen params", "frozen_params"), *COLUMNS[1:])
     if report.has_fpga:
         columns = (*columns, *FPGA_COLUMNS)
+    if report.has_elements:
+        columns = (*columns, *ELEMENT_COLUMNS)
     table = Table(title=title or None)
     for header in ("layer", "kind", "output shape", *(["precision"] if quantized else [])):
         table.add_column(header)
@@ -42,20 +53,22 @@ def report_table(report: Report, title: str = "") -> Table:
     for r in report.layers:
         shape = "×".join(str(s) for s in r.output_shape)
         first = [r.name, r.kind, shape, *([r.precision] if quantized else [])]
-        table.add_row(*first, *(_cell(getattr(r, attr)) for _, attr in columns))
+        table.add_row(*first, *(_cell(getattr(r, attr), attr) for _, attr in columns))
     t = report.total
     totals = {**vars(t), "output_bytes": t.activation_bytes}
     table.add_section()
     blanks = [""] * (3 if quantized else 2)
-    table.add_row("total", *blanks, *(_cell(totals[attr]) for _, attr in columns), style="bold")
+    table.add_row("total", *blanks, *(_cell(totals.get(attr), attr) for _, attr in columns), style="bold")
     return table
 
 
-def _cell(value: float | None) -> str:
+def _cell(value: float | None, attr: str = "") -> str:
     """A count with thousands separators; alkaid's LUT estimates rounded to whole LUTs, its delays (below 1,000)
-    to 0.01 ns; None blank."""
+    to 0.01 ns; a pruned share as a percentage; None blank."""
     if value is None:
         return ""
+    if attr == "pruned_share":
+        return f"{value:.1%}"
     if isinstance(value, float):
         return f"{value:,.2f}" if value < 1000 and value != round(value) else f"{value:,.0f}"
     return f"{value:,}"

@@ -16,6 +16,11 @@ The input port is declared at the port format with TRN/WRAP (:func:`port_input`)
 values already on its grid: the firmware's inputs are quantized by netcarve's first input quantizer
 (:meth:`Program.port_inputs`).
 
+Per-element formats (:class:`~netcarve.export.program.ElementFormat`): the port is declared with alkaid's
+per-element (k, i, f), a pruned feature with no bits (alkaid's constant 0: the input drops out); a
+``Quantize`` step quantizes each group of values sharing a format as one scalar format, and its pruned values
+become the constant 0. Weights are constants whatever their formats: a pruned weight is 0 and costs nothing.
+
 The same two functions trace netcarve's quantized modules in alkaid's own torch converter
 (:mod:`netcarve.export.alkaid_plugin`), so that both traces round alike by construction.
 
@@ -40,7 +45,7 @@ import numpy as np
 
 from netcarve.errors import ExportError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
-from netcarve.export.program import Dense, FixedFormat, MaxPool, Program, Quantize, Relu
+from netcarve.export.program import Dense, ElementFormat, FixedFormat, Format, MaxPool, Program, Quantize, Relu
 from netcarve.export.simulate import simulate
 from netcarve.ir.fixedpoint import backend_modes
 
@@ -133,7 +138,7 @@ def _quantize_variables(kit: TraceKit, x: Any, fmt: FixedFormat) -> Any:
     return kit.quantize(x, k, i, f, overflow, _ROUND[fmt.round])
 
 
-def quantize_traced(x: Any, fmt: FixedFormat, kit: TraceKit | None = None) -> Any:
+def quantize_traced(x: Any, fmt: Format, kit: TraceKit | None = None) -> Any:
     """``x`` quantized to ``fmt``: its variables by the tracer's ops (:func:`_quantize_variables`), its
     constants by netcarve's one definition (:meth:`FixedFormat.quantize`; a constant is a value every input
     gives alike, e.g. the output of a neuron whose weights all round to zero, which costs no logic).
@@ -143,6 +148,8 @@ def quantize_traced(x: Any, fmt: FixedFormat, kit: TraceKit | None = None) -> An
     export of a collapsed candidate was off by a rounding step. Constants therefore never reach the tracer's
     quantize."""
     kit = kit or alkaid_kit()
+    if isinstance(fmt, ElementFormat):
+        return _quantize_elements(x, fmt, kit)
     flat = x.ravel()
     elements = [flat[j] for j in range(len(flat))]
     constant = np.array([v.low == v.high for v in elements], dtype=bool)
@@ -160,12 +167,40 @@ def quantize_traced(x: Any, fmt: FixedFormat, kit: TraceKit | None = None) -> An
     return kit.array(out.reshape(x.shape), x.solver_options, hwconf=x.hwconf)
 
 
-def port_input(port: FixedFormat, shape: int | tuple[int, ...], kit: TraceKit | None = None) -> tuple[Any, Any]:
+def _quantize_elements(x: Any, fmt: ElementFormat, kit: TraceKit) -> Any:
+    """``x`` quantized per element: each group of values with one format by :func:`quantize_traced` of that
+    format, pruned values (width 0) the constant 0."""
+    flat = x.ravel()
+    if len(flat) != fmt.width.size:
+        raise ExportError(f"per-element formats of {fmt.width.size} values applied to {len(flat)} values")
+    out = np.empty(len(flat), dtype=object)
+    widths, fracs = fmt.width.ravel(), fmt.frac.ravel()
+    for width, frac in sorted({(int(w), int(f)) for w, f in zip(widths, fracs, strict=True)}):
+        index = np.flatnonzero((widths == width) & (fracs == frac))
+        if width == 0:
+            for j in index:
+                out[j] = kit.variable.from_const(0.0, hwconf=x.hwconf)
+            continue
+        scalar = FixedFormat(fmt.signed, width, frac, fmt.round, fmt.overflow)
+        part = quantize_traced(kit.array(np.array([flat[j] for j in index], dtype=object), x.solver_options,
+                                         hwconf=x.hwconf), scalar, kit)  # fmt: skip
+        for j, value in zip(index, np.asarray(part).ravel(), strict=True):
+            out[j] = value
+    return kit.array(out.reshape(x.shape), x.solver_options, hwconf=x.hwconf)
+
+
+def port_input(port: Format, shape: int | tuple[int, ...], kit: TraceKit | None = None) -> tuple[Any, Any]:
     """The firmware's input array of ``shape`` (what ``trace`` takes as inputs) and its values declared at the
     ``port`` format with TRN/WRAP: the identity on values already on the port's grid, which
-    :meth:`Program.port_inputs` gives (the traced logic's input width is the port's)."""
+    :meth:`Program.port_inputs` gives (the traced logic's input width is the port's). Per-element port
+    formats declare each input with its own (k, i, f), broadcast over ``shape`` in C order; a pruned one
+    has no bits (the constant 0)."""
     kit = kit or alkaid_kit()
     inp = kit.input_array(shape, {"search_all_decompose_dc": False})
+    if isinstance(port, ElementFormat):
+        dims = (shape,) if isinstance(shape, int) else shape
+        k, i, f = (np.asarray(a).reshape(dims) for a in port.kif)
+        return inp, kit.quantize(inp, k, i, f)
     return inp, kit.quantize(inp, *port.kif)
 
 

@@ -28,7 +28,7 @@ from alkaid.trace import FVArray
 
 from netcarve.errors import ExportError, PassError
 from netcarve.export.alkaid import alkaid_kit, quantize_traced
-from netcarve.export.program import fixed_format, quantized_constant
+from netcarve.export.program import fixed_format, flat, quantized_constant
 from netcarve.transforms.quantize.modules import (
     QuantizedBatchNorm1d,
     QuantizedBatchNorm2d,
@@ -54,7 +54,7 @@ def quantize_operand(module: QuantizedModule, operand: str, x: FVArray) -> FVArr
     if spec is None:
         return x
     try:
-        fmt = fixed_format(spec, _where(module, operand))
+        fmt = flat(fixed_format(spec, _where(module, operand), tuple(x.shape[1:])))  # x: one sample, batch 1
     except PassError as exc:
         raise ExportError(str(exc)) from exc
     return quantize_traced(x, fmt, alkaid_kit())

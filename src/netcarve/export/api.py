@@ -413,7 +413,7 @@ def export(
         "notes": [*backend.notes, *result.notes],
         "port": {
             "format": program.port.describe(),
-            "kif": list(program.port.kif),
+            "kif": [np.asarray(a).tolist() for a in program.port.kif],  # per-element formats: one per feature
             "in_features": program.in_features,
             "out_features": program.out_features,
             "note": PORT_NOTE,

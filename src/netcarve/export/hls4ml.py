@@ -24,6 +24,12 @@ with a precision of its own: ``nn.Identity`` is not supported and linear activat
 A layer without a quantizer after it gets the exact format of its values; each Linear's accumulator is exact
 too (its grid and the interval of its sums, wrapping: partial sums may overflow, the final sum fits).
 
+**Per-element formats**: weights and biases are constants already on their grids, so each layer's weight
+(bias) type is the one format wide enough for every element (:meth:`ElementFormat.envelope`: the largest
+integer bits and frac), which represents them exactly; so is the input port's, whose values arrive on their
+grids. A quantizer *between* layers with per-element formats rounds each value to its own grid, which one
+hls4ml result type cannot do: a one-line PassError naming the node (alkaid exports it exactly).
+
 Float layers: ``build_program(graph, float_precision=parse_precision(options.default_precision))`` gives
 their unquantized inputs, weights and biases that format (hls4ml's ``ap_fixed<16,6>`` is truncate/wrap); the
 export then equals the program bit for bit and differs from netcarve's float forward by that rounding.
@@ -54,7 +60,7 @@ from torch import nn
 
 from netcarve.errors import ExportError, PassError
 from netcarve.export.backends import BACKENDS, Backend, BackendResult, ExportOptions, relative
-from netcarve.export.program import Dense, FixedFormat, Program, Quantize, Relu
+from netcarve.export.program import Dense, ElementFormat, FixedFormat, Program, Quantize, Relu, envelope
 from netcarve.ir.fixedpoint import backend_modes
 from netcarve.ir.opspecs import spec_of_kind
 
@@ -164,10 +170,10 @@ def _after_dense(domain: Domain, step: Dense) -> Domain:
     w = step.weight
     lo = np.minimum(w * domain.lo, w * domain.hi).sum(axis=1)
     hi = np.maximum(w * domain.lo, w * domain.hi).sum(axis=1)
-    frac = domain.frac + step.weight_fmt.frac
+    frac = domain.frac + envelope(step.weight_fmt).frac
     if step.bias is not None and step.bias_fmt is not None:
         lo, hi = lo + step.bias, hi + step.bias
-        frac = max(frac, step.bias_fmt.frac)
+        frac = max(frac, envelope(step.bias_fmt).frac)
     return Domain(frac, float(lo.min()), float(hi.max()))
 
 
@@ -249,8 +255,9 @@ def plan(program: Program) -> tuple[nn.Sequential, list[LayerPrecisions]]:
     modules: list[nn.Module] = []
     layers: list[LayerPrecisions] = []
     # the input layer: the port, then any quantizers before the first layer
-    domain = Domain.of_format(program.port)
-    chain: list[FixedFormat] = [program.port]
+    port = envelope(program.port)  # port values arrive on their grids: the envelope holds each exactly
+    domain = Domain.of_format(port)
+    chain: list[FixedFormat] = [port]
     pending: tuple[str, str, dict[str, str]] = ("input_1", "input", {})
     index = 0
 
@@ -263,6 +270,11 @@ def plan(program: Program) -> tuple[nn.Sequential, list[LayerPrecisions]]:
 
     for step in program.steps:
         if isinstance(step, Quantize):
+            if isinstance(step.fmt, ElementFormat):
+                raise PassError(
+                    f"node {step.node!r}, {step.operand}: per-element formats round each value to its own grid, "
+                    "which one hls4ml precision cannot; export it with --to alkaid"
+                )
             chain.append(step.fmt)
             continue
         moved = _movable_past_relu(chain, domain) if isinstance(step, Relu) else []
@@ -278,9 +290,10 @@ def plan(program: Program) -> tuple[nn.Sequential, list[LayerPrecisions]]:
                     linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(step.bias)))
             modules.append(linear)
             domain = _after_dense(domain, step)
-            precision = {"weight": hls_precision(step.weight_fmt), "accum": hls_precision(domain.exact_format())}
+            weight_fmt = envelope(step.weight_fmt)
+            precision = {"weight": hls_precision(weight_fmt), "accum": hls_precision(domain.exact_format())}
             if step.bias_fmt is not None:
-                precision["bias"] = hls_precision(step.bias_fmt)
+                precision["bias"] = hls_precision(envelope(step.bias_fmt))
             pending = (f"_{index}", step.node, precision)
         elif isinstance(step, Relu):
             modules.append(nn.ReLU())

@@ -32,6 +32,14 @@ one-line PassError naming it.
 preprocessing before that quantizer included). A quantizer applied between layers keeps its rounding and
 overflow modes; the matrix products and bias additions in between are exact (as wide as they need to be).
 
+**Per-element formats** (:mod:`netcarve.transforms.quantize.formats`): an operand whose elements have
+formats of their own gets :class:`ElementFormat` instead of :class:`FixedFormat` (the same interface, with
+``width``, ``frac`` and ``kif`` arrays): an activation's arrays are flat, one per value of the program's
+vector (the input port: a format per feature); a weight's or bias's have the parameter's shape, and its
+values are constants on their own grids. A pruned element (width 0) is exactly 0: a pruned weight is a zero
+constant (no logic), a pruned port feature the constant 0 (the input drops out). Formats that are one format
+after all (every element alike, none pruned) are a plain :class:`FixedFormat`, so they export as before.
+
 :meth:`Program.reference` evaluates the program in float64 numpy, which is exact while every partial sum
 fits 53 bits (any practical trigger network: widths up to about 20 bits); the export's check compares the
 firmware with both it and netcarve's own fake-quantized forward pass run in float64.
@@ -51,7 +59,7 @@ import torch.fx as fx
 
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
 from netcarve.errors import ConfigError, PassError
-from netcarve.ir.fixedpoint import check_modes, fixed_values, int_range, scalar_grid
+from netcarve.ir.fixedpoint import FixedGrid, check_modes, fixed_values, int_range, scalar_grid
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import spec_of_module
 from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
@@ -103,11 +111,88 @@ class FixedFormat:
         return f"{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}{modes}>"
 
 
+@dataclass(frozen=True, eq=False)
+class ElementFormat:
+    """Fixed-point formats per element (int64 arrays ``width``, ``frac``; width 0: pruned, exactly 0), one
+    sign and one pair of modes: :class:`FixedFormat`'s interface with arrays. Compared by identity."""
+
+    signed: bool
+    width: np.ndarray
+    frac: np.ndarray
+    round: str = DEFAULT_ROUND
+    overflow: str = DEFAULT_OVERFLOW
+
+    def __post_init__(self) -> None:
+        try:
+            check_modes(self.round, self.overflow, who="fixed-point format")
+        except ConfigError as exc:
+            raise PassError(str(exc)) from exc
+
+    @property
+    def pruned(self) -> np.ndarray:
+        return self.width == 0
+
+    @property
+    def int_bits(self) -> np.ndarray:
+        return self.width - self.frac
+
+    @property
+    def kif(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """alkaid's (k, i, f) per element; a pruned element is (0, −f, f): no bits, the constant 0."""
+        k = np.where(self.pruned, 0, int(self.signed))
+        return k, self.width - self.frac - k, self.frac
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (its last dims matching the arrays) on these grids by the one integer quantizer (float64)."""
+        values = torch.from_numpy(np.array(x, dtype=np.float64))
+        grid = FixedGrid.of(torch.from_numpy(self.width), torch.from_numpy(self.frac), self.signed, dtype=torch.float64)
+        with torch.no_grad():
+            return fixed_values(values, grid, self.round, self.overflow).numpy()
+
+    def envelope(self) -> FixedFormat:
+        """The narrowest single format holding every element's grid (the largest integer bits and frac over
+        the elements not pruned; 1 bit when all are), truncate/wrap: it represents each element's values
+        exactly, so a constant (or a port value) keeps its value in it."""
+        alive = ~self.pruned
+        if not alive.any():
+            return FixedFormat(self.signed, 1, 0, "truncate", "wrap")
+        frac = int(self.frac[alive].max())
+        return FixedFormat(self.signed, int(self.int_bits[alive].max()) + frac, frac, "truncate", "wrap")
+
+    def describe(self) -> str:
+        """E.g. ``ufixed<per-element 16: widths 0..8, fracs 1..5, 25.0% pruned>`` (non-default modes last)."""
+        pruned = float(self.pruned.mean()) if self.width.size else 0.0
+        default = (self.round, self.overflow) == (DEFAULT_ROUND, DEFAULT_OVERFLOW)
+        modes = "" if default else f", {self.round},{self.overflow}"
+        shape = "×".join(str(d) for d in self.width.shape)
+        return (
+            f"{'' if self.signed else 'u'}fixed<per-element {shape}: widths {int(self.width.min())}.."
+            f"{int(self.width.max())}, fracs {int(self.frac.min())}..{int(self.frac.max())}, "
+            f"{pruned:.1%} pruned{modes}>"
+        )
+
+
+#: the format of one point of the program: one for all its values, or one per value
+Format = FixedFormat | ElementFormat
+
+
+def flat(fmt: Format) -> Format:
+    """``fmt`` with per-element arrays flattened in C order (an activation's: one per value of the vector)."""
+    if isinstance(fmt, ElementFormat):
+        return ElementFormat(fmt.signed, fmt.width.ravel(), fmt.frac.ravel(), fmt.round, fmt.overflow)
+    return fmt
+
+
+def envelope(fmt: Format) -> FixedFormat:
+    """``fmt`` itself, or the one format that holds every element of per-element formats."""
+    return fmt.envelope() if isinstance(fmt, ElementFormat) else fmt
+
+
 @dataclass(frozen=True)
 class Quantize:
     node: str
     operand: str
-    fmt: FixedFormat
+    fmt: Format
 
 
 @dataclass(frozen=True)
@@ -117,8 +202,8 @@ class Dense:
     node: str
     weight: np.ndarray
     bias: np.ndarray | None
-    weight_fmt: FixedFormat
-    bias_fmt: FixedFormat | None
+    weight_fmt: Format
+    bias_fmt: Format | None
 
 
 @dataclass(frozen=True)
@@ -159,7 +244,7 @@ class Program:
     graph: Graph
     in_features: int
     out_features: int
-    port: FixedFormat
+    port: Format
     steps: list[Step]
     preprocess: list[str] = field(default_factory=list)
     #: node → operand → format, as written to export.json
@@ -251,11 +336,25 @@ def _run_prefix(module: fx.GraphModule, names: list[str], x: torch.Tensor) -> to
     return x
 
 
-def fixed_format(spec: Any, where: str) -> FixedFormat:
-    """The fixed-point format of a quantizer spec; PassError when it is not a fixed-point quantizer."""
+def fixed_format(spec: Any, where: str, shape: tuple[int, ...] | None = None) -> Format:
+    """The fixed-point format of a quantizer spec; PassError when it is not a fixed-point quantizer.
+    Per-element formats are broadcast to ``shape`` (a parameter's, or one sample's: then flattened) and give
+    an :class:`ElementFormat`, unless every element has the same format and none is pruned."""
     name = getattr(getattr(spec, "quantizer", None), "name", None)
     if name != "integer" or spec.frac_width is None:
         raise PassError(f"{where} is quantized with {spec.describe()}, which has no fixed-point mapping")
+    formats = getattr(spec, "formats", None)
+    if formats is not None:
+        if shape is None:
+            raise PassError(f"{where} has per-element formats, which this export does not map")
+        width, frac = (t.numpy().copy() for t in formats.broadcast(shape))
+        uniform = width.size and (width == width.flat[0]).all() and (frac == frac.flat[0]).all()
+        if not (uniform and width.flat[0] > 0):
+            modes = (str(spec.round), str(spec.overflow))
+            return ElementFormat(bool(spec.signed), width.astype(np.int64), frac.astype(np.int64), *modes)
+        return FixedFormat(
+            bool(spec.signed), int(width.flat[0]), int(frac.flat[0]), str(spec.round), str(spec.overflow)
+        )
     return FixedFormat(
         bool(spec.signed),
         int(spec.width),
@@ -265,10 +364,11 @@ def fixed_format(spec: Any, where: str) -> FixedFormat:
     )
 
 
-def quantized_constant(spec: Any, value: torch.Tensor, where: str) -> tuple[FixedFormat, np.ndarray]:
-    """A weight or bias on its grid (its quantizer applied in float64, which is exact) and its format;
-    PassError (naming ``where``) when the quantizer is not fixed-point."""
-    fmt = fixed_format(spec, where)
+def quantized_constant(spec: Any, value: torch.Tensor, where: str) -> tuple[Format, np.ndarray]:
+    """A weight or bias on its grid (its quantizer applied in float64, which is exact) and its format
+    (per-element formats with the parameter's shape); PassError (naming ``where``) when the quantizer is not
+    fixed-point."""
+    fmt = fixed_format(spec, where, tuple(value.shape))
     with torch.no_grad():
         return fmt, spec(value.detach().double()).numpy()
 
@@ -318,7 +418,7 @@ class _Builder:
         self.preprocess: list[str] = []
         #: reshapes and identities before the port not yet in ``preprocess`` (they join it before a BatchNorm)
         self.pending: list[str] = []
-        self.port: FixedFormat | None = None
+        self.port: Format | None = None
         #: the number of values at the port (one sample flattened)
         self.in_features = 0
         self.precisions: dict[str, dict[str, str]] = {}
@@ -329,15 +429,23 @@ class _Builder:
             # a float input (of a layer, or the port) takes the float precision; other float operands stay exact
             if self.float_precision is None or operand != "data_in" or not (dense or self.port is None):
                 return
-            fmt = self.float_precision
+            fmt: Format = self.float_precision
         else:
-            fmt = fixed_format(spec, f"node {node.name!r}, {operand}")
+            fmt = flat(fixed_format(spec, f"node {node.name!r}, {operand}", self.sample_shape(node, operand)))
         self.precisions.setdefault(node.name, {})[operand] = fmt.describe()
         if self.port is None:
             self.port = fmt  # the input port: values arrive on this grid (see Program.port_inputs)
             self.in_features = math.prod(self.in_shape(node))
         else:
             self.steps.append(Quantize(node.name, operand, fmt))
+
+    def sample_shape(self, node: fx.Node, operand: str) -> tuple[int, ...]:
+        """One sample's shape of ``operand`` (data_in or data_out): what its formats broadcast to."""
+        meta = self.graph.meta(node)
+        tensor = meta.inputs[0] if operand == "data_in" and meta.inputs else meta.output
+        if tensor is None:
+            raise PassError(f"node {node.name!r}: the shape of its {operand} is unknown; it cannot be exported")
+        return tuple(tensor.shape[1:])
 
     def in_shape(self, node: fx.Node) -> tuple[int, ...]:
         """One sample's input shape of ``node`` (its input without the batch dimension)."""
@@ -373,7 +481,7 @@ class _Builder:
 
     def constant(
         self, node: fx.Node, quant: Mapping[str, Any], operand: str, value: torch.Tensor
-    ) -> tuple[FixedFormat, np.ndarray]:
+    ) -> tuple[Format, np.ndarray]:
         """A weight or bias on its grid and its format (the float precision when it is float and one is set)."""
         spec = quant.get(operand)
         if spec is None:

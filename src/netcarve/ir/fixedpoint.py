@@ -10,7 +10,9 @@ training (:mod:`netcarve.train.population`) call the first, the export's exact r
 f, s is a Python number (one format for the whole tensor) or a tensor that broadcasts against the values (a
 format per channel, per member of a population, or per element). A value is k · 2^−f with k an integer in
 [lo, hi] = [−2^(w−1), 2^(w−1) − 1] (signed) or [0, 2^w − 1] (unsigned). A negative f gives steps coarser
-than 1.
+than 1. **Width 0** (tensor formats only: a per-element format, where it means the element is pruned) is
+exactly 0: k ∈ [0, 0] whatever the sign, and the representable range is empty (lo = hi = NaN), so the
+gradient there is 0 too. A scalar width must be ≥ 1 (a whole tensor of zeros is no quantizer).
 
 **Round** (how x · 2^f becomes k; the names are :data:`netcarve.config.passes.ROUND_MODES`):
 ``nearest_even`` k = round half to even (the default), ``nearest_up`` k = floor(x · 2^f + ½) (half up),
@@ -107,7 +109,8 @@ class FixedGrid:
     k_lo: Param
     k_hi: Param
     span: Param
-    #: the representable range [lo, hi] = [k_lo, k_hi] · 2^−f, where the gradient passes
+    #: the representable range [lo, hi] = [k_lo, k_hi] · 2^−f, where the gradient passes (NaN where the
+    #: width is 0: no value passes)
     lo: Param
     hi: Param
 
@@ -132,13 +135,16 @@ class FixedGrid:
         w_t, f_t, s_t = torch.broadcast_tensors(
             *(torch.as_tensor(p, device=device).to(torch.float64) for p in (width, frac, signed))
         )
-        if bool((w_t < 1).any()) or bool((w_t != w_t.round()).any()) or bool((f_t != f_t.round()).any()):
-            raise ConfigError("integer quantizer: widths must be integers ≥ 1 and frac widths integers")
+        if bool((w_t < 0).any()) or bool((w_t != w_t.round()).any()) or bool((f_t != f_t.round()).any()):
+            raise ConfigError("integer quantizer: widths must be integers ≥ 0 and frac widths integers")
         span, half = torch.exp2(w_t), torch.exp2(w_t - 1)
-        k_lo = torch.where(s_t != 0, -half, torch.zeros_like(half))
-        k_hi = torch.where(s_t != 0, half - 1, span - 1)
+        pruned = w_t == 0  # k in [0, 0] (span 1: wrapping maps every k to 0 too); no range, so no gradient
+        k_lo = torch.where((s_t != 0) & ~pruned, -half, torch.zeros_like(half))
+        k_hi = torch.where(pruned, torch.zeros_like(half), torch.where(s_t != 0, half - 1, span - 1))
         scale, step = torch.exp2(f_t), torch.exp2(-f_t)
-        fields = (scale, step, k_lo, k_hi, span, k_lo * step, k_hi * step)
+        empty = torch.full_like(half, torch.nan)
+        lo_t, hi_t = torch.where(pruned, empty, k_lo * step), torch.where(pruned, empty, k_hi * step)
+        fields = (scale, step, k_lo, k_hi, span, lo_t, hi_t)
         return FixedGrid(*(t.to(dtype) for t in fields))
 
     def select(self, index: torch.Tensor) -> FixedGrid:
@@ -174,8 +180,8 @@ def _fixed_forward(
 
 class _FixedSTE(torch.autograd.Function):
     """Forward: the quantizer; backward: the incoming gradient where lo ≤ x ≤ hi. ``clamp(x, lo, hi) == x``
-    is lo ≤ x ≤ hi in two ops (False at NaN, like the comparisons); multiplying k by 2^−f is dividing by 2^f
-    (both exact)."""
+    is lo ≤ x ≤ hi in two ops (False at NaN, like the comparisons, and where lo and hi are NaN: width 0);
+    multiplying k by 2^−f is dividing by 2^f (both exact)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:

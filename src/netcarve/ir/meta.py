@@ -42,17 +42,25 @@ class Precision:
     exponent_bias: int | None = None
     round: str = DEFAULT_ROUND
     overflow: str = DEFAULT_OVERFLOW
+    #: per-element formats only (None otherwise): the mean element width and the share of pruned (width 0)
+    #: elements; ``width`` and ``frac_width`` are then the largest element's
+    mean_width: float | None = None
+    pruned_share: float | None = None
 
     @property
     def is_float(self) -> bool:
         return self.kind == "float"
 
     def describe(self) -> str:
-        """E.g. ``float32``, ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (only non-default modes are shown)."""
+        """E.g. ``float32``, ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (only non-default modes are shown),
+        ``integer(≤8,≤4,mean 5.25)`` (per-element formats)."""
         if self.is_float:
             return f"float{self.width}"
         if self.frac_width is not None:
             modes = [_SHORT[m] for m in (self.round, self.overflow) if m not in (DEFAULT_ROUND, DEFAULT_OVERFLOW)]
+            if self.mean_width is not None:  # per element: the largest width and frac (≤), then the mean width
+                head = [f"≤{self.width}", f"≤{self.frac_width}", f"mean {self.mean_width:.3g}"]
+                return f"{self.kind}({','.join([*head, *modes])})"
             return f"{self.kind}({','.join([str(self.width), str(self.frac_width), *modes])})"
         if self.exponent_width is not None:
             return f"{self.kind}({self.width},e{self.exponent_width})"

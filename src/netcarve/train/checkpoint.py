@@ -4,6 +4,12 @@ Never pickled code: files are written with ``torch.save`` of tensors and plain c
 ``torch.load(weights_only=True)``, so a file that would execute code on load is refused. A ``format`` or
 ``version`` this netcarve does not read, and a stored spec whose transform list is not ``[pass name, config]``
 pairs of known transform passes with valid configs, are CheckpointErrors naming the file and the entry.
+
+**Per-element formats** (:mod:`netcarve.transforms.quantize.formats`) are not a transform with a config:
+version 2 stores them under ``formats`` (node → operand → ``width``/``frac`` int64 tensors), and loading
+sets them again after the transforms are replayed, so the model reloads bit for bit. A checkpoint without
+them is written as version 1, exactly as before (older netcarves read it); a version 2 file is refused by
+those, which would otherwise drop the formats silently.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +41,10 @@ from netcarve.provenance import (
 log = logging.getLogger(__name__)
 FORMAT = "netcarve-checkpoint"
 VERSION = 1
+#: the version written when the graph has per-element formats
+FORMATS_VERSION = 2
 #: the versions of FORMAT this netcarve reads
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
 HEX = frozenset("0123456789abcdef")
 
 
@@ -49,6 +57,8 @@ class Checkpoint:
     #: what the file is in MASE's ``load_type`` terms: "pt" (a state dict, netcarve's format included) or
     #: "pl" (a Lightning checkpoint)
     load_type: str = "pt"
+    #: per-element formats (node → operand → width/frac tensors; empty: none)
+    formats: dict[str, Any] = field(default_factory=dict)
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
@@ -131,6 +141,23 @@ def _checked_spec(data: Any, path: str) -> ModelSpec:
     return spec_from_dict(data)
 
 
+def _checked_formats(data: Any, path: str) -> dict[str, Any]:
+    """The stored per-element formats: node → operand → {"width", "frac"} tensors."""
+    ok = isinstance(data, dict) and all(
+        isinstance(ops, dict)
+        and all(
+            isinstance(entry, dict) and all(isinstance(entry.get(k), torch.Tensor) for k in ("width", "frac"))
+            for entry in ops.values()
+        )
+        for ops in data.values()
+    )
+    if not ok:
+        raise CheckpointError(
+            f"checkpoint {path!r}: its formats {_short(data)} are not node → operand → width/frac tensors"
+        )
+    return dict(data)
+
+
 def save_checkpoint(
     path: str | Path, graph: Graph, meta: dict[str, Any] | None = None, *, overwrite: bool = False
 ) -> Path:
@@ -140,13 +167,18 @@ def save_checkpoint(
         raise CheckpointError(f"checkpoint {str(p)!r} already exists; choose another path (nothing was overwritten)")
     if graph.spec is None:
         raise CheckpointError("cannot save a graph without a model spec (build it with netcarve.train.build_graph)")
+    from netcarve.transforms.quantize.formats import stored_formats
+
+    formats = stored_formats(graph)
     payload = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": FORMATS_VERSION if formats else VERSION,
         "spec": spec_to_dict(graph.spec),
         "state_dict": {k: v.detach().cpu() for k, v in graph.module.state_dict().items()},
         "meta": meta or {},
     }
+    if formats:
+        payload["formats"] = formats
     p.parent.mkdir(parents=True, exist_ok=True)
     return write_atomically(p, lambda tmp: torch.save(payload, tmp))
 
@@ -183,7 +215,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise CheckpointError(f"checkpoint {str(p)!r} has no state dict of tensors")
         if not isinstance(meta, dict):
             raise CheckpointError(f"checkpoint {str(p)!r}: its meta is {_short(meta)}, not a table")
-        return Checkpoint(_checked_spec(data.get("spec"), str(p)), state, dict(meta), str(p))
+        formats = _checked_formats(data.get("formats", {}), str(p))
+        return Checkpoint(_checked_spec(data.get("spec"), str(p)), state, dict(meta), str(p), formats=formats)
     lightning = "state_dict" in data  # Lightning keeps it under "state_dict" with a "model." prefix
     state = data["state_dict"] if lightning else data
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -251,6 +284,13 @@ def load_graph(
         first = str(exc).splitlines()
         detail = " ".join(line.strip() for line in first[:3])
         raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit model {name!r}: {detail[:300]}") from exc
+    if ckpt.formats:
+        from netcarve.transforms.quantize.formats import set_many
+
+        try:
+            graph = set_many(graph, ckpt.formats)
+        except NetcarveError as exc:
+            raise CheckpointError(f"checkpoint {ckpt.path!r}: its per-element formats do not fit: {exc}") from exc
     graph.module.eval()
     return graph
 

@@ -61,6 +61,8 @@ def _quant_key(module: nn.Module, spec: OpSpec) -> tuple[tuple[str, str, str], .
             raise Unsupported(f"{type(module).__name__} quantizes an unknown operand {operand!r}")
         if q.quantizer.name != "integer":
             raise Unsupported(f"quantizer {q.quantizer.name!r} (only 'integer' is batched)")
+        if getattr(q, "formats", None) is not None:
+            raise Unsupported(f"{operand} has per-element formats (only one format per operand is batched)")
         if operand == "bias" and getattr(module, "bias", None) is None:
             continue
         keys.append((operand, q.round, q.overflow))

@@ -2,14 +2,16 @@
 
 from netcarve.ir.fakequant import in_fake_quant
 from netcarve.transforms.quantize.api import quantize
+from netcarve.transforms.quantize.formats import set_formats
 from netcarve.transforms.quantize.modules import QUANTIZED_CLASSES, QuantizedModule, quantize_module
 from netcarve.transforms.quantize.pass_ import QuantizeInfo, quantize_transform_pass
 from netcarve.transforms.quantize.plan import QuantLayerPlan, plan_quantization
-from netcarve.transforms.quantize.quantizers import QUANTIZERS, QuantSpec
+from netcarve.transforms.quantize.quantizers import QUANTIZERS, ElementFormats, QuantSpec
 
 __all__ = [
     "QUANTIZED_CLASSES",
     "QUANTIZERS",
+    "ElementFormats",
     "QuantLayerPlan",
     "QuantSpec",
     "QuantizeInfo",
@@ -19,4 +21,5 @@ __all__ = [
     "quantize",
     "quantize_module",
     "quantize_transform_pass",
+    "set_formats",
 ]

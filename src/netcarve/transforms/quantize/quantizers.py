@@ -30,13 +30,21 @@ direction of the input, so no gradient is passed).
   {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1]. Only the default modes, like minifloat_ieee.
 
 Which operands are unsigned is decided by the quantize pass (see ``netcarve.transforms.quantize.plan``).
+
+**Per-element formats** (``integer`` only): a spec may carry :class:`ElementFormats`, a width and a frac
+tensor broadcasting against the operand (weight ``(out, in)`` or ``(out, 1)`` per output channel, bias
+``(out,)``, an activation per feature ``(features,)`` or per channel ``(C, 1, 1)``); the operand's sign and
+modes stay one per operand. Width 0 is a pruned element: exactly 0, gradient 0. They are set by
+:func:`netcarve.transforms.quantize.formats.set_formats` (the one way in, which a learned quantizer will use
+too). The spec's ``width`` and ``frac_width`` are then the largest element width and frac (what
+:meth:`QuantSpec.precision` reports); the tensors are the format.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -44,9 +52,41 @@ import torch
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
 from netcarve.errors import ConfigError
 from netcarve.ir.fakequant import fake_quant_scope
-from netcarve.ir.fixedpoint import check_modes, fixed_quantize, scalar_grid
+from netcarve.ir.fixedpoint import FixedGrid, check_modes, fixed_quantize, scalar_grid
 from netcarve.ir.meta import Precision
 from netcarve.registry import Registry
+
+
+@dataclass(frozen=True, eq=False)
+class ElementFormats:
+    """Fixed-point formats per element of one operand: integer ``width`` (≥ 0; 0 = pruned, exactly zero) and
+    ``frac`` tensors (int64, CPU) broadcasting against the operand. Sign and modes are the spec's. Compared by
+    identity (tensors have no single truth value)."""
+
+    width: torch.Tensor
+    frac: torch.Tensor
+    #: the float64 grids of both signs, built (and checked) once here: a forward pass only converts them,
+    #: which also runs under the analysis's fake tensors (no data-dependent check there)
+    grids: dict[bool, FixedGrid] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grids = {s: FixedGrid.of(self.width, self.frac, s, dtype=torch.float64) for s in (True, False)}
+        object.__setattr__(self, "grids", grids)
+
+    def grid(self, signed: bool, like: torch.Tensor) -> FixedGrid:
+        """The grid of these formats in ``like``'s dtype and device (exact: powers of two and integers)."""
+        base = self.grids[bool(signed)]
+        return FixedGrid(
+            *(
+                torch.as_tensor(getattr(base, n)).to(dtype=like.dtype, device=like.device)
+                for n in base.__dataclass_fields__
+            )
+        )
+
+    def broadcast(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(width, frac) broadcast to ``shape`` (the operand's, or one sample's for an activation)."""
+        width, frac = torch.broadcast_tensors(self.width, self.frac)
+        return width.broadcast_to(shape), frac.broadcast_to(shape)
 
 
 @dataclass(frozen=True)
@@ -62,6 +102,8 @@ class QuantSpec:
     signed: bool = True
     round: str = DEFAULT_ROUND
     overflow: str = DEFAULT_OVERFLOW
+    #: per-element formats (``integer`` only); None: ``width``/``frac_width`` hold for every element
+    formats: ElementFormats | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.quantize(x, self)
@@ -71,9 +113,16 @@ class QuantSpec:
         return self.quantizer.bounds(self)
 
     def precision(self) -> Precision:
+        """The operand's precision; per-element formats give their largest width and frac, their mean width
+        and pruned share (``Precision.mean_width``, ``pruned_share``)."""
+        mean = pruned = None
+        if self.formats is not None:
+            width, _ = torch.broadcast_tensors(self.formats.width, self.formats.frac)
+            mean = float(width.double().mean())
+            pruned = float((width == 0).double().mean())
         return Precision(
             self.quantizer.name, self.width, self.frac_width, self.exponent_width, self.exponent_bias,
-            self.round, self.overflow,
+            self.round, self.overflow, mean, pruned,
         )  # fmt: skip
 
     def describe(self) -> str:
@@ -180,10 +229,18 @@ class IntegerQuantizer(RegisteredQuantizer):
         return QuantSpec(self, width, frac, signed=signed, round=round, overflow=overflow)
 
     def bounds(self, spec: QuantSpec) -> tuple[float, float]:
+        """The representable range; with per-element formats, the widest over the elements not pruned."""
+        if spec.formats is not None:
+            grid = spec.formats.grid(spec.signed, torch.zeros((), dtype=torch.float64))
+            lo, hi = torch.as_tensor(grid.lo), torch.as_tensor(grid.hi)
+            alive = ~torch.isnan(lo)
+            return (float(lo[alive].min()), float(hi[alive].max())) if bool(alive.any()) else (0.0, 0.0)
         grid = scalar_grid(spec.width, spec.frac_width or 0, spec.signed)
         return float(grid.lo), float(grid.hi)
 
     def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+        if spec.formats is not None:
+            return fixed_quantize(x, spec.formats.grid(spec.signed, x), spec.round, spec.overflow)
         return fixed_quantize(x, scalar_grid(spec.width, spec.frac_width or 0, spec.signed), spec.round, spec.overflow)
 
 
