@@ -267,7 +267,11 @@ def fixed_format(spec: Any, where: str) -> FixedFormat:
 
 def quantized_constant(spec: Any, value: torch.Tensor, where: str) -> tuple[FixedFormat, np.ndarray]:
     """A weight or bias on its grid (its quantizer applied in float64, which is exact) and its format;
-    PassError (naming ``where``) when the quantizer is not fixed-point."""
+    PassError (naming ``where``) when the quantizer is not fixed-point. An automatic frac is resolved on
+    ``value`` (``QuantSpec.resolve``): the frac the forward pass takes for the same weights, in any dtype."""
+    resolve = getattr(spec, "resolve", None)
+    if resolve is not None:
+        spec = resolve(value)
     fmt = fixed_format(spec, where)
     with torch.no_grad():
         return fmt, spec(value.detach().double()).numpy()

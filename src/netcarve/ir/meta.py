@@ -42,18 +42,23 @@ class Precision:
     exponent_bias: int | None = None
     round: str = DEFAULT_ROUND
     overflow: str = DEFAULT_OVERFLOW
+    #: ``frac_width = "auto"``: the frac follows the values' range (``frac_width`` None; the width, which is
+    #: all that size and bit-operation counts read, is fixed)
+    auto_frac: bool = False
 
     @property
     def is_float(self) -> bool:
         return self.kind == "float"
 
     def describe(self) -> str:
-        """E.g. ``float32``, ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (only non-default modes are shown)."""
+        """E.g. ``float32``, ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (only non-default modes are shown),
+        ``integer(3,auto)`` (a range-aware frac)."""
         if self.is_float:
             return f"float{self.width}"
-        if self.frac_width is not None:
+        if self.frac_width is not None or self.auto_frac:
             modes = [_SHORT[m] for m in (self.round, self.overflow) if m not in (DEFAULT_ROUND, DEFAULT_OVERFLOW)]
-            return f"{self.kind}({','.join([str(self.width), str(self.frac_width), *modes])})"
+            frac = "auto" if self.auto_frac else str(self.frac_width)
+            return f"{self.kind}({','.join([str(self.width), frac, *modes])})"
         if self.exponent_width is not None:
             return f"{self.kind}({self.width},e{self.exponent_width})"
         return f"{self.kind}({self.width})"

@@ -28,11 +28,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.fx as fx
 
-from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OPERANDS, QuantizePassConfig, QuantLayerConfig
+from netcarve.config.passes import (
+    AUTO_OPERANDS,
+    DEFAULT_OVERFLOW,
+    DEFAULT_ROUND,
+    OPERANDS,
+    QuantizePassConfig,
+    QuantLayerConfig,
+)
 from netcarve.errors import ConfigError, UnknownNameError
 from netcarve.ir.fixedpoint import check_modes
 from netcarve.ir.graph import Graph
@@ -60,6 +67,9 @@ class QuantLayerPlan:
     target: str
     quantizer: str
     operands: Mapping[str, QuantSpec]
+    #: operand → its precision as planned, an automatic frac resolved on the module's weight or bias at
+    #: planning time (``integer(3,auto→4)``); training moves it, the export resolves it again
+    described: Mapping[str, str] = field(default_factory=dict)
 
 
 def _closest(key: str, candidates: list[str]) -> str:
@@ -200,7 +210,10 @@ def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[QuantLa
                 widths = ", ".join(f"{op}_width" for op in QUANT_OPERANDS[kind])
                 raise ConfigError(f"node {node.name!r}: quantizer {layer.name!r} is set but none of {widths} is")
             continue
-        plans.append(QuantLayerPlan(node.name, kind, str(node.target), specs[next(iter(specs))].quantizer.name, specs))
+        module = graph.submodule(node)
+        described = {op: s.describe(getattr(module, op) if op in AUTO_OPERANDS else None) for op, s in specs.items()}
+        quantizer = specs[next(iter(specs))].quantizer.name
+        plans.append(QuantLayerPlan(node.name, kind, str(node.target), quantizer, specs, described))
     if skipped:
         log.warning("the default quantization does not apply to functional calls: %s", ", ".join(skipped))
     _check_shared_modules(graph, plans)
