@@ -39,6 +39,8 @@ class QuantLayerConfig(Strict):
     """One layer's quantization: ``name`` is the quantizer (None / "NA" = leave the layer float).
 
     ``<operand>_round`` / ``<operand>_overflow`` unset (None) mean the defaults ``nearest_even`` / ``saturate``.
+    ``<operand>_frac_width``: 0..width, None (width // 2) or ``"auto"`` (weight and bias only: the frac follows
+    the tensor's range, README: Transform).
     """
 
     name: str | None = None

@@ -20,6 +20,9 @@ Rules (README: Transform):
 - An entry naming a node (by name or by type) may set only operands that node has: ``weight_width`` on a
   ReLU, or ``bias_width`` on a Linear without bias, is a ConfigError listing the node's operands. The
   ``default`` entry is a template: operands a node lacks are skipped.
+- ``weight_frac_width`` / ``bias_frac_width = "auto"`` (integer quantizer): the spec's frac follows the tensor
+  (:func:`netcarve.ir.fixedpoint.auto_frac`); the plan's ``described`` shows it resolved on the module's
+  weights at planning time. ``"auto"`` on data_in/data_out is a ConfigError naming the key (the config's).
 - Unsigned operands (values known to be ≥ 0): a ReLU's data_in and data_out, and the data_in of a node
   whose first input is produced by a ReLU. Everything else is signed.
 """
