@@ -26,6 +26,7 @@ import torch
 from netcarve.data.base import DatasetInfo
 from netcarve.errors import CheckpointError, NetcarveError
 from netcarve.ir.graph import Graph, ModelSpec
+from netcarve.ir.graph_state import ELEMENT_FORMATS, restored_state, saved_state
 from netcarve.paths import existing_file, write_atomically
 from netcarve.provenance import (
     FileRef,
@@ -167,9 +168,7 @@ def save_checkpoint(
         raise CheckpointError(f"checkpoint {str(p)!r} already exists; choose another path (nothing was overwritten)")
     if graph.spec is None:
         raise CheckpointError("cannot save a graph without a model spec (build it with netcarve.train.build_graph)")
-    from netcarve.transforms.quantize.formats import stored_formats
-
-    formats = stored_formats(graph)
+    formats = saved_state(graph, ELEMENT_FORMATS)
     payload = {
         "format": FORMAT,
         "version": FORMATS_VERSION if formats else VERSION,
@@ -285,10 +284,10 @@ def load_graph(
         detail = " ".join(line.strip() for line in first[:3])
         raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit model {name!r}: {detail[:300]}") from exc
     if ckpt.formats:
-        from netcarve.transforms.quantize.formats import set_many
-
         try:
-            graph = set_many(graph, ckpt.formats)
+            graph = restored_state(graph, ELEMENT_FORMATS, ckpt.formats)
+        except KeyError as exc:  # no module registered them: never drop them silently
+            raise CheckpointError(f"checkpoint {ckpt.path!r} stores per-element formats no module can set") from exc
         except NetcarveError as exc:
             raise CheckpointError(f"checkpoint {ckpt.path!r}: its per-element formats do not fit: {exc}") from exc
     graph.module.eval()

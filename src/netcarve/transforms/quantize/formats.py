@@ -21,6 +21,7 @@ import torch
 
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
+from netcarve.ir.graph_state import ELEMENT_FORMATS, register_state
 from netcarve.transforms.quantize.quantizers import ElementFormats, QuantSpec
 
 #: node → operand → {"width": int64 tensor, "frac": int64 tensor}: what a checkpoint stores
@@ -123,3 +124,7 @@ def stored_formats(graph: Graph) -> StoredFormats:
                 f = spec.formats
                 out.setdefault(n.name, {})[operand] = {"width": f.width.clone(), "frac": f.frac.clone()}
     return out
+
+
+# a checkpoint saves and restores them through the graph-state registry (train/ does not import transforms/)
+register_state(ELEMENT_FORMATS, stored_formats, set_many)
