@@ -104,6 +104,8 @@ class QuantSpec:
     overflow: str = DEFAULT_OVERFLOW
     #: per-element formats (``integer`` only); None: ``width``/``frac_width`` hold for every element
     formats: ElementFormats | None = None
+    #: ``learned`` only: what one trainable frac covers (element, channel, layer)
+    granularity: str | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.quantize(x, self)
