@@ -34,16 +34,24 @@ import copy
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, GRANULARITIES, FreezeLearnedPassConfig
+from netcarve.config.passes import (
+    DEFAULT_OVERFLOW,
+    DEFAULT_ROUND,
+    GRANULARITIES,
+    FreezeLearnedPassConfig,
+    QuantizePassConfig,
+)
 from netcarve.errors import ConfigError
 from netcarve.ir.fixedpoint import ROUNDING, FixedGrid, fixed_quantize, scalar_grid
 from netcarve.ir.graph import Graph
+from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
 from netcarve.transforms.quantize.formats import operand_shape, set_many
 from netcarve.transforms.quantize.quantizers import QUANTIZERS, QuantSpec, RegisteredQuantizer
@@ -94,6 +102,37 @@ class LearnedQuantizer(RegisteredQuantizer):
 
 
 QUANTIZERS.add("learned", LearnedQuantizer(), description=LearnedQuantizer.__doc__ or "")
+
+
+@dataclass(frozen=True)
+class BetaSchedule:
+    """The weight of EBOPs in the training loss (``[passes.quantize]`` ``beta*`` keys): a constant ``beta``; a
+    ramp from ``beta`` to ``end`` over ``epochs`` epochs; or ``beta`` steered toward ``target`` EBOPs (×/÷
+    ``factor`` after each epoch above/below it). The quantize pass keeps it on each learned module's state."""
+
+    beta: float = 0.0
+    end: float | None = None
+    epochs: int | None = None
+    target: float | None = None
+    factor: float = 2.0
+
+    @staticmethod
+    def of(config: QuantizePassConfig) -> BetaSchedule:
+        return BetaSchedule(
+            config.beta, config.beta_end, config.beta_epochs, config.beta_target_ebops, config.beta_factor
+        )
+
+    def at(self, epoch: int) -> float:
+        """The ramp's (or the constant's) beta in ``epoch`` (steering starts from ``beta`` too)."""
+        if self.end is None or self.epochs is None:
+            return self.beta
+        return self.beta + (self.end - self.beta) * min(epoch, self.epochs) / self.epochs
+
+    def steer(self, beta: float, ebops: float) -> float:
+        """The next epoch's beta when steering (unchanged otherwise)."""
+        if self.target is None or ebops == self.target:
+            return beta
+        return beta * self.factor if ebops > self.target else beta / self.factor
 
 
 def group_shape(operand: str, shape: tuple[int, ...], granularity: str) -> tuple[int, ...]:
@@ -186,11 +225,12 @@ def learned_operands(module: nn.Module) -> Mapping[str, LearnedOperand]:
     return found._modules if isinstance(found, nn.ModuleDict) else {}  # type: ignore[return-value]
 
 
-def attach(graph: Graph, module: nn.Module, node: str, specs: Mapping[str, QuantSpec]) -> None:
+def attach(graph: Graph, module: nn.Module, node: str, specs: Mapping[str, QuantSpec], beta: BetaSchedule) -> None:
     """Give ``module`` (``node``'s quantized module, about to join a new graph) the state of its learned
-    operands, shaped by ``graph`` (the graph being quantized: same shapes). A module re-quantized without a
-    learned operand loses the old state."""
+    operands, shaped by ``graph`` (the graph being quantized: same shapes), and the ``beta`` schedule. A module
+    re-quantized without a learned operand loses the old state."""
     states = nn.ModuleDict()
+    states.__dict__["beta"] = beta  # a plain attribute: settings, not state (the quantize config holds them)
     for operand, spec in specs.items():
         if spec.quantizer.name != "learned":
             continue
@@ -235,18 +275,22 @@ def ebops(graph: Graph) -> torch.Tensor:
     """The effective bit operations of ``graph`` (a scalar, differentiable through its learned fracs): per
     Linear or convolution whose data_in and weight are quantized, Σ over its MACs of bits(input) · bits(weight)
     for one sample. Other layers count 0."""
+    return module_ebops(graph.module)
+
+
+def module_ebops(gm: fx.GraphModule) -> torch.Tensor:
+    """:func:`ebops` of a netcarve graph's module (its nodes annotated with their shapes)."""
     total = torch.zeros(())
-    for n in graph.compute_nodes():
-        if n.op != "call_module":
+    for n in gm.graph.nodes:
+        if n.op != "call_module" or META_KEY not in n.meta:
             continue
-        module = graph.submodule(n)
+        module = gm.get_submodule(str(n.target))
         weight = getattr(module, "weight", None)
-        meta = graph.meta(n)
-        if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d) or weight is None or not meta.inputs:
+        inputs = n.meta[META_KEY].inputs
+        if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d) or weight is None or not inputs:
             continue
-        in_shape = tuple(meta.inputs[0].shape[1:])
         w_bits = operand_bits(module, "weight", tuple(weight.shape))
-        x_bits = operand_bits(module, "data_in", in_shape)
+        x_bits = operand_bits(module, "data_in", tuple(inputs[0].shape[1:]))
         if w_bits is None or x_bits is None:
             continue
         w_bits, x_bits = w_bits.to(weight.device), x_bits.to(weight.device)
@@ -259,6 +303,16 @@ def ebops(graph: Graph) -> torch.Tensor:
             out = conv(x_bits[None], w_bits, None, module.stride, module.padding, module.dilation, module.groups)
         total = total.to(out.device) + out.sum()
     return total
+
+
+def beta_schedule(module: nn.Module) -> BetaSchedule | None:
+    """The beta schedule of a model with learned quantizers (None: it has none)."""
+    for m in module.modules():
+        found = m._modules.get(LEARNED)
+        if isinstance(found, nn.ModuleDict) and len(found):
+            schedule: BetaSchedule = getattr(found, "beta", BetaSchedule())
+            return schedule
+    return None
 
 
 # -- freeze ---------------------------------------------------------------------------------------------------
