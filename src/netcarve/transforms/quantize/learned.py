@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import torch
@@ -53,6 +53,7 @@ from netcarve.ir.fixedpoint import ROUNDING, FixedGrid, fixed_quantize, scalar_g
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
+from netcarve.train.resources import FINDERS
 from netcarve.transforms.quantize.formats import operand_shape, set_many
 from netcarve.transforms.quantize.quantizers import QUANTIZERS, QuantSpec, RegisteredQuantizer
 
@@ -305,6 +306,15 @@ def module_ebops(gm: fx.GraphModule) -> torch.Tensor:
     return total
 
 
+def _resources(module: nn.Module) -> tuple[Callable[[], torch.Tensor], BetaSchedule] | None:
+    """The training loop's view of a model with learned quantizers (:data:`netcarve.train.resources.FINDERS`):
+    its EBOPs and its beta schedule."""
+    schedule = beta_schedule(module)
+    if schedule is None or not isinstance(module, fx.GraphModule):
+        return None
+    return (lambda: module_ebops(module)), schedule
+
+
 def beta_schedule(module: nn.Module) -> BetaSchedule | None:
     """The beta schedule of a model with learned quantizers (None: it has none)."""
     for m in module.modules():
@@ -313,6 +323,9 @@ def beta_schedule(module: nn.Module) -> BetaSchedule | None:
             schedule: BetaSchedule = getattr(found, "beta", BetaSchedule())
             return schedule
     return None
+
+
+FINDERS.append(_resources)
 
 
 # -- freeze ---------------------------------------------------------------------------------------------------
