@@ -222,3 +222,23 @@ def test_config_errors_name_the_key(config: dict[str, Any], message: str) -> Non
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     with pytest.raises(ConfigError, match=message):
         netcarve.quantize(model, {"by": "type", **config}, input_shape=(2,))
+
+
+@pytest.mark.parametrize(("padding", "expected"), [(0, 128.0), (1, 288.0)])
+def test_ebops_of_a_convolution_by_hand(padding: int, expected: float) -> None:
+    """Conv2d(1 → 1, kernel 2) on a 1×3×3 image, weights [[0.5, 0], [1.5, −0.25]] at f = 2: bits [[3, 0],
+    [4, 1]] (Σ 8, as in the Linear toy); data_in per layer over [−1, 1] at f = 2: 4 bits per pixel. Each MAC
+    pairs a tap with a pixel: without padding 4 output positions × 4 taps, Σ = 4 · 4 · 8 = 128; with padding 1
+    every tap meets each of the 9 pixels once (the zero padding is no MAC): 9 · 4 · 8 = 288."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 2, padding=padding, bias=False))
+    cfg = {"by": "type", "conv2d": learned(data_in_width=8, data_in_frac_width=2, data_in_granularity="layer",
+                                           weight_width=8, weight_frac_width=2)}  # fmt: skip
+    graph = netcarve.quantize(model, cfg, input_shape=(1, 3, 3))
+    conv = graph.submodule(graph.node("_0"))
+    states = learned_operands(conv)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[0.5, 0.0], [1.5, -0.25]]]]))
+        states["data_in"].lo.fill_(-1.0)
+        states["data_in"].hi.fill_(1.0)
+    graph.module.eval()
+    assert ebops(graph).item() == expected
