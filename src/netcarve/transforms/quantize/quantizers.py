@@ -29,6 +29,10 @@ direction of the input, so no gradient is passed).
   [−1, 1] (the usual hardtanh STE). Unsigned operands (ReLU inputs) use the 1-bit unsigned integer grid
   {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1]. Only the default modes, like minifloat_ieee.
 
+- ``learned`` (:mod:`netcarve.transforms.quantize.learned`): fixed point with a trainable frac per element,
+  channel or layer and integer bits from the values' range (issue 22, HGQ); its state lives in the quantized
+  module, and ``freeze_learned`` turns it into ``integer`` with per-element formats.
+
 Which operands are unsigned is decided by the quantize pass (see ``netcarve.transforms.quantize.plan``).
 
 **Per-element formats** (``integer`` only): a spec may carry :class:`ElementFormats`, a width and a frac
