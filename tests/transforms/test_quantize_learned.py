@@ -212,7 +212,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path: Path) -> None:
         ({"linear": {"config": {"name": "integer", "weight_width": 8, "weight_granularity": "layer"}}},
          "weight_granularity applies to the learned quantizer"),
         ({"linear": learned(weight_width=8, weight_granularity="row")}, "linear.config.weight_granularity"),
-        ({"beta": -1.0}, "beta"),
+        ({"beta": -1.0}, "passes.quantize.beta"),
         ({"beta": 1e-6, "beta_end": 1e-5}, "beta_end and beta_epochs"),
         ({"beta_target_ebops": 1000.0}, "set beta > 0"),
         ({"beta": 1e-6, "beta_end": 1e-5, "beta_epochs": 3, "beta_target_ebops": 10.0}, "exclude each other"),
