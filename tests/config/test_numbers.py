@@ -177,3 +177,23 @@ def test_frac_width_error_names_the_dotted_key_in_a_config(tmp_path: Path) -> No
         f"{path}: invalid value for 'passes.quantize.linear.config.data_out_frac_width': "
         "data_out_frac_width = 7 is above data_out_width = 6: a frac width must be in 0..6 (got 7)"
     )
+
+
+def test_frac_width_text_other_than_auto_is_one_error_naming_the_key(tmp_path: Path) -> None:
+    """A misspelt "auto" gives one line naming the dotted key (not one error per member of int | "auto"); "auto"
+    on data_in is refused by name, on weight accepted."""
+    path = tmp_path / "c.toml"
+    head = '[passes.quantize.linear.config]\nname = "integer"\n'
+    path.write_text(head + 'weight_width = 3\nweight_frac_width = "autoo"\n')
+    with pytest.raises(ConfigError) as err:
+        build_config(path)
+    assert str(err.value) == (
+        f"{path}: invalid value for 'passes.quantize.linear.config.weight_frac_width': "
+        "weight_frac_width must be an integer or \"auto\" (got 'autoo')"
+    )
+    path.write_text(head + 'data_in_width = 8\ndata_in_frac_width = "auto"\n')
+    with pytest.raises(ConfigError, match=r"'passes.quantize.linear.config.data_in_frac_width': data_in_frac_width = "):
+        build_config(path)
+    path.write_text(head + 'weight_width = 3\nweight_frac_width = "auto"\n')
+    config = build_config(path)
+    assert config.passes["quantize"].entries["linear"].config.weight_frac_width == "auto"  # type: ignore[union-attr]

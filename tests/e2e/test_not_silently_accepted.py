@@ -80,7 +80,7 @@ def test_quantize_settings_that_mean_nothing(in_tmp: Path, toml: str, expected: 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"version": 2}, " has 'netcarve-checkpoint' version 2, which this netcarve cannot read (supported: "),
+        ({"version": 3}, " has 'netcarve-checkpoint' version 3, which this netcarve cannot read (supported: "),
         ({"format": "other"}, " has format 'other', which this netcarve cannot read (supported: "),
         ({"transforms": [["quantise", {}]]}, ": spec.transforms[0] (pass 'quantise') is invalid: unknown pass"),
         ({"transforms": {"quantize": {}}}, ": its spec.transforms is {'quantize': {}}, not a list of"),

@@ -13,7 +13,7 @@ import torch
 
 from netcarve.analysis.fpga import fpga_costs, program_digest
 from netcarve.export.backends import BACKENDS, ExportOptions
-from netcarve.export.program import FixedFormat, MaxPool, Quantize, build_program, netcarve_forward
+from netcarve.export.program import Dense, FixedFormat, MaxPool, Quantize, build_program, netcarve_forward
 from tests.export.test_program import CNN_MIXES, JET_PER_LAYER, TOY_MIXES, UNIFORM, integer, quantized, quantized_cnn
 
 pytest.importorskip("alkaid")
@@ -258,3 +258,38 @@ def test_cnn_fpga_costs_per_layer_and_digest() -> None:
     swapped = pool.groups[[1, 0, *range(2, len(pool.groups))]]
     assert digest_with(dataclasses.replace(pool, groups=swapped)) != program_digest(program)
     assert digest_with(dataclasses.replace(pool, node="other")) == program_digest(program)
+
+
+#: automatic weight and bias fracs (3- and 4-bit weights, 6-bit biases), fixed data fracs
+AUTO_FRAC = {
+    "by": "name",
+    "default": integer(data_in_width=8, data_in_frac_width=4, weight_width=4, weight_frac_width="auto",
+                       bias_width=6, bias_frac_width="auto", data_out_width=10, data_out_frac_width=4),
+    "seq_blocks_2": integer(data_in_width=8, data_in_frac_width=4, weight_width=3, weight_frac_width="auto",
+                            bias_width=6, bias_frac_width="auto", data_out_width=10, data_out_frac_width=4),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["hls4ml-jet", "jsc-toy"])
+def test_auto_frac_export_is_bit_exact(model: str) -> None:
+    """Automatic fracs: every Dense step's weight and bias format is the frac the model's own forward resolves
+    on the same (for jsc-toy: BatchNorm-folded) weights, and alkaid's interpreter, the program's float64
+    reference and netcarve's fake-quantized forward agree exactly on 2,000 rows (σ = 3)."""
+    graph = quantized(model, AUTO_FRAC, seed=1)
+    program = build_program(graph)
+    dense = [step for step in program.steps if isinstance(step, Dense)]
+    for step in dense:
+        layer = program.graph.submodule(program.graph.node(step.node))
+        assert step.weight_fmt.frac == layer.quant["weight"].resolve(layer.weight).frac_width
+        assert step.bias_fmt is not None
+        assert step.bias_fmt.frac == layer.quant["bias"].resolve(layer.bias).frac_width
+    assert len(dense) == (4 if model == "hls4ml-jet" else 3)
+    assert any(step.weight_fmt.frac != step.weight_fmt.width // 2 for step in dense)  # not the fixed default
+    torch.manual_seed(2)
+    x = torch.randn(2000, 16) * 3
+    port = program.port_inputs(x)
+    logic = trace_program(program).predict(port)
+    reference = program.reference(port)
+    assert np.abs(reference).max() > 0
+    np.testing.assert_array_equal(logic, reference)
+    np.testing.assert_array_equal(logic, netcarve_forward(program.graph, x))

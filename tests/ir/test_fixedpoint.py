@@ -1,5 +1,6 @@
 """The one integer quantizer (``netcarve.ir.fixedpoint``): every round × overflow mode, ties, bounds, the
-clipped straight-through gradient, per-channel and per-element formats, its mode table and mode check."""
+clipped straight-through gradient, per-channel and per-element formats, its mode table and mode check, and the
+range-aware frac (``auto_frac``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import torch
 from netcarve.config.passes import OVERFLOW_MODES, ROUND_MODES
 from netcarve.errors import ConfigError
 from netcarve.ir.fixedpoint import (
+    AUTO_FRAC_LIMIT,
     OVERFLOW_NAMES,
     ROUND_NAMES,
     ROUNDING,
     FixedGrid,
+    auto_frac,
     backend_modes,
     check_modes,
     fixed_quantize,
     int_range,
+    max_magnitude,
     scalar_grid,
 )
 
@@ -199,3 +203,66 @@ def test_width_zero_is_exactly_zero_with_no_gradient(overflow: str, signed: bool
     np.testing.assert_array_equal(y[:, 1].detach().numpy(), [1.0, big, 0.0])
     np.testing.assert_array_equal(x.grad[:, 1].numpy(), [1.0, 0.0, 1.0])
     assert bool(torch.isnan(torch.as_tensor(grid.lo))[[0, 2]].all())
+
+
+#: (m = max |x|, width, signed) → the auto frac, derived by hand in test_auto_frac_by_hand's docstring
+AUTO_GOLDEN = [
+    (0.3, 3, True, 3),
+    (0.375, 3, True, 3),
+    (0.25, 3, True, 3),
+    (0.5, 3, True, 2),
+    (0.3, 3, False, 4),
+    (1.0, 3, False, 2),
+    (0.125, 2, True, 3),
+    (0.125, 8, True, 9),
+    (100.0, 4, True, -4),
+    (0.3, 1, True, 1),
+    (0.0, 3, True, 1),
+    (0.0, 8, False, 4),
+    (float("nan"), 6, True, 3),
+    (1e-30, 8, True, AUTO_FRAC_LIMIT),
+    (1e30, 8, True, -AUTO_FRAC_LIMIT),
+]
+
+
+@pytest.mark.parametrize(("m", "width", "signed", "frac"), AUTO_GOLDEN)
+def test_auto_frac_by_hand(m: float, width: int, signed: bool, frac: int) -> None:
+    """f = the largest integer with m · 2^f ≤ k_top (k_top = 2^(w−1) − 1 signed, 2^w − 1 unsigned, 1 for a
+    signed 1-bit grid); m = 0 or NaN → w // 2; clamped to ±64.
+
+    - signed w = 3 (k_top 3): m = 0.3: 0.3·8 = 2.4 ≤ 3 < 0.3·16 = 4.8 → 3 (step 1/8, range [−0.5, 0.375]);
+      m = 0.375: 0.375·8 = 3 ≤ 3 (exactly the top value, included) < 6 → 3; m = 0.25 (a power of two): 0.25·8 =
+      2 ≤ 3 < 4 → 3 (0.25 is k = 2, below the top code 3); m = 0.5: 0.5·4 = 2 ≤ 3 < 4 → 2.
+    - unsigned w = 3 (k_top 7): m = 0.3: 0.3·16 = 4.8 ≤ 7 < 9.6 → 4; m = 1: 4 ≤ 7 < 8 → 2.
+    - signed w = 2 (k_top 1): m = 0.125: 0.125·8 = 1 ≤ 1 < 2 → 3 (grid {−0.25, −0.125, 0, 0.125});
+      w = 8 (k_top 127): 0.125·512 = 64 ≤ 127 < 128 → 9, above the width (integer bits 8 − 1 − 9 = −2).
+    - signed w = 4 (k_top 7), m = 100: 100·2^−4 = 6.25 ≤ 7 < 100·2^−3 = 12.5 → −4 (step 16).
+    - signed w = 1 (k_top 0, taken as 1: its nonzero value is −2^−f): m = 0.3: 0.6 ≤ 1 < 1.2 → 1.
+    - m = 0: 3 // 2 = 1, 8 // 2 = 4; NaN: 6 // 2 = 3. m = 1e−30 ≈ 2^−99.7 would give 99, clamped to 64; m = 1e30
+      ≈ 2^99.7 would give −97 (w = 8), clamped to −64.
+    """
+    assert auto_frac(m, width, signed) == frac
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_auto_frac_covers_the_range_with_the_fewest_integer_bits(signed: bool) -> None:
+    """For 2,000 magnitudes spread over 2^−20 … 2^20 (and the exact powers of two in between, the boundary
+    cases) at widths 1 … 12: the grid at f holds m (hi ≥ m, so nothing saturates and m keeps its gradient),
+    and the grid at f + 1 (one integer bit fewer) does not (its hi < m), where k_top ≥ 1."""
+    torch.manual_seed(0)
+    ms = torch.exp2(torch.rand(2000, dtype=torch.float64) * 40 - 20).tolist() + [2.0**e for e in range(-20, 21)]
+    for width in range(1, 13):
+        k_top = max(int_range(width, signed)[1], 1)
+        for m in ms:
+            f = auto_frac(m, width, signed)
+            assert m <= k_top * 2.0**-f, (m, width, f)
+            assert m > k_top * 2.0 ** -(f + 1), (m, width, f)
+
+
+def test_max_magnitude_is_exact_in_any_dtype() -> None:
+    """max |x| of a float32 tensor and of its float64 copy are the same Python float (so the training forward
+    in float32 and the export in float64 resolve the same frac); an empty tensor has 0."""
+    torch.manual_seed(1)
+    x = torch.randn(64, 33) * 0.1
+    assert max_magnitude(x) == max_magnitude(x.double()) == float(x.abs().max())
+    assert max_magnitude(torch.empty(0)) == 0.0

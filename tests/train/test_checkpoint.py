@@ -232,3 +232,36 @@ def test_load_saved_graph_takes_a_moved_model_file_of_a_checkpoint_without_a_has
     assert "records no hash of its model file: --model 'moved/odd.py' is taken as it is" in caplog.text
     assert_same_state(loaded.module, graph.module)
     assert loaded.spec is not None and loaded.spec.model == f"{tmp_path.resolve() / 'moved' / 'odd.py'}:mlp"
+
+
+def test_auto_frac_checkpoint_reloads_to_the_same_forward(tmp_path: Path) -> None:
+    """A model with automatic weight/bias fracs, whose weights moved after quantization (scaled ×8: every
+    layer's weight frac drops by 3, so the frac at quantization time would be wrong), saved and reloaded: the
+    transform list replays "auto", the state_dict (the float model's keys, nothing added) brings the weights,
+    and so the resolved fracs and the forward pass are bit for bit the same."""
+    import netcarve
+
+    config = {"by": "type", "linear": {"config": {
+        "name": "integer", "data_in_width": 8, "data_in_frac_width": 4, "weight_width": 3,
+        "weight_frac_width": "auto", "bias_width": 6, "bias_frac_width": "auto"}}}  # fmt: skip
+    torch.manual_seed(4)
+    float_graph = build_graph("hls4ml-jet", JSC)
+    graph = netcarve.quantize(float_graph, config)
+    layers = [graph.submodule(graph.node(f"seq_blocks_{i}")) for i in (0, 2, 4, 6)]
+    before = [layer.quant["weight"].resolve(layer.weight).frac_width for layer in layers]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.mul_(8)
+    after = [layer.quant["weight"].resolve(layer.weight).frac_width for layer in layers]
+    assert after == [f - 3 for f in before]
+    assert list(graph.module.state_dict()) == list(float_graph.module.state_dict())
+    path = save_checkpoint(tmp_path / "auto.pt", graph)
+    again = load_graph(path, "hls4ml-jet", JSC)
+    assert_same_state(again.module, graph.module)
+    reloaded = [again.submodule(again.node(f"seq_blocks_{i}")) for i in (0, 2, 4, 6)]
+    assert [layer.quant["weight"].resolve(layer.weight).frac_width for layer in reloaded] == after
+    assert all(layer.quant["bias"].auto_frac for layer in reloaded)
+    x = torch.randn(256, 16) * 2
+    graph.module.eval()
+    again.module.eval()
+    torch.testing.assert_close(again(x), graph(x), rtol=0, atol=0)

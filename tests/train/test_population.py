@@ -155,6 +155,55 @@ def test_batched_quantizer_is_the_one_definition_per_element(round_mode: str, ov
     torch.testing.assert_close(x.grad, x_alone.grad, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dims", [3, 2], ids=["weight", "bias"])
+def test_batched_auto_frac_is_each_members_own(dims: int) -> None:
+    """Four members' weights ``[4, 6, 5]`` (or biases ``[4, 6]``) stacked with zero padding, automatic fracs at
+    widths 3, 3, 2, 4: member 0 holds values up to 0.3 (frac 3), member 1 up to 5 (frac −1: 5 · ½ = 2.5 ≤ 3 < 5),
+    member 2 only zeros (frac 2 // 2 = 1), member 3 (unsigned, k_top 15) up to 0.9 (frac 4: 14.4 ≤ 15 < 28.8), in
+    a narrower region than the padding. Each member's forward and clipped-STE gradient equal its own spec alone
+    bit for bit (the padding's zeros do not count in its range), also after members leave (``select``)."""
+    integer = QUANTIZERS.get("integer")
+    specs = [integer.make_spec(3, "auto"), integer.make_spec(3, "auto"), integer.make_spec(2, "auto"),
+             integer.make_spec(4, "auto", signed=False)]  # fmt: skip
+    shape = (6, 5)[: dims - 1]
+    torch.manual_seed(0)
+    scales = [0.3, 5.0, 0.0, 0.9]
+    x = torch.zeros(4, *shape)
+    for k, scale in enumerate(scales):
+        values = torch.rand(*shape) * 2 - 1 if k != 3 else torch.rand(*shape)
+        values = values / values.abs().max() * scale if scale else values * 0
+        region = (k, *(slice(0, n - (k == 3)) for n in shape))  # member 3 is narrower: its last row/col is padding
+        x[region] = values[tuple(slice(0, n - (k == 3)) for n in shape)]
+    fracs = [integer.make_spec(3, "auto").resolve(x[0]).frac_width, specs[1].resolve(x[1]).frac_width,
+             specs[2].resolve(x[2]).frac_width, specs[3].resolve(x[3]).frac_width]  # fmt: skip
+    assert fracs == [3, -1, 1, 4]
+    quant = _BQuant.of(specs, dims, x.device)
+    for members in ([0, 1, 2, 3], [1, 3]):
+        q = quant if len(members) == 4 else quant.select(torch.tensor(members))
+        xs = x[members].clone().requires_grad_(True)
+        batched = q(xs)
+        weights = torch.randn_like(xs)
+        (batched * weights).sum().backward()
+        for pos, k in enumerate(members):
+            xk = x[k].clone().requires_grad_(True)
+            solo = specs[k](xk)
+            (solo * weights[pos]).sum().backward()
+            assert torch.equal(batched[pos], solo), k
+            assert xs.grad is not None and xk.grad is not None and torch.equal(xs.grad[pos], xk.grad), k
+
+
+def test_auto_and_fixed_fracs_are_different_templates(synthetic_small: TensorSplits) -> None:
+    """A member whose weights have an automatic frac does not stack with one of fixed frac (the batched grid is
+    recomputed per call for the first only): their template keys differ in that operand alone."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    auto = {"by": "type", "default": {"config": {"name": "integer", "weight_width": 4, "weight_frac_width": "auto"}}}
+    fixed = {"by": "type", "default": {"config": {"name": "integer", "weight_width": 4, "weight_frac_width": 2}}}
+    key_auto, key_fixed = chain(quantize(base, auto).module).key, chain(quantize(base, fixed).module).key
+    assert key_auto != key_fixed
+    assert next(n[1] for n in key_auto[3] if n[1]) == (("weight", "nearest_even", "saturate", True),)
+    assert next(n[1] for n in key_fixed[3] if n[1]) == (("weight", "nearest_even", "saturate", False),)
+
+
 # --- exactness ----------------------------------------------------------------------------------------------------
 def test_different_widths_train_as_alone(synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture) -> None:
     """jsc-three-linear-layers at hidden widths 16-16, 32-16 and 32-48 (padded to 32-48) in one batch."""
@@ -203,6 +252,36 @@ def test_width_times_quantization_train_as_alone(
         for shape, (w, f) in zip(shapes, bits, strict=True)
     ]
     _check_population([g.module for g in members], synthetic_small, CFG, caplog)
+
+
+def test_auto_frac_members_train_as_alone(synthetic_small: TensorSplits, caplog: pytest.LogCaptureFixture) -> None:
+    """Widths 16-16, 32-16, 16-32 with 2-, 3- and 4-bit weights and 8-bit biases, fracs automatic (data_in 8
+    bits, frac 4): one batch (nothing trained alone), each member as its solo fit (weights to rtol 1e-4, records),
+    2 epochs; at the end every member's weights resolve to the same frac as its solo twin's, and none is dead
+    (its 2-bit weights are not all zero, as they would be at width // 2 = 1 for |w| < 1/4)."""
+    base = _base("jsc-three-linear-layers", synthetic_small)
+    shapes = [{}, {"seq_blocks_2": 2}, {"seq_blocks_4": 2}]
+
+    def config(bits: int) -> dict[str, Any]:
+        return {"by": "type", "default": {"config": {
+            "name": "integer", "data_in_width": 8, "data_in_frac_width": 4, "weight_width": bits,
+            "weight_frac_width": "auto", "bias_width": 8, "bias_frac_width": "auto"}}}  # fmt: skip
+
+    pairs = zip(shapes, (2, 3, 4), strict=True)
+    members = [quantize(change_width(base, _width(**shape)), config(bits)) for shape, bits in pairs]
+    cfg = TrainConfig(max_epochs=2, batch_size=128, learning_rate=3e-3)
+    batched = [copy.deepcopy(g.module) for g in members]
+    with caplog.at_level(logging.INFO, logger="netcarve.train.population"):
+        outcomes = fit_population(batched, synthetic_small, cfg, validate=True)
+    assert "trained alone" not in caplog.text and all(o.batch == 3 for o in outcomes)
+    for graph, module in zip(members, batched, strict=True):
+        solo, _ = _solo(graph.module, synthetic_small, cfg, validate=True)
+        _assert_same_weights(module, solo)
+        for name in ("seq_blocks.2", "seq_blocks.4", "seq_blocks.6"):
+            mine, theirs = module.get_submodule(name), solo.get_submodule(name)
+            spec = mine.quant["weight"]
+            assert spec.resolve(mine.weight).frac_width == spec.resolve(theirs.weight).frac_width, name
+            assert int((spec(mine.weight.detach()) != 0).sum()) > 0, name
 
 
 #: the biases of jsc-toy's Linears that feed a BatchNorm, and that BatchNorm's running mean

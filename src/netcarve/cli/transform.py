@@ -27,7 +27,7 @@ def _operand_text(graph: Graph, node: Any, operand: str) -> str:
         return "-"
     module = graph.submodule(node) if node.op == "call_module" else None
     if isinstance(module, QuantizedModule) and operand in module.quant:
-        return module.quant[operand].describe()
+        return module.quant[operand].describe(module.quant_value(operand))
     return meta.operand_precision(operand).describe()
 
 

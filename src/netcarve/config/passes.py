@@ -16,6 +16,12 @@ from netcarve.config.base import Strict
 from netcarve.errors import ConfigError
 
 OPERANDS = ("data_in", "weight", "bias", "data_out")
+#: ``<operand>_frac_width = "auto"``: the integer quantizer takes the frac from the width and the values' range
+AUTO = "auto"
+#: the operands that may have an automatic frac: their values are the tensor itself at every forward pass
+#: (data_in/data_out would need a range calibrated over batches and stored; not implemented)
+AUTO_OPERANDS = ("weight", "bias")
+FracWidth = int | Literal["auto"] | None
 _SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias", "round", "overflow", "granularity")
 
 #: The names of the fixed-point quantizer's modes (README: Transform): how it rounds x · 2^frac to an integer
@@ -38,32 +44,34 @@ class QuantLayerConfig(Strict):
     """One layer's quantization: ``name`` is the quantizer (None / "NA" = leave the layer float).
 
     ``<operand>_round`` / ``<operand>_overflow`` unset (None) mean the defaults ``nearest_even`` / ``saturate``.
+    ``<operand>_frac_width``: 0..width, None (width // 2) or ``"auto"`` (weight and bias only: the frac follows
+    the tensor's range, README: Transform).
     """
 
     name: str | None = None
     data_in_width: int | None = Field(default=None, ge=1, le=64)
-    data_in_frac_width: int | None = None
+    data_in_frac_width: FracWidth = None
     data_in_exponent_width: int | None = None
     data_in_exponent_bias: int | None = None
     data_in_round: RoundMode | None = None
     data_in_overflow: OverflowMode | None = None
     data_in_granularity: Granularity | None = None
     weight_width: int | None = Field(default=None, ge=1, le=64)
-    weight_frac_width: int | None = None
+    weight_frac_width: FracWidth = None
     weight_exponent_width: int | None = None
     weight_exponent_bias: int | None = None
     weight_round: RoundMode | None = None
     weight_overflow: OverflowMode | None = None
     weight_granularity: Granularity | None = None
     bias_width: int | None = Field(default=None, ge=1, le=64)
-    bias_frac_width: int | None = None
+    bias_frac_width: FracWidth = None
     bias_exponent_width: int | None = None
     bias_exponent_bias: int | None = None
     bias_round: RoundMode | None = None
     bias_overflow: OverflowMode | None = None
     bias_granularity: Granularity | None = None
     data_out_width: int | None = Field(default=None, ge=1, le=64)
-    data_out_frac_width: int | None = None
+    data_out_frac_width: FracWidth = None
     data_out_exponent_width: int | None = None
     data_out_exponent_bias: int | None = None
     data_out_round: RoundMode | None = None
@@ -78,11 +86,28 @@ class QuantLayerConfig(Strict):
             return {k: None if v == "NA" else v for k, v in data.items()}
         return data
 
+    @field_validator("data_in_frac_width", "weight_frac_width", "bias_frac_width", "data_out_frac_width", mode="before")
+    @classmethod
+    def _frac_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """The one text a frac width takes is "auto" (one error naming the key, not one per union member)."""
+        if isinstance(value, str) and value != AUTO:
+            raise ValueError(f'{info.field_name} must be an integer or "auto"')
+        return value
+
     @field_validator("data_in_frac_width", "weight_frac_width", "bias_frac_width", "data_out_frac_width")
     @classmethod
-    def _frac_within_width(cls, value: int | None, info: ValidationInfo) -> int | None:
-        """A fixed-point frac width counts bits of the word: 0 ≤ frac_width ≤ width (README, Quantization)."""
+    def _frac_within_width(cls, value: int | str | None, info: ValidationInfo) -> int | str | None:
+        """A fixed-point frac width counts bits of the word: 0 ≤ frac_width ≤ width (README, Quantization), or
+        "auto" (weight and bias only: the frac follows the tensor's range, and may exceed the width)."""
         key = str(info.field_name)
+        if value == AUTO:
+            if key.removesuffix("_frac_width") not in AUTO_OPERANDS:
+                raise ValueError(
+                    f'{key} = "auto" is not supported: an automatic frac applies to weight_frac_width and '
+                    "bias_frac_width only (an activation's range would need calibration); give an integer"
+                )
+            return value
+        assert not isinstance(value, str)  # the Literal admits "auto" only
         width_key = key.replace("_frac_width", "_width")
         width = info.data.get(width_key)
         if value is not None and value < 0:

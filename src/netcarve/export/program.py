@@ -370,7 +370,11 @@ def fixed_format(spec: Any, where: str, shape: tuple[int, ...] | None = None) ->
 def quantized_constant(spec: Any, value: torch.Tensor, where: str) -> tuple[Format, np.ndarray]:
     """A weight or bias on its grid (its quantizer applied in float64, which is exact) and its format
     (per-element formats with the parameter's shape); PassError (naming ``where``) when the quantizer is not
-    fixed-point."""
+    fixed-point. An automatic frac is resolved on ``value`` (``QuantSpec.resolve``): the frac the forward pass
+    takes for the same weights, in any dtype."""
+    resolve = getattr(spec, "resolve", None)
+    if resolve is not None:
+        spec = resolve(value)
     fmt = fixed_format(spec, where, tuple(value.shape))
     with torch.no_grad():
         return fmt, spec(value.detach().double()).numpy()

@@ -26,11 +26,21 @@ treated as the identity.
 
 Everything is exact in floating point while |k| < 2^24 (float32) or 2^53 (float64): the scaling by 2^±f is
 exact, and so are rounding, clamping and the modulus of integers.
+
+**Range-aware frac** (``frac_width = "auto"``, :func:`auto_frac`): the frac is chosen from the width and the
+largest magnitude m of the values being quantized, so that the grid covers them with the fewest integer bits:
+f is the largest integer with m · 2^f ≤ k_top, where k_top = k_hi (2^(w−1) − 1 signed, 2^w − 1 unsigned), or 1
+for a signed 1-bit grid (k_hi = 0: its one nonzero value −2^−f covers m by magnitude). Every value then lies
+in [lo, hi]: none saturates, so the straight-through gradient reaches every one, and the largest lands within
+a factor 2 of hi. m = 0 (or not finite) gives the fixed default ``w // 2``; f is clamped to
+±:data:`AUTO_FRAC_LIMIT`. The integer bits without the sign are w − 1 − f (signed) or w − f (unsigned), and may
+be negative (f > w). m is an exact float, so the same values give the same f in float32 and float64.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -154,6 +164,33 @@ class FixedGrid:
             return v.index_select(0, index) if isinstance(v, torch.Tensor) else v
 
         return FixedGrid(*(pick(getattr(self, name)) for name in self.__dataclass_fields__))
+
+
+#: the range of an automatic frac: 2^±64 keeps the scale a normal float32 for any width up to 64
+AUTO_FRAC_LIMIT = 64
+
+
+def auto_frac(m: float, width: int, signed: bool) -> int:
+    """The range-aware frac of a ``width``-bit grid for values of largest magnitude ``m`` (module docstring):
+    the largest f with m · 2^f ≤ k_top; ``width // 2`` when m is 0 or not finite. Exact (powers of two by
+    ``math.ldexp``), so a float32 and a float64 copy of the same values give the same f."""
+    if not (math.isfinite(m) and m > 0):
+        return width // 2
+    k_top = max(int_range(width, signed)[1], 1)
+    f = math.floor(math.log2(k_top) - math.log2(m))  # a guess within 1 of the answer; made exact below
+    while math.ldexp(m, f) > k_top:
+        f -= 1
+    while math.ldexp(m, f + 1) <= k_top:
+        f += 1
+    return max(-AUTO_FRAC_LIMIT, min(AUTO_FRAC_LIMIT, f))
+
+
+def max_magnitude(x: torch.Tensor) -> float:
+    """max |x| as an exact Python float (0.0 for an empty tensor): the m of :func:`auto_frac`."""
+    if x.numel() == 0:
+        return 0.0
+    with torch.no_grad():
+        return float(x.detach().abs().amax())
 
 
 @functools.cache

@@ -46,6 +46,9 @@ class Precision:
     #: elements; ``width`` and ``frac_width`` are then the largest element's
     mean_width: float | None = None
     pruned_share: float | None = None
+    #: ``frac_width = "auto"``: the frac follows the values' range (``frac_width`` None; the width, which is
+    #: all that size and bit-operation counts read, is fixed)
+    auto_frac: bool = False
 
     @property
     def is_float(self) -> bool:
@@ -53,15 +56,16 @@ class Precision:
 
     def describe(self) -> str:
         """E.g. ``float32``, ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (only non-default modes are shown),
-        ``integer(≤8,≤4,mean 5.25)`` (per-element formats)."""
+        ``integer(≤8,≤4,mean 5.25)`` (per-element formats), ``integer(3,auto)`` (a range-aware frac)."""
         if self.is_float:
             return f"float{self.width}"
-        if self.frac_width is not None:
+        if self.frac_width is not None or self.auto_frac:
             modes = [_SHORT[m] for m in (self.round, self.overflow) if m not in (DEFAULT_ROUND, DEFAULT_OVERFLOW)]
             if self.mean_width is not None:  # per element: the largest width and frac (≤), then the mean width
                 head = [f"≤{self.width}", f"≤{self.frac_width}", f"mean {self.mean_width:.3g}"]
                 return f"{self.kind}({','.join([*head, *modes])})"
-            return f"{self.kind}({','.join([str(self.width), str(self.frac_width), *modes])})"
+            frac = "auto" if self.auto_frac else str(self.frac_width)
+            return f"{self.kind}({','.join([str(self.width), frac, *modes])})"
         if self.exponent_width is not None:
             return f"{self.kind}({self.width},e{self.exponent_width})"
         return f"{self.kind}({self.width})"

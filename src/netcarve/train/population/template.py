@@ -5,8 +5,9 @@ registered class itself or its kind's quantized class (a user subclass may have 
 whose registry entry has a ``batched`` capability (:mod:`netcarve.train.population.layers`). The template
 is the sequence of kinds, per node its :class:`~netcarve.train.population.layers.BatchedKind` key (a
 Linear's bias presence, a BatchNorm's momentum and eps) and its quantized operands with their round and
-overflow modes (``integer`` quantizer only), plus the input and output widths and whether there is a
-BatchNorm (fit's one-row-batch rule). Members of one template are stacked; hidden widths may differ.
+overflow modes and whether the frac is automatic (``integer`` quantizer only), plus the input and output
+widths and whether there is a BatchNorm (fit's one-row-batch rule). Members of one template are stacked;
+hidden widths may differ.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _graph_of(module: nn.Module) -> fx.GraphModule:
         raise Unsupported(f"cannot trace {type(module).__name__}: {exc}") from exc
 
 
-def _quant_key(module: nn.Module, spec: OpSpec) -> tuple[tuple[str, str, str], ...]:
+def _quant_key(module: nn.Module, spec: OpSpec) -> tuple[tuple[str, str, str, bool], ...]:
     keys = []
     for operand, q in sorted(getattr(module, "quant", {}).items()):
         if operand not in spec.operands:
@@ -65,7 +66,7 @@ def _quant_key(module: nn.Module, spec: OpSpec) -> tuple[tuple[str, str, str], .
             raise Unsupported(f"{operand} has per-element formats (only one format per operand is batched)")
         if operand == "bias" and getattr(module, "bias", None) is None:
             continue
-        keys.append((operand, q.round, q.overflow))
+        keys.append((operand, q.round, q.overflow, bool(getattr(q, "auto_frac", False))))
     return tuple(keys)
 
 

@@ -65,9 +65,10 @@ def _checked(graph: Graph, node: str, operand: str, width: torch.Tensor, frac: t
 
 
 def with_formats(spec: QuantSpec, formats: ElementFormats) -> QuantSpec:
-    """``spec`` with per-element ``formats``: its ``width``/``frac_width`` become the largest element's."""
+    """``spec`` with per-element ``formats``: its ``width``/``frac_width`` become the largest element's (the
+    formats fix every frac, so an automatic one no longer applies)."""
     width, frac = torch.broadcast_tensors(formats.width, formats.frac)
-    return replace(spec, width=int(width.max()), frac_width=int(frac.max()), formats=formats)
+    return replace(spec, width=int(width.max()), frac_width=int(frac.max()), formats=formats, auto_frac=False)
 
 
 def set_formats(

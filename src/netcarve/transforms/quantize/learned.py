@@ -73,7 +73,7 @@ class LearnedQuantizer(RegisteredQuantizer):
     def make_spec(
         self,
         width: int,
-        frac_width: int | None = None,
+        frac_width: int | str | None = None,
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
@@ -81,9 +81,15 @@ class LearnedQuantizer(RegisteredQuantizer):
         overflow: str = DEFAULT_OVERFLOW,
         granularity: str | None = None,
     ) -> QuantSpec:
-        """``width`` turns the operand on (≥ 1); ``frac_width`` is the initial frac (None ⇒ ``width // 2``);
-        ``granularity`` (element, channel, layer; None ⇒ element) is kept as the spec's ``granularity``."""
+        """``width`` turns the operand on (≥ 1); ``frac_width`` is the initial frac (None ⇒ ``width // 2``;
+        ``"auto"`` is the integer quantizer's: this one learns its frac); ``granularity`` (element, channel,
+        layer; None ⇒ element) is kept as the spec's ``granularity``."""
         self.check_modes(round, overflow)
+        if isinstance(frac_width, str):
+            raise ConfigError(
+                f'learned quantizer: frac_width = "{frac_width}" is the integer quantizer\'s; the learned one '
+                "learns its frac from the initial frac_width (an integer, or unset for width // 2)"
+            )
         frac = width // 2 if frac_width is None else frac_width
         scalar_grid(width, frac, signed)  # checks the width
         gran = granularity or "element"

@@ -45,9 +45,14 @@ class QuantizedModule(nn.Module):
     def q_opt(self, operand: str, x: torch.Tensor | None) -> torch.Tensor | None:
         return None if x is None else self.q(operand, x)
 
+    def quant_value(self, operand: str) -> torch.Tensor | None:
+        """The tensor an automatic frac of ``operand`` follows now: its weight or bias (None for data)."""
+        value = getattr(self, operand, None) if operand in ("weight", "bias") else None
+        return value if isinstance(value, torch.Tensor) else None
+
     def extra_repr(self) -> str:
         base = super().extra_repr()
-        quant = ", ".join(f"{op}={spec.describe()}" for op, spec in self.quant.items())
+        quant = ", ".join(f"{op}={spec.describe(self.quant_value(op))}" for op, spec in self.quant.items())
         return f"{base}, quant=[{quant}]" if base else f"quant=[{quant}]"
 
 

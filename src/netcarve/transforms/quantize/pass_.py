@@ -26,9 +26,14 @@ class QuantizeInfo:
 
     def rows(self) -> list[tuple[str, ...]]:
         """The per-layer table: node, kind, then each operand's precision (``-`` = float), e.g.
-        ``("seq_blocks_2", "linear", "uinteger(8,4)", "integer(8,4)", "integer(8,4)", "-")``."""
+        ``("seq_blocks_2", "linear", "uinteger(8,4)", "integer(8,4)", "integer(8,4)", "-")``; an automatic frac
+        shows the frac the pass's weights gave it (``integer(3,auto→4)``)."""
         return [
-            (p.node, p.kind, *(p.operands[op].describe() if op in p.operands else "-" for op in OPERANDS))
+            (
+                p.node,
+                p.kind,
+                *(p.described.get(op) or p.operands[op].describe() if op in p.operands else "-" for op in OPERANDS),
+            )
             for p in self.layers
         ]
 

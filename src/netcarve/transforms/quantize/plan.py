@@ -20,6 +20,9 @@ Rules (README: Transform):
 - An entry naming a node (by name or by type) may set only operands that node has: ``weight_width`` on a
   ReLU, or ``bias_width`` on a Linear without bias, is a ConfigError listing the node's operands. The
   ``default`` entry is a template: operands a node lacks are skipped.
+- ``weight_frac_width`` / ``bias_frac_width = "auto"`` (integer quantizer): the spec's frac follows the tensor
+  (:func:`netcarve.ir.fixedpoint.auto_frac`); the plan's ``described`` shows it resolved on the module's
+  weights at planning time. ``"auto"`` on data_in/data_out is a ConfigError naming the key (the config's).
 - Unsigned operands (values known to be ≥ 0): a ReLU's data_in and data_out, and the data_in of a node
   whose first input is produced by a ReLU. Everything else is signed.
 """
@@ -28,11 +31,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.fx as fx
 
-from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OPERANDS, QuantizePassConfig, QuantLayerConfig
+from netcarve.config.passes import (
+    AUTO_OPERANDS,
+    DEFAULT_OVERFLOW,
+    DEFAULT_ROUND,
+    OPERANDS,
+    QuantizePassConfig,
+    QuantLayerConfig,
+)
 from netcarve.errors import ConfigError, UnknownNameError
 from netcarve.ir.fixedpoint import check_modes
 from netcarve.ir.graph import Graph
@@ -60,6 +70,9 @@ class QuantLayerPlan:
     target: str
     quantizer: str
     operands: Mapping[str, QuantSpec]
+    #: operand → its precision as planned, an automatic frac resolved on the module's weight or bias at
+    #: planning time (``integer(3,auto→4)``); training moves it, the export resolves it again
+    described: Mapping[str, str] = field(default_factory=dict)
 
 
 def _closest(key: str, candidates: list[str]) -> str:
@@ -208,7 +221,10 @@ def plan_quantization(graph: Graph, config: QuantizePassConfig) -> tuple[QuantLa
                 widths = ", ".join(f"{op}_width" for op in QUANT_OPERANDS[kind])
                 raise ConfigError(f"node {node.name!r}: quantizer {layer.name!r} is set but none of {widths} is")
             continue
-        plans.append(QuantLayerPlan(node.name, kind, str(node.target), specs[next(iter(specs))].quantizer.name, specs))
+        module = graph.submodule(node)
+        described = {op: s.describe(getattr(module, op) if op in AUTO_OPERANDS else None) for op, s in specs.items()}
+        quantizer = specs[next(iter(specs))].quantizer.name
+        plans.append(QuantLayerPlan(node.name, kind, str(node.target), quantizer, specs, described))
     if skipped:
         log.warning("the default quantization does not apply to functional calls: %s", ", ".join(skipped))
     _check_shared_modules(graph, plans)

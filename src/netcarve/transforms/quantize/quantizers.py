@@ -16,7 +16,11 @@ direction of the input, so no gradient is passed).
   (``saturate``, the default; ``wrap``): the one definition is :func:`netcarve.ir.fixedpoint.fixed_quantize`
   (README: Transform). ``frac_width`` None ⇒ ``width // 2``. A config's ``*_frac_width`` must lie in 0..width
   (:class:`~netcarve.config.passes.QuantLayerConfig`); called directly, the quantizer computes any
-  ``frac_width`` (a negative one gives steps coarser than 1).
+  ``frac_width`` (a negative one gives steps coarser than 1). ``frac_width = "auto"`` (weights and biases):
+  the spec has ``auto_frac`` set and no ``frac_width``; every call takes the frac from the values it
+  quantizes, :func:`netcarve.ir.fixedpoint.auto_frac` of their max |x| (one ``amax``), so during training it
+  follows the weights, and the export (:meth:`QuantSpec.resolve` on the final weights) gets the frac of the
+  last forward pass. Nothing is stored: the weights determine it, so a checkpoint reloads to the same frac.
 - ``minifloat_ieee``: sign bit, ``exponent_width`` e bits, m = width − 1 − e mantissa bits,
   ``exponent_bias`` b (None ⇒ 2^(e−1) − 1). IEEE-like with subnormals, but no inf/NaN codes: every
   exponent code 1 … 2^e − 1 is a normal binade, code 0 holds the subnormals (spacing 2^(1−b−m)).
@@ -46,6 +50,7 @@ too). The spec's ``width`` and ``frac_width`` are then the largest element width
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,10 +58,10 @@ from typing import Any, Protocol
 
 import torch
 
-from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND
+from netcarve.config.passes import AUTO, DEFAULT_OVERFLOW, DEFAULT_ROUND
 from netcarve.errors import ConfigError
 from netcarve.ir.fakequant import fake_quant_scope
-from netcarve.ir.fixedpoint import FixedGrid, check_modes, fixed_quantize, scalar_grid
+from netcarve.ir.fixedpoint import FixedGrid, auto_frac, check_modes, fixed_quantize, max_magnitude, scalar_grid
 from netcarve.ir.meta import Precision
 from netcarve.registry import Registry
 
@@ -108,14 +113,25 @@ class QuantSpec:
     overflow: str = DEFAULT_OVERFLOW
     #: per-element formats (``integer`` only); None: ``width``/``frac_width`` hold for every element
     formats: ElementFormats | None = None
+    #: ``frac_width = "auto"``: the frac comes from each tensor quantized (``frac_width`` is None)
+    auto_frac: bool = False
     #: ``learned`` only: what one trainable frac covers (element, channel, layer)
     granularity: str | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.quantize(x, self)
 
+    def resolve(self, x: torch.Tensor) -> QuantSpec:
+        """This spec as it quantizes ``x``: an ``auto_frac`` spec with the frac of ``x``'s range filled in
+        (:func:`~netcarve.ir.fixedpoint.auto_frac`), any other spec itself."""
+        if not self.auto_frac:
+            return self
+        frac = auto_frac(max_magnitude(x), self.width, self.signed)
+        return dataclasses.replace(self, frac_width=frac, auto_frac=False)
+
     def bounds(self) -> tuple[float, float]:
-        """The representable range [lo, hi]; the STE passes gradient only inside it."""
+        """The representable range [lo, hi]; the STE passes gradient only inside it (an ``auto_frac`` spec
+        has none before :meth:`resolve`)."""
         return self.quantizer.bounds(self)
 
     def precision(self) -> Precision:
@@ -128,13 +144,17 @@ class QuantSpec:
             pruned = float((width == 0).double().mean())
         return Precision(
             self.quantizer.name, self.width, self.frac_width, self.exponent_width, self.exponent_bias,
-            self.round, self.overflow, mean, pruned,
+            self.round, self.overflow, mean, pruned, self.auto_frac,
         )  # fmt: skip
 
-    def describe(self) -> str:
+    def describe(self, value: torch.Tensor | None = None) -> str:
         """E.g. ``integer(8,4)``, ``integer(8,4,trn,wrap)`` (non-default modes); unsigned operands get a ``u``
-        prefix (``uinteger(8,4)``)."""
-        return ("" if self.signed else "u") + self.precision().describe()
+        prefix (``uinteger(8,4)``). An ``auto_frac`` spec is ``integer(3,auto)``, or with the ``value`` it
+        quantizes ``integer(3,auto→4)`` (the frac it takes for that value)."""
+        text = ("" if self.signed else "u") + self.precision().describe()
+        if self.auto_frac and value is not None:
+            text = text.replace(",auto", f",auto→{self.resolve(value).frac_width}", 1)
+        return text
 
 
 class Quantizer(Protocol):
@@ -145,7 +165,7 @@ class Quantizer(Protocol):
     def make_spec(
         self,
         width: int,
-        frac_width: int | None = None,
+        frac_width: int | str | None = None,
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
@@ -222,7 +242,7 @@ class IntegerQuantizer(RegisteredQuantizer):
     def make_spec(
         self,
         width: int,
-        frac_width: int | None = None,
+        frac_width: int | str | None = None,
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
@@ -230,6 +250,11 @@ class IntegerQuantizer(RegisteredQuantizer):
         overflow: str = DEFAULT_OVERFLOW,
     ) -> QuantSpec:
         self.check_modes(round, overflow)
+        if frac_width == AUTO:
+            scalar_grid(width, width // 2, signed)  # checks the width
+            return QuantSpec(self, width, None, signed=signed, round=round, overflow=overflow, auto_frac=True)
+        if isinstance(frac_width, str):
+            raise ConfigError(f'integer quantizer: frac_width must be an integer or "auto", got {frac_width!r}')
         frac = width // 2 if frac_width is None else frac_width
         scalar_grid(width, frac, signed)  # checks the width
         return QuantSpec(self, width, frac, signed=signed, round=round, overflow=overflow)
@@ -241,13 +266,16 @@ class IntegerQuantizer(RegisteredQuantizer):
             lo, hi = torch.as_tensor(grid.lo), torch.as_tensor(grid.hi)
             alive = ~torch.isnan(lo)
             return (float(lo[alive].min()), float(hi[alive].max())) if bool(alive.any()) else (0.0, 0.0)
+        if spec.auto_frac:
+            raise ValueError(f"{spec.describe()}: the bounds depend on the values (resolve the spec first)")
         grid = scalar_grid(spec.width, spec.frac_width or 0, spec.signed)
         return float(grid.lo), float(grid.hi)
 
     def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
         if spec.formats is not None:
             return fixed_quantize(x, spec.formats.grid(spec.signed, x), spec.round, spec.overflow)
-        return fixed_quantize(x, scalar_grid(spec.width, spec.frac_width or 0, spec.signed), spec.round, spec.overflow)
+        frac = auto_frac(max_magnitude(x), spec.width, spec.signed) if spec.auto_frac else spec.frac_width or 0
+        return fixed_quantize(x, scalar_grid(spec.width, frac, spec.signed), spec.round, spec.overflow)
 
 
 class MinifloatIEEEQuantizer(RegisteredQuantizer):
@@ -258,7 +286,7 @@ class MinifloatIEEEQuantizer(RegisteredQuantizer):
     def make_spec(
         self,
         width: int,
-        frac_width: int | None = None,
+        frac_width: int | str | None = None,
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
@@ -325,7 +353,7 @@ class BinaryQuantizer(RegisteredQuantizer):
     def make_spec(
         self,
         width: int,
-        frac_width: int | None = None,
+        frac_width: int | str | None = None,
         exponent_width: int | None = None,
         exponent_bias: int | None = None,
         signed: bool = True,
