@@ -212,6 +212,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path: Path) -> None:
         ({"linear": {"config": {"name": "integer", "weight_width": 8, "weight_granularity": "layer"}}},
          "weight_granularity applies to the learned quantizer"),
         ({"linear": learned(weight_width=8, weight_granularity="row")}, "linear.config.weight_granularity"),
+        ({"linear": learned(weight_width=8, weight_frac_width="auto")}, "node '_0', weight: .*frac_width = \"auto\""),
         ({"beta": -1.0}, "passes.quantize.beta"),
         ({"beta": 1e-6, "beta_end": 1e-5}, "beta_end and beta_epochs"),
         ({"beta_target_ebops": 1000.0}, "set beta > 0"),
