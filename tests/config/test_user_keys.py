@@ -66,7 +66,8 @@ def test_several_problems_each_name_their_key(tmp_path: Path) -> None:
 
 def test_unknown_pass_message_has_no_pydantic_prefix(tmp_path: Path) -> None:
     message = error_of(tmp_path, "[passes.quantise]\nby = 'type'\n")
-    assert message == "invalid value for 'passes': unknown pass 'quantise' (known: quantize, width, fold_batchnorm)"
+    known = "quantize, width, fold_batchnorm, freeze_learned"
+    assert message == f"invalid value for 'passes': unknown pass 'quantise' (known: {known})"
 
 
 def test_list_positions_and_search_keys(tmp_path: Path) -> None:

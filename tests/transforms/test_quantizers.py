@@ -128,6 +128,7 @@ EXAMPLES = {
     "integer": {"width": 6, "frac_width": 3},
     "minifloat_ieee": {"width": 8, "exponent_width": 4},
     "binary": {"width": 1},
+    "learned": {"width": 6, "frac_width": 3},
 }
 
 

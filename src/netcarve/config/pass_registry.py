@@ -22,7 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from netcarve.config.passes import FoldBatchNormPassConfig, QuantizePassConfig, WidthPassConfig, coerce_pass_config
+from netcarve.config.passes import (
+    FoldBatchNormPassConfig,
+    FreezeLearnedPassConfig,
+    QuantizePassConfig,
+    WidthPassConfig,
+    coerce_pass_config,
+)
 from netcarve.errors import ConfigError, PassError
 from netcarve.registry import Registry
 
@@ -151,3 +157,4 @@ declare_pass(
     "width", WidthPassConfig, module="netcarve.transforms.width.pass_", aliases=("channel_multiplier", "redefine")
 )
 declare_pass("fold_batchnorm", FoldBatchNormPassConfig, module="netcarve.transforms.fold")
+declare_pass("freeze_learned", FreezeLearnedPassConfig, module="netcarve.transforms.quantize.learned")

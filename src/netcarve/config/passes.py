@@ -22,7 +22,7 @@ AUTO = "auto"
 #: (data_in/data_out would need a range calibrated over batches and stored; not implemented)
 AUTO_OPERANDS = ("weight", "bias")
 FracWidth = int | Literal["auto"] | None
-_SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias", "round", "overflow")
+_SUFFIXES = ("width", "frac_width", "exponent_width", "exponent_bias", "round", "overflow", "granularity")
 
 #: The names of the fixed-point quantizer's modes (README: Transform): how it rounds x · 2^frac to an integer
 #: k (round half to even, the default; half up; truncate) and what it does with a k outside its range (clamp,
@@ -33,6 +33,11 @@ OverflowMode = Literal["saturate", "wrap"]
 ROUND_MODES: tuple[str, ...] = get_args(RoundMode)
 OVERFLOW_MODES: tuple[str, ...] = get_args(OverflowMode)
 DEFAULT_ROUND, DEFAULT_OVERFLOW = ROUND_MODES[0], OVERFLOW_MODES[0]
+#: What the ``learned`` quantizer learns one frac for (``<operand>_granularity``; README: Transform): each
+#: element, each output channel (a weight's row, a bias element, an activation's feature or image channel), or
+#: the whole layer's operand.
+Granularity = Literal["element", "channel", "layer"]
+GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 
 
 class QuantLayerConfig(Strict):
@@ -50,24 +55,28 @@ class QuantLayerConfig(Strict):
     data_in_exponent_bias: int | None = None
     data_in_round: RoundMode | None = None
     data_in_overflow: OverflowMode | None = None
+    data_in_granularity: Granularity | None = None
     weight_width: int | None = Field(default=None, ge=1, le=64)
     weight_frac_width: FracWidth = None
     weight_exponent_width: int | None = None
     weight_exponent_bias: int | None = None
     weight_round: RoundMode | None = None
     weight_overflow: OverflowMode | None = None
+    weight_granularity: Granularity | None = None
     bias_width: int | None = Field(default=None, ge=1, le=64)
     bias_frac_width: FracWidth = None
     bias_exponent_width: int | None = None
     bias_exponent_bias: int | None = None
     bias_round: RoundMode | None = None
     bias_overflow: OverflowMode | None = None
+    bias_granularity: Granularity | None = None
     data_out_width: int | None = Field(default=None, ge=1, le=64)
     data_out_frac_width: FracWidth = None
     data_out_exponent_width: int | None = None
     data_out_exponent_bias: int | None = None
     data_out_round: RoundMode | None = None
     data_out_overflow: OverflowMode | None = None
+    data_out_granularity: Granularity | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -110,6 +119,10 @@ class QuantLayerConfig(Strict):
     def operand(self, operand: str) -> dict[str, Any]:
         """The settings of one operand, e.g. ``{"width": 8, "frac_width": 4, …, "round": None, …}``."""
         return {s: getattr(self, f"{operand}_{s}") for s in _SUFFIXES}
+
+
+#: the keys of ``[passes.quantize]`` that set the weight of EBOPs in the training loss (README: Transform)
+BETA_KEYS = ("beta", "beta_end", "beta_epochs", "beta_target_ebops", "beta_factor")
 
 
 class QuantEntry(Strict):
@@ -164,12 +177,35 @@ class QuantizePassConfig(_EntryTable):
     by: Literal["type", "name"] = "type"
     default: QuantEntry = QuantEntry()
     report: bool = False
+    beta: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """The weight of EBOPs in the training loss (models with ``learned`` quantizers): the constant, the start
+    of a ramp, or the first value steered toward a target."""
+    beta_end: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """A ramp: beta goes linearly from ``beta`` (epoch 0) to ``beta_end`` (epoch ``beta_epochs`` and after)."""
+    beta_epochs: int | None = Field(default=None, ge=1)
+    """The epochs of the ramp."""
+    beta_target_ebops: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Steer beta toward a target: after each epoch it is multiplied by ``beta_factor`` while the model's
+    EBOPs are above this, divided by it while below."""
+    beta_factor: float = Field(default=2.0, gt=1, allow_inf_nan=False)
+    """The factor of the steering."""
     entries: dict[str, QuantEntry] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _collect(cls, data: Any) -> Any:
-        return _split_entries(data, ("by", "default", "report"))
+        return _split_entries(data, ("by", "default", "report", *BETA_KEYS))
+
+    @model_validator(mode="after")
+    def _beta_schedule(self) -> QuantizePassConfig:
+        """A ramp needs both its keys; a ramp and a target exclude each other; steering needs a beta > 0."""
+        if (self.beta_end is None) != (self.beta_epochs is None):
+            raise ValueError("a beta ramp needs both beta_end and beta_epochs")
+        if self.beta_target_ebops is not None and self.beta_end is not None:
+            raise ValueError("beta_target_ebops and beta_end exclude each other (a target or a ramp)")
+        if self.beta_target_ebops is not None and self.beta <= 0:
+            raise ValueError("beta_target_ebops steers beta by multiplying it: set beta > 0 as its first value")
+        return self
 
     def to_mase_dict(self) -> dict[str, Any]:
         """This config as a plain MASE-layout dict (None for "NA"); it validates back to an equal config."""
@@ -180,6 +216,8 @@ class QuantizePassConfig(_EntryTable):
         out: dict[str, Any] = {"by": self.by, "default": entry(self.default)}
         if self.report:
             out["report"] = True
+        defaults = type(self).model_fields
+        out.update({k: getattr(self, k) for k in BETA_KEYS if getattr(self, k) != defaults[k].default})
         out.update({key: entry(e) for key, e in self.entries.items()})
         return out
 
@@ -201,6 +239,15 @@ class WidthPassConfig(_EntryTable):
 
 class FoldBatchNormPassConfig(Strict):
     """``[passes.fold_batchnorm]``: fold every BatchNorm that follows a Linear or Conv into it (no keys)."""
+
+    def to_mase_dict(self) -> dict[str, Any]:
+        """This config as a plain dict (empty: the pass has no settings)."""
+        return {}
+
+
+class FreezeLearnedPassConfig(Strict):
+    """``[passes.freeze_learned]``: every ``learned`` operand becomes the integer quantizer with its learned
+    per-element formats (no keys)."""
 
     def to_mase_dict(self) -> dict[str, Any]:
         """This config as a plain dict (empty: the pass has no settings)."""

@@ -48,6 +48,7 @@ firmware with both it and netcarve's own fake-quantized forward pass run in floa
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ from netcarve.ir.fixedpoint import FixedGrid, check_modes, fixed_values, int_ran
 from netcarve.ir.graph import Graph
 from netcarve.ir.opspecs import spec_of_module
 from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -576,8 +579,14 @@ def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> P
     two, or a BatchNorm inside the network that cannot be folded. With ``float_precision`` (hls4ml's default
     precision), float layers are allowed: their unquantized input, weight and bias take that format (their
     outputs stay exact, up to the next layer's input), and the program then differs from netcarve's float
-    forward by that rounding.
+    forward by that rounding. A graph with ``learned`` quantizers is frozen first (``freeze_learned``: the
+    integer quantizer at the learned per-element formats, the same forward in eval mode).
     """
+    from netcarve.transforms.quantize.learned import freeze_learned, has_learned
+
+    if has_learned(graph.module):
+        log.info("export: the learned quantizers are frozen into per-element integer formats (freeze_learned)")
+        graph = freeze_learned(graph).graph
     unfolded: Graph | None = None
     fold = fold_batchnorms(graph)
     if fold.info.folded:

@@ -9,6 +9,7 @@ validation accuracy), evaluate ``best.pt`` on every split and write ``metrics.js
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
 from netcarve.train.checkpoint import load_graph, save_checkpoint
 from netcarve.train.loop import EpochRecord, EvalResult, FitResult, StepCallback, evaluate, fit
+
+log = logging.getLogger(__name__)
 
 #: the splits ``run_train`` evaluates the best checkpoint on
 SPLITS = ("train", "val", "test")
@@ -72,7 +75,15 @@ class TrainJob:
         run_dir, graph, splits = self.run_dir, self.graph, self.splits
 
         def on_epoch(record: EpochRecord, is_best: bool) -> None:
-            meta = {"epoch": record.epoch, "val_accuracy": record.val_accuracy, "val_loss": record.val_loss}
+            meta: dict[str, Any] = {
+                "epoch": record.epoch,
+                "val_accuracy": record.val_accuracy,
+                "val_loss": record.val_loss,
+            }
+            if record.ebops is not None:  # learned quantizers: the resource beside the accuracy
+                meta.update(ebops=record.ebops, beta=record.beta)
+                log.info("epoch %d: val accuracy %.4f, EBOPs %.6g (beta %.3g)", record.epoch, record.val_accuracy,
+                         record.ebops, record.beta)  # fmt: skip
             save_checkpoint(run_dir / "last.pt", graph, meta, overwrite=True)
             if is_best:
                 save_checkpoint(run_dir / "best.pt", graph, meta, overwrite=True)
@@ -84,6 +95,7 @@ class TrainJob:
             "final_train_loss": result.final.train_loss,
             "best_epoch": result.best_epoch,
             "steps": result.steps,
+            **({"final_ebops": result.final.ebops} if result.final.ebops is not None else {}),
             **{f"{s}_{k}": v for s, r in evaluations.items() for k, v in r.as_dict().items()},
         }
         write_metrics(run_dir, metrics)

@@ -104,6 +104,11 @@ class Trainee(Protocol):
         """Go on with the units at ``positions`` only (re-stacked in this order; none: training ends)."""
         ...
 
+    def end_epoch(self, epoch: int) -> list[tuple[float | None, float | None]]:
+        """Epoch ``epoch`` is over: each unit's (EBOPs, beta it trained with), None for a unit without learned
+        quantizers; a beta schedule moves on to the next epoch."""
+        ...
+
 
 def has_batch_norm(module: nn.Module) -> bool:
     """Whether ``module`` holds a BatchNorm (which cannot train on a one-row batch)."""
@@ -232,6 +237,7 @@ def drive(
         train_loss, train_acc = tally.losses(), tally.accuracies()
         k = len(trainee.units)
         val_loss, val_acc = trainee.validate(splits.val) if validate else ([math.nan] * k, [math.nan] * k)
+        resources = trainee.end_epoch(epoch)
         leaving: list[int] = []
         for pos, unit in enumerate(trainee.units):
             result = results[unit]
@@ -242,8 +248,9 @@ def drive(
                 leaving.append(pos)
                 continue
             record = EpochRecord(
-                epoch, step, train_loss[pos], train_acc[pos], val_loss[pos], val_acc[pos], run.optimizer.lr
-            )
+                epoch, step, train_loss[pos], train_acc[pos], val_loss[pos], val_acc[pos], run.optimizer.lr,
+                *resources[pos],
+            )  # fmt: skip
             result.history.append(record)
             is_best = validate and val_acc[pos] > best[unit]
             if is_best:

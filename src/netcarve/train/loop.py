@@ -25,6 +25,7 @@ from netcarve.train.records import (
     MemberOutcome,
     StepCallback,
 )
+from netcarve.train.resources import ResourceTerm
 
 __all__ = [
     "EpochCallback",
@@ -138,6 +139,7 @@ class Solo:
         self.module = module
         self.units = [0]
         self.has_batch_norm = has_batch_norm(module)
+        self.resources = ResourceTerm.of(module)
 
     def holder(self) -> nn.Module:
         return self.module
@@ -151,7 +153,14 @@ class Solo:
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.module(x)
         loss = F.cross_entropy(out, y)
+        if self.resources is not None and self.resources.beta > 0:
+            return out, loss + self.resources.penalty(), loss
         return out, loss, loss
+
+    def end_epoch(self, epoch: int) -> list[tuple[float | None, float | None]]:
+        if self.resources is None:
+            return [(None, None)]
+        return [self.resources.end_epoch(epoch)]
 
     def tally(self, ys: torch.Tensor, seen: int) -> _SoloTally:
         return _SoloTally(ys, seen)

@@ -28,6 +28,9 @@ class EpochRecord:
     val_loss: float
     val_accuracy: float
     lr: float
+    #: a model with learned quantizers: its EBOPs after the epoch (eval-mode ranges) and the beta it trained with
+    ebops: float | None = None
+    beta: float | None = None
 
 
 @dataclass

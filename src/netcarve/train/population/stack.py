@@ -117,6 +117,10 @@ class Group:
     def tally(self, ys: torch.Tensor, seen: int) -> _StackTally:
         return _StackTally(len(self), self.device, seen)
 
+    def end_epoch(self, epoch: int) -> list[tuple[float | None, float | None]]:
+        """No member has learned quantizers (they train alone): no EBOPs."""
+        return [(None, None)] * len(self)
+
     def validate(self, split: Split) -> tuple[list[float], list[float]]:
         """Per-member validation loss and accuracy (eval mode, no grad), as :func:`evaluate` computes them."""
         n = len(split)

@@ -3,7 +3,8 @@
 A quantized module fake-quantizes ``data_in``, ``weight``, ``bias`` and ``data_out`` in ``forward``, each
 operand only when it has a :class:`QuantSpec`. The specs are a plain attribute (``quant``), not parameters
 or buffers: a quantized module's ``state_dict`` has exactly the keys of its float module, so a float
-checkpoint loads into a quantized graph and back.
+checkpoint loads into a quantized graph and back. The one exception is the ``learned`` quantizer, whose
+trainable fracs and activation ranges live in a ``learned`` submodule (:mod:`netcarve.transforms.quantize.learned`).
 
 Which float class gets which quantized class is the op registry's fact (``OpSpec.quantized`` in
 :mod:`netcarve.ir.opspecs`): an import string naming a class of this module, resolved lazily here so that
@@ -34,7 +35,12 @@ class QuantizedModule(nn.Module):
 
     def q(self, operand: str, x: torch.Tensor) -> torch.Tensor:
         spec = self.quant.get(operand)
-        return x if spec is None else spec(x)
+        if spec is None:
+            return x
+        learned = self._modules.get("learned")  # a learned operand's state (transforms.quantize.learned)
+        if learned is not None and operand in learned._modules:
+            return learned._modules[operand](x, spec)  # type: ignore[misc]
+        return spec(x)
 
     def q_opt(self, operand: str, x: torch.Tensor | None) -> torch.Tensor | None:
         return None if x is None else self.q(operand, x)

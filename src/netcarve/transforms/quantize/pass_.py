@@ -11,6 +11,7 @@ from typing import Any
 from netcarve.config.passes import OPERANDS, QuantizePassConfig, coerce_pass_config
 from netcarve.ir.graph import Graph
 from netcarve.ir.passes import PassResult, register_pass
+from netcarve.transforms.quantize.learned import BetaSchedule, attach
 from netcarve.transforms.quantize.modules import quantize_module
 from netcarve.transforms.quantize.plan import QuantLayerPlan, plan_quantization
 
@@ -66,8 +67,11 @@ def quantize_transform_pass(
     cfg = as_quantize_config(config)
     plans = plan_quantization(graph, cfg)
     gm = copy.deepcopy(graph.module)
+    beta = BetaSchedule.of(cfg)
     for plan in plans:
-        gm.set_submodule(plan.target, quantize_module(gm.get_submodule(plan.target), plan.operands))
+        module = quantize_module(gm.get_submodule(plan.target), plan.operands)
+        attach(graph, module, plan.node, plan.operands, beta)
+        gm.set_submodule(plan.target, module)
     spec = graph.spec.with_transform("quantize", cfg.to_mase_dict()) if graph.spec is not None else None
     new = graph.derive(gm, spec)
     for plan in plans:

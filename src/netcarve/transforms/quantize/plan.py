@@ -178,10 +178,18 @@ def _operand_specs(graph: Graph, node: fx.Node, layer: QuantLayerConfig) -> dict
         check_modes(
             **modes, who=f"node {node.name!r}, {quantizer.name} quantizer", supported=has_modes, key=f"{operand}_"
         )
+        extra: dict[str, str] = {}
+        if s.get("granularity") is not None:
+            if quantizer.name != "learned":
+                raise ConfigError(
+                    f"node {node.name!r}: {operand}_granularity applies to the learned quantizer, "
+                    f"not {quantizer.name!r}"
+                )
+            extra["granularity"] = s["granularity"]
         try:
             specs[operand] = quantizer.make_spec(
                 s["width"], s["frac_width"], s["exponent_width"], s["exponent_bias"],
-                signed=not is_unsigned(graph, node, operand), **(modes if has_modes else {}),
+                signed=not is_unsigned(graph, node, operand), **(modes if has_modes else {}), **extra,
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(f"node {node.name!r}, {operand}: {exc}") from exc

@@ -33,6 +33,10 @@ direction of the input, so no gradient is passed).
   [−1, 1] (the usual hardtanh STE). Unsigned operands (ReLU inputs) use the 1-bit unsigned integer grid
   {0, 1} (round half to even: 0.5 → 0), gradient on [0, 1]. Only the default modes, like minifloat_ieee.
 
+- ``learned`` (:mod:`netcarve.transforms.quantize.learned`): fixed point with a trainable frac per element,
+  channel or layer and integer bits from the values' range (issue 22, HGQ); its state lives in the quantized
+  module, and ``freeze_learned`` turns it into ``integer`` with per-element formats.
+
 Which operands are unsigned is decided by the quantize pass (see ``netcarve.transforms.quantize.plan``).
 
 **Per-element formats** (``integer`` only): a spec may carry :class:`ElementFormats`, a width and a frac
@@ -111,6 +115,8 @@ class QuantSpec:
     formats: ElementFormats | None = None
     #: ``frac_width = "auto"``: the frac comes from each tensor quantized (``frac_width`` is None)
     auto_frac: bool = False
+    #: ``learned`` only: what one trainable frac covers (element, channel, layer)
+    granularity: str | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.quantize(x, self)
