@@ -68,6 +68,14 @@ from netcarve.transforms.fold import FoldedBatchNorm, fold_batchnorms
 log = logging.getLogger(__name__)
 
 
+def _check_format_modes(round: str, overflow: str) -> None:
+    """A format's modes are the quantizer's: a PassError for any other (the one mode check)."""
+    try:
+        check_modes(round, overflow, who="fixed-point format")
+    except ConfigError as exc:
+        raise PassError(str(exc)) from exc
+
+
 @dataclass(frozen=True)
 class FixedFormat:
     """A fixed-point number format: ``width`` bits, ``frac`` of them fractional, signed or not, with the
@@ -91,10 +99,7 @@ class FixedFormat:
         return k, self.width - self.frac - k, self.frac
 
     def __post_init__(self) -> None:
-        try:
-            check_modes(self.round, self.overflow, who="fixed-point format")
-        except ConfigError as exc:
-            raise PassError(str(exc)) from exc
+        _check_format_modes(self.round, self.overflow)
 
     @property
     def int_range(self) -> tuple[int, int]:
@@ -126,10 +131,7 @@ class ElementFormat:
     overflow: str = DEFAULT_OVERFLOW
 
     def __post_init__(self) -> None:
-        try:
-            check_modes(self.round, self.overflow, who="fixed-point format")
-        except ConfigError as exc:
-            raise PassError(str(exc)) from exc
+        _check_format_modes(self.round, self.overflow)
 
     @property
     def pruned(self) -> np.ndarray:
