@@ -243,3 +243,15 @@ def test_ebops_of_a_convolution_by_hand(padding: int, expected: float) -> None:
         states["data_in"].hi.fill_(1.0)
     graph.module.eval()
     assert ebops(graph).item() == expected
+
+
+def test_analyze_counts_a_learned_graph_at_its_learned_formats() -> None:
+    """analyze of the unfrozen toy equals analyze of its frozen graph (49 BitOPs, _0 stores 8 bits with 1 of 4
+    weights pruned: see the two tests above), not the starting widths (8-bit weights: _0 would store 32 bits),
+    and leaves the given graph learned."""
+    graph = two_layers()
+    learned_report, frozen_report = analyze(graph, (1, 2)), analyze(freeze_learned(graph).graph, (1, 2))
+    assert learned_report.total.bitops == frozen_report.total.bitops == 49
+    layer = learned_report.layer("_0")
+    assert (layer.size_bits, layer.pruned_share) == (8, 0.25)
+    assert learned_operands(graph.submodule(graph.node("_0")))

@@ -95,6 +95,18 @@ def count(graph: Graph, example: torch.Tensor | tuple[int, ...], method: Method 
     return count_by_dispatch(graph, example)
 
 
+def _frozen(graph: Graph) -> Graph:
+    """``graph`` with its learned quantizers frozen into the per-element integer formats they stand at
+    (``freeze_learned``): what the analysis counts, as the export does; otherwise the quantizers' starting widths
+    would be counted."""
+    from netcarve.transforms.quantize.learned import freeze_learned, has_learned
+
+    if not has_learned(graph.module):
+        return graph
+    log.info("analyze: learned quantizers counted at their current per-element formats (freeze_learned)")
+    return freeze_learned(graph).graph
+
+
 def analyze(
     model_or_graph: nn.Module | Graph,
     example_inputs: ExampleInputs,
@@ -120,6 +132,9 @@ def analyze(
     ``convention="mase"`` reproduces the seed lab report's arithmetic. ``method`` chooses the counting
     path (``auto``: closed form where exact, else dispatch; both give identical counts).
 
+    A graph with ``learned`` quantizers is counted at the per-element formats they stand at (frozen, as the
+    export freezes it); the given graph is not changed.
+
     ``fpga=True`` adds alkaid's firmware estimates (``fpga_luts``, ``fpga_latency``; total and per Dense
     layer, :mod:`netcarve.analysis.fpga`); the graph must then be exportable (PassError naming the node).
     """
@@ -129,7 +144,7 @@ def analyze(
         raise ModelError(f"unknown counting method {method!r} (choose {', '.join(METHODS)})")
     example = _example(example_inputs)
     shape = _example_shape(example)
-    graph = _as_graph(model_or_graph, example)
+    graph = _frozen(_as_graph(model_or_graph, example))
     report = build_report(graph, count(graph, example, method), convention, compare_to)
     if report.uncounted:
         log.info("ops without a formula (not counted): %s", report.uncounted)
