@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from netcarve.cli.common import console, handle_errors, setup_logging
+
+if TYPE_CHECKING:
+    from netcarve.train.front import FrontMember
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config (MASE's ch format).")]
 SetOpt = Annotated[
@@ -42,6 +46,20 @@ def results_table(title: str, rows: dict[str, Any], class_names: tuple[str, ...]
     for i, name in enumerate(class_names):
         cells = [f"{r.per_class_accuracy[i]:.3f}" if i < len(r.per_class_accuracy) else "" for r in rows.values()]
         table.add_row(f"accuracy[{name}]", *cells)
+    return table
+
+
+def front_table(members: Sequence[FrontMember], run_dir: Path) -> Table:
+    """The epochs on the (validation accuracy, EBOPs) front (``TrainOutcome.front``), fewest EBOPs first."""
+    table = Table(title="front: validation accuracy vs EBOPs (each checkpoint exports)")
+    for column in ("epoch", "val accuracy", "EBOPs", "fpga_luts", "latency ns"):
+        table.add_column(column, justify="right")
+    table.add_column("checkpoint")
+    for m in members:
+        luts = "" if m.fpga_luts is None else f"{m.fpga_luts:.0f}"
+        latency = "" if m.fpga_latency is None else f"{m.fpga_latency:.2f}"
+        table.add_row(str(m.epoch), f"{m.val_accuracy:.4f}", f"{m.ebops:.6g}", luts, latency,
+                      str(m.checkpoint.relative_to(run_dir)))  # fmt: skip
     return table
 
 
@@ -87,6 +105,10 @@ def register(app: typer.Typer) -> None:
         result = outcome.fit
         title = f"{cfg.model} on {outcome.info.name}: best epoch {result.best_epoch} of {len(result.history)}"
         console.print(results_table(title, outcome.evaluations, outcome.info.class_names))
+        if outcome.front:
+            console.print(front_table(outcome.front, outcome.run_dir))
+            if outcome.front_note is not None:
+                console.print(outcome.front_note, highlight=False)
         final = result.final.train_loss
         console.print(f"final train loss {final!r}; checkpoints in {outcome.run_dir}", highlight=False)
 

@@ -2,7 +2,9 @@
 
 ``run_train`` is ``netcarve train``: load the data and the model (fresh and seeded, or a checkpoint), create
 the run dir, train with the config's training settings (``last.pt`` every epoch, ``best.pt`` on a better
-validation accuracy), evaluate ``best.pt`` on every split and write ``metrics.json``. ``run_test`` is
+validation accuracy; a model with learned quantizers also keeps its (validation accuracy, EBOPs) front of
+epochs in ``front/`` and ``front.json``, with alkaid's estimates of each), evaluate ``best.pt`` on every split
+and write ``metrics.json``. ``run_test`` is
 ``netcarve test``: evaluate a checkpoint on one split.
 """
 
@@ -16,9 +18,10 @@ from typing import Any
 
 from netcarve.config.run import RunConfig
 from netcarve.data.base import DatasetInfo, TensorSplits
-from netcarve.errors import ConfigError
+from netcarve.errors import ConfigError, NetcarveError
 from netcarve.ir.graph import Graph
 from netcarve.train.checkpoint import load_graph, save_checkpoint
+from netcarve.train.front import FRONT_FILE, OBJECTIVES, EpochFront, FrontMember
 from netcarve.train.loop import EpochRecord, EvalResult, FitResult, StepCallback, evaluate, fit
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,11 @@ class TrainOutcome:
     evaluations: dict[str, EvalResult]
     #: what ``metrics.json`` holds
     metrics: dict[str, Any]
+    #: a model with learned quantizers: the epochs on the (validation accuracy, EBOPs) front, fewest EBOPs
+    #: first, with their checkpoints and firmware estimates (empty for any other model)
+    front: tuple[FrontMember, ...] = ()
+    #: why the front has no firmware estimates (alkaid missing, or the model not exportable)
+    front_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,39 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def estimated_front(
+    members: list[FrontMember], model: str | None, info: DatasetInfo
+) -> tuple[list[FrontMember], str | None]:
+    """``members`` with alkaid's LUTs and latency of each checkpoint's (frozen) graph; without them, and the
+    reason in one line, when alkaid is missing or the model cannot be exported."""
+    from netcarve.analysis.fpga import FpgaUnavailableError, fpga_costs, require_estimator
+
+    if not members:
+        return members, None
+    try:
+        require_estimator()
+        estimated = []
+        for member in members:
+            costs = fpga_costs(load_graph(member.checkpoint, model, info), per_layer=False)
+            estimated.append(member.with_fpga(costs.total_luts, costs.total_latency))
+    except FpgaUnavailableError as exc:
+        return members, str(exc)
+    except NetcarveError as exc:  # e.g. a layer the firmware has no step for: training still succeeded
+        return members, f"no fpga estimates of the front: {exc}"
+    return estimated, None
+
+
+def write_front(run_dir: Path, members: list[FrontMember], note: str | None) -> list[dict[str, Any]]:
+    """Write ``front.json`` (the objectives, each member, and the note when estimates are missing); the members
+    as listed there."""
+    listed = [m.as_dict(run_dir) for m in members]
+    data: dict[str, Any] = {"objectives": dict(OBJECTIVES), "members": listed}
+    if note is not None:
+        data["fpga_note"] = note
+    (run_dir / FRONT_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    return listed
+
+
 @dataclass(frozen=True)
 class TrainJob:
     """A training run that is ready to go: data and model loaded, run dir written (config and manifest)."""
@@ -73,6 +114,7 @@ class TrainJob:
         from netcarve.workflow import train_config
 
         run_dir, graph, splits = self.run_dir, self.graph, self.splits
+        front = EpochFront(run_dir)
 
         def on_epoch(record: EpochRecord, is_best: bool) -> None:
             meta: dict[str, Any] = {
@@ -87,19 +129,26 @@ class TrainJob:
             save_checkpoint(run_dir / "last.pt", graph, meta, overwrite=True)
             if is_best:
                 save_checkpoint(run_dir / "best.pt", graph, meta, overwrite=True)
+            if front.offer(record, graph, meta):
+                log.info("epoch %d joins the front (now %d on it)", record.epoch, len(front.members))
 
         result = fit(graph.module, splits, train_config(self.config), on_epoch=on_epoch, on_step=on_step)
         best = load_graph(run_dir / "best.pt", self.config.model, splits.info)
         evaluations = {name: evaluate(best.module, splits.split(name)) for name in SPLITS}
-        metrics = {
+        metrics: dict[str, Any] = {
             "final_train_loss": result.final.train_loss,
             "best_epoch": result.best_epoch,
             "steps": result.steps,
             **({"final_ebops": result.final.ebops} if result.final.ebops is not None else {}),
             **{f"{s}_{k}": v for s, r in evaluations.items() for k, v in r.as_dict().items()},
         }
+        members, note = estimated_front(front.sorted(), self.config.model, splits.info)
+        if note is not None:
+            log.warning("%s", note)
+        if members:
+            metrics["front"] = write_front(run_dir, members, note)
         write_metrics(run_dir, metrics)
-        return TrainOutcome(self.config, run_dir, splits.info, result, evaluations, metrics)
+        return TrainOutcome(self.config, run_dir, splits.info, result, evaluations, metrics, tuple(members), note)
 
 
 def start_train(config: RunConfig, load: str | None = None) -> TrainJob:
