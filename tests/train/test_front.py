@@ -14,8 +14,8 @@ from netcarve.configure import build_config
 from netcarve.data import load_dataset
 from netcarve.outcomes import dominates, non_dominated
 from netcarve.train import build_graph, evaluate, load_graph, save_checkpoint
-from netcarve.train.api import TrainOutcome, run_train
-from netcarve.train.front import DIRECTIONS, FRONT_DIR, FRONT_FILE
+from netcarve.train.api import TrainOutcome, estimated_front, run_train, write_front
+from netcarve.train.front import DIRECTIONS, FRONT_DIR, FRONT_FILE, FrontMember
 from netcarve.transforms.quantize.learned import ebops
 from tests.e2e.cli import run
 
@@ -36,6 +36,7 @@ def learned_checkpoint(path: Path, beta: float = 1e-4) -> Path:
 
 @pytest.fixture(scope="module")
 def learned_run(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
+    pytest.importorskip("alkaid")  # the front's estimates and exports
     tmp = tmp_path_factory.mktemp("front")
     load = learned_checkpoint(tmp / "q.pt")
     config = build_config(None, {**FLAGS, "load_name": str(load)}, [f"project_dir='{tmp}'", "project='p'", "seed=1"])
@@ -99,7 +100,6 @@ def test_every_front_checkpoint_exports_bit_exact(learned_run: TrainOutcome, tmp
     """Each member's checkpoint (learned state; the export freezes it) exports to alkaid with the check on
     digits' test split (360 rows): 0 difference, 100 % argmax agreement, and the export's cost and latency are
     the ones the front lists (the same frozen program)."""
-    pytest.importorskip("alkaid")
     from netcarve.export.api import export
 
     for m in learned_run.front:
@@ -108,9 +108,29 @@ def test_every_front_checkpoint_exports_bit_exact(learned_run: TrainOutcome, tmp
         assert outcome.figures["cost"] == m.fpga_luts and max(outcome.figures["latency_ns"]) == m.fpga_latency
 
 
+def test_without_alkaid_the_front_says_so_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """alkaid missing: the members keep their points and checkpoints without estimates, and the reason is one
+    line naming the extra; front.json carries it as ``fpga_note`` and lists no fpga keys."""
+    import netcarve.analysis.fpga as fpga
+
+    def missing() -> None:
+        raise fpga.FpgaUnavailableError("the fpga metrics need the 'alkaid' package: pip install 'netcarve[fpga]'")
+
+    monkeypatch.setattr(fpga, "require_estimator", missing)
+    members = [FrontMember(3, 0.9, 1234.0, tmp_path / FRONT_DIR / "epoch-3.pt")]
+    estimated, note = estimated_front(members, "hls4ml-jet", load_dataset("digits").info)
+    assert estimated == members and note is not None and "\n" not in note and "netcarve[fpga]" in note
+    listed = write_front(tmp_path, estimated, note)
+    data = json.loads((tmp_path / FRONT_FILE).read_text())
+    assert data["fpga_note"] == note
+    assert data["members"] == listed == [{"epoch": 3, "val_accuracy": 0.9, "ebops": 1234.0,
+                                          "checkpoint": "front/epoch-3.pt"}]  # fmt: skip
+
+
 def test_netcarve_train_prints_the_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``netcarve train`` of a learned checkpoint (2 epochs) prints the front table: one row per member of
     front.json, with its epoch, EBOPs, LUTs and checkpoint."""
+    pytest.importorskip("alkaid")
     monkeypatch.chdir(tmp_path)
     load = learned_checkpoint(tmp_path / "q.pt")
     code, out = run("train", "hls4ml-jet", "digits", "--load", str(load), "--max-epochs", "2", "--project", "p")

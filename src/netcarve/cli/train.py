@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         verbose: VerboseOpt = False,
     ) -> None:
-        """Train a model; writes runs/<project>/<time>/ with best.pt, last.pt, config.toml, metrics.json."""
+        """Train a model; writes runs/<project>/<time>/ with best.pt, last.pt, config.toml, metrics.json.
+
+        Learned precision: also the (val accuracy, EBOPs) front of its epochs (front/, front.json), printed."""
         setup_logging(verbose)
         check_batch_size(batch_size)
         from netcarve.cli.progress import training_progress
