@@ -107,10 +107,8 @@ def register(app: typer.Typer) -> None:
         result = outcome.fit
         title = f"{cfg.model} on {outcome.info.name}: best epoch {result.best_epoch} of {len(result.history)}"
         console.print(results_table(title, outcome.evaluations, outcome.info.class_names))
-        if outcome.front:
+        if outcome.front:  # without estimates, the runner's warning has said why (one line)
             console.print(front_table(outcome.front, outcome.run_dir))
-            if outcome.front_note is not None:
-                console.print(outcome.front_note, highlight=False)
         final = result.final.train_loss
         console.print(f"final train loss {final!r}; checkpoints in {outcome.run_dir}", highlight=False)
 
