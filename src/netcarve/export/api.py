@@ -356,9 +356,10 @@ def export(
     simulated: np.ndarray | None = None
     try:
         result = backend.write(program, out, options)
-        got = np.asarray(result.predict(program.port_inputs(x)), dtype=np.float64)
+        port = program.port_inputs(x)
+        got = np.asarray(result.predict(port), dtype=np.float64)
         if options.simulate:  # the generated code itself, built and run on the same rows
-            simulated = np.asarray(backend.extra["simulate"](result, program.port_inputs(x)), dtype=np.float64)
+            simulated = np.asarray(backend.extra["simulate"](result, port), dtype=np.float64)
     except NetcarveError as exc:
         _write_failed_summary(out, {"backend": backend.name, "source": source_text, "failed": str(exc)})
         raise

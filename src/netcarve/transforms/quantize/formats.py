@@ -95,8 +95,8 @@ def set_many(graph: Graph, formats: Mapping[str, Mapping[str, Mapping[str, torch
     for node, operands in formats.items():
         try:
             n = new.node(node)
-        except KeyError:
-            raise ConfigError(f"set_formats: the graph has no node {node!r}") from None
+        except KeyError as exc:
+            raise ConfigError(f"set_formats: the graph has no node {node!r}") from exc
         module = new.submodule(n) if n.op == "call_module" else None
         quant: dict[str, QuantSpec] = dict(getattr(module, "quant", {}))
         for operand, entry in operands.items():

@@ -55,7 +55,7 @@ from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
 from netcarve.train.resources import FINDERS
 from netcarve.transforms.quantize.formats import operand_shape, set_many
-from netcarve.transforms.quantize.quantizers import QUANTIZERS, QuantSpec, RegisteredQuantizer
+from netcarve.transforms.quantize.quantizers import QUANTIZERS, IntegerQuantizer, QuantSpec
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,11 @@ LN2 = math.log(2.0)
 LEARNED = "learned"
 
 
-class LearnedQuantizer(RegisteredQuantizer):
-    """Fixed point with a trainable frac per element, channel or layer (HGQ); integer bits from the range."""
+class LearnedQuantizer(IntegerQuantizer):
+    """Fixed point with a trainable frac per element, channel or layer (HGQ); integer bits from the range.
+    A spec alone (no module state: not through the quantize pass) is the integer quantizer at its initial
+    format (``bounds`` and ``quantize`` are the integer quantizer's); a quantized module's learned operands go
+    through their :class:`LearnedOperand` instead."""
 
     name = "learned"
     modes = True
@@ -96,16 +99,6 @@ class LearnedQuantizer(RegisteredQuantizer):
         if gran not in GRANULARITIES:
             raise ConfigError(f"learned quantizer: unknown granularity {gran!r} (valid: {', '.join(GRANULARITIES)})")
         return QuantSpec(self, width, frac, signed=signed, round=round, overflow=overflow, granularity=gran)
-
-    def bounds(self, spec: QuantSpec) -> tuple[float, float]:
-        """The range of the initial format (the learned one follows the values)."""
-        grid = scalar_grid(spec.width, spec.frac_width or 0, spec.signed)
-        return float(grid.lo), float(grid.hi)
-
-    def quantize(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-        """A spec alone (no module state: not through the quantize pass) is the integer quantizer at its initial
-        format; a quantized module's learned operands go through their :class:`LearnedOperand` instead."""
-        return fixed_quantize(x, scalar_grid(spec.width, spec.frac_width or 0, spec.signed), spec.round, spec.overflow)
 
 
 QUANTIZERS.add("learned", LearnedQuantizer(), description=LearnedQuantizer.__doc__ or "")
