@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/population_bench.py
 	$(BIN)/python bench/backend_compare.py
+	$(BIN)/python bench/precision_bench.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -1,6 +1,6 @@
 """The metrics a search can optimise or constrain, computed fresh from each candidate (README: Analyze, Search).
 
-Architecture metrics (params, model_size, macs, flops, bitops, average_bitwidth, memory_density, and the
+Architecture metrics (params, model_size, macs, flops, bitops, ebops, average_bitwidth, memory_density, and the
 firmware estimates fpga_luts and fpga_latency) depend only on the candidate's structure, precision and
 weights: they are known before any training, so constraints on them prune a trial early. The firmware
 estimates come from alkaid's trace of the candidate's fixed-point program (``netcarve.analysis.fpga``), which
@@ -69,6 +69,12 @@ _arch("model_size", "bytes", lambda t, _: float(t.model_size), "ceil(size_bits /
 _arch("macs", "per sample", lambda t, _: float(t.macs), "multiply-accumulates per sample")
 _arch("flops", "per sample", lambda t, _: float(t.flops), "2·macs + bias adds + elementwise ops per sample")
 _arch("bitops", "per sample", lambda t, _: float(t.bitops), "bit operations per sample")
+_arch(
+    "ebops",
+    "per sample",
+    lambda t, _: float(t.ebops or 0.0),
+    "effective bit operations (HGQ's EBOPs): Σ bits(input)·bits(weight) over the fixed-point layers' MACs",
+)
 _arch("average_bitwidth", "bits", lambda t, _: float(t.average_bitwidth), "mean stored bits of weights and biases")
 _arch("memory_density", "ratio", _density, "compare_to / average_bitwidth (MASE's)")
 METRICS.add("fpga_luts", MetricDef("fpga_luts", "hardware", "architecture", "minimize", "LUT",

@@ -191,8 +191,8 @@ def better_arrow(direction: str, vertical: bool) -> str:
 
 #: user attributes shown as trials.csv columns after the metrics
 BOOKKEEPING_ATTRS = (
-    "train_steps", "duration_s", "reused_from", "pruned", "pruned_epoch", "population", "error", "internal_error",
-    "log", "grid_id", "worker",
+    "train_steps", "duration_s", "reused_from", "pruned", "pruned_epoch", "design_epoch", "population", "error",
+    "internal_error", "log", "grid_id", "worker",
 )  # fmt: skip
 #: the first two columns, and the prefix of a searched parameter's column
 TRIAL_KEYS = ("number", "state")

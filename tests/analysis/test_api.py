@@ -99,3 +99,24 @@ def test_latency_is_measured_on_request() -> None:
     assert (lat.batch_size, lat.runs) == (4, 5)
     assert 0 < lat.median_s <= lat.p90_s
     assert analyze(create_model("jsc-tiny", JSC), (4, 16)).latency is None
+
+
+def test_ebops_of_an_integer_mlp_by_hand_and_as_a_metric() -> None:
+    """Linear(3 → 2) with 4-bit weights and 6-bit inputs, then ReLU and Linear(2 → 2) with 3-bit weights and
+    5-bit inputs: EBOPs = 3·2 MACs · 4·6 + 2·2 MACs · 3·5 = 144 + 60 = 204 (biases and the ReLU count none).
+    The float model has no fixed-point layer: 0. The search metric ``ebops`` is the total's."""
+    import netcarve
+    from netcarve.metrics import architecture_metrics
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
+    assert analyze(model, (1, 3)).total.ebops == 0.0
+    cfg = {
+        "by": "name",
+        "_0": {"config": {"name": "integer", "weight_width": 4, "data_in_width": 6, "bias_width": 8}},
+        "_2": {"config": {"name": "integer", "weight_width": 3, "data_in_width": 5, "bias_width": 8}},
+    }
+    report = analyze(netcarve.quantize(model, cfg, input_shape=(3,)), (1, 3))
+    assert report.total.ebops == 204.0
+    assert architecture_metrics(report.total, 32.0)["ebops"] == 204.0
+    assert report.to_dict()["total"]["ebops"] == 204.0

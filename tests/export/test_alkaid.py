@@ -160,6 +160,55 @@ def _collapsed(rows: slice) -> Any:
     return graph
 
 
+def assert_traced_exactly(graph: Any) -> Any:
+    """alkaid's interpreter of ``graph``'s program equals the program's reference and netcarve's forward bit for
+    bit on 500 random inputs (×3: past the port's range too); the program."""
+    program = build_program(graph)
+    torch.manual_seed(5)
+    x = torch.randn(500, 16) * 3
+    port = program.port_inputs(x)
+    logic = trace_program(program)
+    np.testing.assert_array_equal(logic.predict(port), program.reference(port))
+    np.testing.assert_array_equal(logic.predict(port), netcarve_forward(program.graph, x))
+    return program
+
+
+def test_a_collapsed_search_candidate_traces_and_exports_bit_exact() -> None:
+    """Regression: trial 6 of a per-layer search on synthetic-jsc (hls4ml-jet at 16-32-16 units, 2-bit weights
+    in the middle layers, trained 10 epochs: chance accuracy) failed with StopIteration inside alkaid 0.8's
+    constant-matrix solver, on its third Linear: 30 of its 32 inputs are constants (ReLUs of neurons whose
+    weights all quantized to 0) with 3 nonzero weights, and its 2 variable inputs have none. Its checkpoint
+    (``tests/fixtures/collapsed_jsc_2bit.pt``) now traces: the network is a constant (0 LUTs), and alkaid's
+    interpreter equals the reference and netcarve's forward exactly."""
+    from netcarve.data.jsc_schema import jsc_info
+    from netcarve.train.checkpoint import load_graph
+    from tests.conftest import FIXTURES
+
+    graph = load_graph(FIXTURES / "collapsed_jsc_2bit.pt", "hls4ml-jet", jsc_info())
+    assert_traced_exactly(graph)
+    assert fpga_costs(graph).total_luts == 0.0
+
+
+@pytest.mark.parametrize(
+    ("rows", "cut", "live"), [(slice(None), False, False), (slice(0, 40), True, False), (slice(0, 40), False, True)]
+)
+def test_constant_inputs_with_nonzero_weights_export_bit_exact(rows: slice, cut: bool, live: bool) -> None:
+    """The first Linear loses its incoming weights at ``rows``, so those neurons are constants (bias 0.5, then
+    ReLU) meeting nonzero weights in the next layer; with ``cut`` the next layer's weights from the other 24
+    (variable) neurons are 0 too. All constant, or cut: the network is a constant (0 LUTs); otherwise the
+    constants' products are folded (``dense_traced``) and the 24 variables traced. Either way alkaid's
+    interpreter equals the program's reference and netcarve's forward exactly."""
+    graph = quantized("hls4ml-jet", JET_MIXES["narrow"], seed=1)
+    with torch.no_grad():
+        first = graph.submodule(graph.node("seq_blocks_0"))
+        first.weight[rows] = 0.0
+        first.bias.fill_(0.5)
+        if cut:
+            graph.submodule(graph.node("seq_blocks_2")).weight[:, 40:] = 0.0
+    program = assert_traced_exactly(graph)
+    assert (fpga_costs(program.graph).total_luts > 0) == live
+
+
 @pytest.mark.parametrize(("rows", "luts"), [(slice(None), "zero"), (slice(0, 3), "some")])
 def test_neurons_with_all_weights_zero_export_bit_exact(rows: slice, luts: str) -> None:
     """Regression (a collapsed search candidate exported to da4ml 0.6 off by 0.0625, exit 0): with every weight

@@ -43,6 +43,8 @@ def test_a_record_round_trips_through_its_attributes_with_each_metric_once() -> 
         reused_from=0,
         pruned="invalid configuration: x",
         pruned_epoch=2,
+        front=({"epoch": 3, "metrics": {"accuracy": 0.5, "ebops": 10.0}, "checkpoint": "trials/t/epoch-3.pt"},),
+        design_epoch=3,
         error="E: x",
         traceback="tb",
         internal_error=True,

@@ -179,3 +179,81 @@ def test_canonical_order_enumerates_every_configuration_once(toy: Graph) -> None
     assert len({tuple(sorted(p.items())) for p in points}) == space.size
     with pytest.raises(IndexError):
         space.point(space.size)
+
+
+LEARNED_LINEAR = {
+    "default": {"config": {"name": [None]}},
+    "linear": {"config": {"name": ["learned"], "weight_width": [8], "data_in_width": [8]}},
+}
+
+
+def test_the_quantize_pass_own_keys_are_searched_beside_the_layers(three: Graph) -> None:
+    """``[search.search_space.quantize.pass_config] beta = [...]`` is one parameter ``quantize/pass/beta``
+    (first in canonical order), its value a key of the pass config itself (not of an entry); a single choice is
+    a fixed key. The candidate's learned modules train with that beta."""
+    from netcarve.transforms.quantize.learned import beta_schedule
+
+    config = SearchSpaceConfig.model_validate({
+        "name": "graph/joint",
+        "width": {"setup": {"by": "name"}, "seed": WIDTH_SEED},
+        "quantize": {"setup": {"by": "type"}, "seed": LEARNED_LINEAR,
+                     "pass_config": {"beta": [1e-5, 1e-4], "beta_factor": [3.0]}},
+    })  # fmt: skip
+    space = build_space(config, three)
+    assert [p.name for p in space.params] == [
+        "width/seq_blocks_2/channel_multiplier",
+        "width/seq_blocks_4/channel_multiplier",
+        "quantize/pass/beta",
+    ]
+    assert space.size == 2 * 2 * 2
+    point = {**space.point(0), "quantize/pass/beta": 1e-4}
+    (_, width), (_, quantize) = space.transforms(point)
+    assert (quantize["beta"], quantize["beta_factor"]) == (1e-4, 3.0) and "beta" not in width
+    assert "pass" not in quantize
+    schedule = beta_schedule(build_candidate(three, space.transforms(point)).module)
+    assert schedule is not None and (schedule.beta, schedule.factor) == (1e-4, 3.0)
+    rows = dict(space.describe())
+    assert rows["quantize: pass/beta"] == "{1e-05, 0.0001}" and rows["quantize: pass/beta_factor"] == "= 3.0"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"pass_config": {"betta": [1e-5]}}, "key 'search.search_space.pass_config.betta'; did you mean 'beta'"),
+        ({"pass_config": {"beta": [-1.0]}}, "invalid choice -1.0 in 'search.search_space.pass_config.beta'"),
+        ({"pass_config": {"beta_epochs": [2.5]}}, "invalid choice 2.5 in 'search.search_space.pass_config.beta_ep"),
+        ({"pass_config": {"beta": [True]}}, "invalid choice True in 'search.search_space.pass_config.beta'"),
+        ({"pass_config": {"beta": [1e-5, 1e-5]}}, "'search.search_space.pass_config.beta' lists a choice twice"),
+        ({"pass_config": {"by": ["name"]}}, "unknown key 'search.search_space.pass_config.by'"),
+    ],
+)
+def test_pass_config_errors_name_the_key(three: Graph, extra: dict[str, Any], message: str) -> None:
+    config = space_config("graph/quantize/mixed_precision_ptq", LEARNED_LINEAR, by="type", **extra)
+    with pytest.raises(ConfigError, match=None) as info:
+        build_space(config, three)
+    assert message in str(info.value)
+
+
+def test_the_width_pass_has_no_searchable_keys_of_its_own(three: Graph) -> None:
+    config = space_config("graph/width/channel_multiplier", WIDTH_SEED, pass_config={"seed": [0, 1]})
+    with pytest.raises(ConfigError, match=r"search_space\.pass_config\.seed: the width pass has no searchable keys"):
+        build_space(config, three)
+    joint = SearchSpaceConfig.model_validate({
+        "name": "graph/joint", "pass_config": {"beta": [1e-5]},
+        "width": {"setup": {"by": "name"}, "seed": WIDTH_SEED}, "quantize": {"seed": LEARNED_LINEAR},
+    })  # fmt: skip
+    with pytest.raises(ConfigError, match=r"graph/joint takes a pass's own keys under \[search.search_space.quantize"):
+        build_space(joint, three)
+
+
+def test_an_invalid_combination_of_pass_keys_is_an_invalid_configuration(three: Graph) -> None:
+    """Each choice is valid alone; ``beta_target_ebops`` with ``beta = 0`` is not (steering multiplies beta): that
+    configuration is invalid (the pass refuses it, as the validity sweep finds), the other builds."""
+    from netcarve.search.candidate import try_build
+
+    config = space_config("graph/quantize/mixed_precision_ptq", LEARNED_LINEAR, by="type",
+                          pass_config={"beta": [0.0, 1e-5], "beta_target_ebops": [1000.0]})  # fmt: skip
+    space = build_space(config, three)
+    zero, positive = (space.transforms({"pass/beta": b}) for b in (0.0, 1e-5))
+    assert "beta_target_ebops steers beta" in str(try_build(three, zero))
+    assert isinstance(try_build(three, positive), Graph)

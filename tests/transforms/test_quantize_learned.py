@@ -158,6 +158,7 @@ def test_ebops_of_a_two_layer_toy_by_hand() -> None:
     frozen = freeze_learned(graph).graph
     assert ebops(frozen).item() == 49.0
     assert analyze(frozen, (1, 2)).total.bitops == 49
+    assert analyze(graph, (1, 2)).total.ebops == 49.0  # the search metric ``ebops``: the same definition
 
 
 def test_a_pruned_weight_is_zero_in_training_and_after_freeze() -> None:
@@ -255,3 +256,22 @@ def test_analyze_counts_a_learned_graph_at_its_learned_formats() -> None:
     layer = learned_report.layer("_0")
     assert (layer.size_bits, layer.pruned_share) == (8, 0.25)
     assert learned_operands(graph.submodule(graph.node("_0")))
+
+
+def test_a_drifted_frac_is_clamped_to_the_automatic_range() -> None:
+    """fracs of 1000 and −1000 quantize as f = 64 and f = −64 (AUTO_FRAC_LIMIT): 0.5 at f = 64 is k = 2^63,
+    width 1 + bits(2^63) = 65, exact; at f = −64 every value rounds to 0 (pruned). The forward stays finite and
+    the frozen formats hold the clamped fracs."""
+    graph = two_layers()
+    first = graph.submodule(graph.node("_0"))
+    state = learned_operands(first)["weight"]
+    with torch.no_grad():
+        state.frac.copy_(torch.tensor([[1000.0, 1000.0], [-1000.0, -1000.0]]))
+    width, frac = state.formats(first.quant["weight"], first.weight)
+    assert frac.tolist() == [[64.0, 64.0], [-64.0, -64.0]]
+    assert width.tolist() == [[65.0, 0.0], [0.0, 0.0]]
+    graph.module.eval()
+    out = graph.module(torch.ones(3, 2))
+    assert torch.isfinite(out).all()
+    spec = freeze_learned(graph).graph.submodule(graph.node("_0")).quant["weight"]
+    assert spec.formats is not None and spec.formats.frac.tolist() == [[64, 64], [-64, -64]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -103,8 +103,17 @@ def _frozen(graph: Graph) -> Graph:
 
     if not has_learned(graph.module):
         return graph
-    log.info("analyze: learned quantizers counted at their current per-element formats (freeze_learned)")
+    log.debug("analyze: learned quantizers counted at their current per-element formats (freeze_learned)")
     return freeze_learned(graph).graph
+
+
+def _ebops(graph: Graph) -> float:
+    """The EBOPs of ``graph`` per sample (its fixed-point Linear and convolution layers; the learned quantizer's
+    definition, :func:`netcarve.transforms.quantize.learned.ebops`)."""
+    from netcarve.transforms.quantize.learned import ebops
+
+    with torch.no_grad():
+        return float(ebops(graph))
 
 
 def analyze(
@@ -146,6 +155,7 @@ def analyze(
     shape = _example_shape(example)
     graph = _frozen(_as_graph(model_or_graph, example))
     report = build_report(graph, count(graph, example, method), convention, compare_to)
+    report = replace(report, total=replace(report.total, ebops=_ebops(graph)))
     if report.uncounted:
         log.info("ops without a formula (not counted): %s", report.uncounted)
     if latency:

@@ -89,6 +89,10 @@ class TotalRecord:
     peak_activation_bytes: int
     average_bitwidth: float
     memory_density: float
+    #: effective bit operations per sample (HGQ's EBOPs): Σ over the MACs of every Linear or convolution whose
+    #: data_in and weight are fixed point of bits(input) · bits(weight), a pruned weight counting 0; other layers
+    #: count 0 (``netcarve.transforms.quantize.learned.ebops``). Set by ``analyze``; None on a bare record
+    ebops: float | None = None
     #: alkaid's estimates of the whole firmware (``analyze(..., fpga=True)``), None when not computed
     fpga_luts: float | None = None
     fpga_latency: float | None = None
@@ -154,6 +158,8 @@ class Report:
         if not self.has_fpga:
             for key in FPGA_METRICS:
                 del item[key]
+        if isinstance(record, TotalRecord) and record.ebops is None:
+            del item["ebops"]
         if isinstance(record, LayerRecord) and not self.has_elements:
             for key in ELEMENT_METRICS:
                 del item[key]

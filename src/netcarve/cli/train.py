@@ -59,7 +59,7 @@ def front_table(members: Sequence[FrontMember], run_dir: Path) -> Table:
         luts = "" if m.fpga_luts is None else f"{m.fpga_luts:.0f}"
         latency = "" if m.fpga_latency is None else f"{m.fpga_latency:.2f}"
         table.add_row(str(m.epoch), f"{m.val_accuracy:.4f}", f"{m.ebops:.6g}", luts, latency,
-                      str(m.checkpoint.relative_to(run_dir)))  # fmt: skip
+                      str(m.file.relative_to(run_dir)))  # fmt: skip
     return table
 
 

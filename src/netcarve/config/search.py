@@ -17,21 +17,26 @@ class SpaceSetup(Strict):
     by: Literal["name", "type"] = "name"
 
 
+def _choices(value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    for key, choices in value.items():
+        if len(choices) == 0:
+            raise ValueError(f"choice list of {key!r} is empty")
+    return value
+
+
 class SeedEntry(Strict):
     config: dict[str, list[Any]]
 
-    @field_validator("config")
-    @classmethod
-    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, choices in value.items():
-            if len(choices) == 0:
-                raise ValueError(f"choice list of {key!r} is empty")
-        return value
+    _non_empty = field_validator("config")(_choices)
 
 
 class SubSpaceConfig(Strict):
     setup: SpaceSetup = SpaceSetup()
     seed: dict[str, SeedEntry] = Field(default_factory=dict)
+    #: choices of the pass's own keys (not per layer), e.g. the quantize pass's ``beta``: searched like a leaf
+    pass_config: dict[str, list[Any]] = Field(default_factory=dict)
+
+    _pass_choices = field_validator("pass_config")(_choices)
 
 
 class SearchSpaceConfig(Strict):
@@ -40,6 +45,9 @@ class SearchSpaceConfig(Strict):
     seed: dict[str, SeedEntry] = Field(default_factory=dict)
     quantize: SubSpaceConfig | None = None
     width: SubSpaceConfig | None = None
+    pass_config: dict[str, list[Any]] = Field(default_factory=dict)
+
+    _pass_choices = field_validator("pass_config")(_choices)
 
 
 DataLoaderName = Literal["train_dataloader", "val_dataloader", "test_dataloader"]

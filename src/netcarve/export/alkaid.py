@@ -204,6 +204,29 @@ def port_input(port: Format, shape: int | tuple[int, ...], kit: TraceKit | None 
     return inp, kit.quantize(inp, *port.kif)
 
 
+def dense_traced(x: Any, weight: np.ndarray, kit: TraceKit) -> Any:
+    """``x @ weight.T`` traced, with the inputs that are constants (``low == high``: e.g. a ReLU that interval
+    analysis proves always 0, after a layer whose weights all quantized to 0) and the inputs with no nonzero
+    weight folded out first: their products are exact float64 constants added to the traced product of the
+    rest. alkaid 0.8's constant-matrix solver fails (``StopIteration`` in ``FVArray``) on a product whose
+    inputs hold no variable, and a layer whose every input is constant is a constant vector."""
+    flat = np.asarray(x).ravel()
+    constant = np.array([float(v.low) == float(v.high) for v in flat], dtype=bool)
+    used = np.any(weight != 0, axis=0)
+    live = ~constant & used
+    folded = np.zeros(weight.shape[0], dtype=np.float64)
+    if constant.any():
+        values = np.array([float(v.low) if c else 0.0 for v, c in zip(flat, constant, strict=True)])
+        folded = weight[:, constant] @ values[constant]
+    if not live.any():
+        out = np.array([kit.variable.from_const(float(v), hwconf=x.hwconf) for v in folded], dtype=object)
+        return kit.array(out, x.solver_options, hwconf=x.hwconf)
+    if live.all():
+        return x @ weight.T
+    part = kit.array(flat[live], x.solver_options, hwconf=x.hwconf) @ weight[:, live].T
+    return part + folded if constant.any() else part
+
+
 def trace_program(program: Program, kit: TraceKit | None = None) -> CombLogic:
     """``program`` as combinational logic (alkaid's unless ``kit`` says otherwise); its ``predict`` on
     :meth:`Program.port_inputs` equals :meth:`Program.reference` bit for bit."""
@@ -213,7 +236,7 @@ def trace_program(program: Program, kit: TraceKit | None = None) -> CombLogic:
         if isinstance(step, Quantize):
             x = quantize_traced(x, step.fmt, kit)
         elif isinstance(step, Dense):
-            x = x @ step.weight.T
+            x = dense_traced(x, step.weight, kit)
             if step.bias is not None:
                 x = x + step.bias
         elif isinstance(step, MaxPool):

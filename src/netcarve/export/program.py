@@ -587,7 +587,7 @@ def build_program(graph: Graph, float_precision: FixedFormat | None = None) -> P
     from netcarve.transforms.quantize.learned import freeze_learned, has_learned
 
     if has_learned(graph.module):
-        log.info("export: the learned quantizers are frozen into per-element integer formats (freeze_learned)")
+        log.debug("export: the learned quantizers are frozen into per-element integer formats (freeze_learned)")
         graph = freeze_learned(graph).graph
     unfolded: Graph | None = None
     fold = fold_batchnorms(graph)

@@ -13,14 +13,20 @@ traced by alkaid with the architecture metrics (:mod:`netcarve.analysis.fpga`, c
 digest); a candidate that cannot be exported (a float layer, a branch) is pruned with the reason. The
 estimates depend on the weights: a retrained candidate is pruned on its weights before retraining and
 records the estimates of its retrained weights (the firmware its checkpoint would export).
+
+A candidate with ``learned`` quantizers (issue 22) learns its formats while it trains, so it is neither costed
+nor pruned on its starting formats: it trains alone (its front of epochs kept in memory, validation every
+epoch), then every member of its front is measured and the trial's design is the best one meeting the
+constraints (:mod:`netcarve.search.front`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,10 +35,12 @@ from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import NetcarveError, TrainingError
 from netcarve.ir.graph import Graph
 from netcarve.metrics import architecture_metrics, firmware_metrics
+from netcarve.search.front import FrontDesign, choose
 from netcarve.search.plan import SearchPlan
 from netcarve.search.spaces import Transforms
 
 if TYPE_CHECKING:
+    from netcarve.train.front import EpochFront
     from netcarve.train.loop import EpochRecord, FitResult
     from netcarve.train.population import KeepGoing, MemberOutcome
 
@@ -44,6 +52,13 @@ LATENCY_RUNS, LATENCY_WARMUP = 30, 5
 INVALID = "invalid configuration"
 #: the start of the ``pruned`` reason of a trial whose candidate has no firmware (fpga metrics asked for)
 NOT_EXPORTABLE = "not exportable to firmware"
+
+
+def is_learned(graph: Graph) -> bool:
+    """Whether the candidate has ``learned`` quantizers (it trains alone and keeps a front)."""
+    from netcarve.transforms.quantize.learned import has_learned
+
+    return has_learned(graph.module)
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,10 @@ class Outcome:
     train_steps: int = 0
     pruned: str | None = None
     graph: Graph | None = None
+    #: a learned candidate: every member of its front, measured, the chosen epoch, and each member's state
+    front: tuple[FrontDesign, ...] = ()
+    design_epoch: int | None = None
+    states: Mapping[int, Mapping[str, torch.Tensor]] = field(default_factory=dict)
 
 
 def build_candidate(base: Graph, transforms: Transforms) -> Graph:
@@ -100,6 +119,8 @@ class CandidateEvaluator:
         self.on_training: Callable[[int, int], None] | None = None
         self.eval_split: Split = splits.split(plan.eval_split).head(plan.eval_samples)
         self.train_splits = replace(splits, train=splits.split(plan.train_split))
+        #: the fronts of learned candidates trained and not yet finished, by module
+        self._fronts: weakref.WeakKeyDictionary[torch.nn.Module, EpochFront] = weakref.WeakKeyDictionary()
 
     def evaluate(self, transforms: Transforms) -> Outcome:
         """Build, (retrain alone,) measure: one candidate from start to end."""
@@ -116,6 +137,8 @@ class CandidateEvaluator:
         if isinstance(graph, NetcarveError):
             return Outcome({}, pruned=invalid_reason(graph))
         metrics = self.architecture(graph)
+        if self.retrain and is_learned(graph):  # costed and constrained on the formats it learns, not these
+            return Built(graph, metrics)
         if self.plan.needs_fpga:
             fpga = self.fpga(graph)
             if isinstance(fpga, str):
@@ -129,6 +152,9 @@ class CandidateEvaluator:
     def finish(self, built: Built, steps: int) -> Outcome:
         """The metrics of a built candidate after its training (``steps`` optimizer steps; 0 in eval mode)."""
         graph, metrics = built.graph, dict(built.metrics)
+        front = self._fronts.pop(graph.module, None)
+        if front is not None:
+            return self.finish_front(built, steps, front)
         if self.retrain and self.plan.needs_fpga:
             # pruned above on the weights before retraining; recorded for the retrained ones (the firmware)
             fpga = self.fpga(graph)
@@ -140,6 +166,38 @@ class CandidateEvaluator:
             metrics["latency"] = self.latency(graph)
         return Outcome(metrics, steps, None, graph)
 
+    def finish_front(self, built: Built, steps: int, front: EpochFront) -> Outcome:
+        """A learned candidate's outcome: every member of its front measured, the best one meeting the
+        constraints as the design (:func:`netcarve.search.front.choose`), its graph at that epoch."""
+        graph = built.graph
+        designs: list[FrontDesign] = []
+        for member in front.sorted():
+            graph.module.load_state_dict(front.states[member.epoch])
+            graph.module.eval()
+            metrics = self.architecture(graph)
+            pruned = None
+            if self.plan.needs_fpga:
+                fpga = self.fpga(graph)
+                if isinstance(fpga, str):
+                    pruned = fpga
+                else:
+                    metrics.update(fpga)
+            if pruned is None:
+                metrics.update(self.software(graph))
+            designs.append(FrontDesign(member.epoch, member.ebops, metrics, pruned))
+        index = choose(self.plan, designs)
+        if index is None:
+            reason = designs[0].pruned if designs else "its training left no epoch with a finite validation accuracy"
+            return Outcome(dict(built.metrics), steps, pruned=f"no design on the learned front: {reason}")
+        design = designs[index]
+        graph.module.load_state_dict(front.states[design.epoch])
+        graph.module.eval()
+        metrics = dict(design.metrics)
+        if self.plan.needs_latency:
+            metrics["latency"] = self.latency(graph)
+        log.debug("learned candidate: epoch %d of a front of %d is the design", design.epoch, len(designs))
+        return Outcome(metrics, steps, None, graph, tuple(designs), design.epoch, dict(front.states))
+
     def train_together(
         self, built: Sequence[Built], keep_going: KeepGoing | None = None, labels: Sequence[str] | None = None
     ) -> list[MemberOutcome]:
@@ -148,13 +206,30 @@ class CandidateEvaluator:
         trained by :meth:`train` itself (its errors propagate, as they do one by one)."""
         from netcarve.train.population import MemberOutcome, fit_population
 
+        def alone(i: int) -> MemberOutcome:
+            one = (lambda record: keep_going(i, record)) if keep_going is not None else None
+            result = self.train(built[i].graph) if one is None else self.train(built[i].graph, one)
+            return MemberOutcome(result, stopped=result.stopped)
+
         if len(built) == 1:
-            one = (lambda record: keep_going(0, record)) if keep_going is not None else None
-            result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
-            return [MemberOutcome(result, stopped=result.stopped)]
-        modules = [b.graph.module for b in built]  # each ends in eval mode
-        return fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels,
-                              on_step=self.on_training)  # fmt: skip
+            return [alone(0)]
+        learned = [i for i, b in enumerate(built) if is_learned(b.graph)]
+        rest = [i for i in range(len(built)) if i not in learned]
+        outcomes: dict[int, MemberOutcome] = {}
+        if rest:
+            sub = None if keep_going is None else (lambda j, record: keep_going(rest[j], record))
+            names = None if labels is None else [labels[i] for i in rest]
+            found = fit_population([built[i].graph.module for i in rest], self.train_splits, self.plan.train,
+                                   keep_going=sub, labels=names, on_step=self.on_training)  # fmt: skip
+            outcomes.update(zip(rest, found, strict=True))
+        if learned:
+            alone_names = ", ".join(labels[i] if labels is not None else f"population member {i}" for i in learned)
+            log.info("trained alone, one after the other: %s (learned quantizers: each keeps its front of epochs)",
+                     alone_names)  # fmt: skip
+        for i in learned:  # a divergence fails its own trial, as in a population
+            one = (lambda record, i=i: keep_going(i, record)) if keep_going is not None else None
+            outcomes[i] = self.train_outcome(built[i].graph, one)
+        return [outcomes[i] for i in range(len(built))]
 
     def architecture(self, graph: Graph) -> dict[str, float]:
         from netcarve.analysis import analyze
@@ -173,14 +248,34 @@ class CandidateEvaluator:
             return f"{NOT_EXPORTABLE} (needed by the fpga metrics): {exc}"
 
     def train(self, graph: Graph, keep_going: Callable[[EpochRecord], bool] | None = None) -> FitResult:
-        """Retrain the candidate alone (seeded); ``keep_going`` sees each epoch (a pruner's reports)."""
-        from netcarve.train.loop import fit, steps_only
+        """Retrain the candidate alone (seeded); ``keep_going`` sees each epoch (a pruner's reports). A
+        divergence is raised (:class:`~netcarve.errors.TrainingError`)."""
+        outcome = self.train_outcome(graph, keep_going)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    def train_outcome(self, graph: Graph, keep_going: Callable[[EpochRecord], bool] | None = None) -> MemberOutcome:
+        """:meth:`train`, a divergence returned in the outcome. A learned candidate validates every epoch and
+        keeps its front of epochs in memory for :meth:`finish`."""
+        from netcarve.train.front import EpochFront
+        from netcarve.train.loop import fit_outcome, steps_only
+
+        front = EpochFront(None) if is_learned(graph) else None
+
+        def on_epoch(record: EpochRecord, is_best: bool) -> None:
+            if front is not None:
+                front.offer(record, graph, {})
 
         torch.manual_seed(self.plan.train.seed)
-        result = fit(graph.module, self.train_splits, self.plan.train, validate=keep_going is not None,
-                     keep_going=keep_going, on_step=steps_only(self.on_training))  # fmt: skip
+        outcome = fit_outcome(graph.module, self.train_splits, self.plan.train,
+                              validate=keep_going is not None or front is not None, keep_going=keep_going,
+                              on_epoch=on_epoch if front is not None else None,
+                              on_step=steps_only(self.on_training))  # fmt: skip
         graph.module.eval()
-        return result
+        if front is not None:
+            self._fronts[graph.module] = front
+        return outcome
 
     def software(self, graph: Graph) -> dict[str, float]:
         from netcarve.train.loop import evaluate

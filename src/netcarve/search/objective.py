@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from netcarve import outcomes
 from netcarve.errors import NetcarveError, SearchError
 from netcarve.search.candidate import Built, CandidateEvaluator, Outcome
-from netcarve.search.plan import SearchPlan, objective_names
+from netcarve.search.plan import SearchPlan, objective_names, objective_values, scaled_metrics
 from netcarve.search.record import TrialRecord, write
 from netcarve.search.repeats import RepeatIndex
 from netcarve.search.spaces import SearchSpace, transforms_key
@@ -82,19 +82,6 @@ def worker_id() -> str:
 
 def config_digest(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:16]
-
-
-def scaled_metrics(plan: SearchPlan, metrics: Mapping[str, float]) -> dict[str, float]:
-    """Each objective metric's term: sign·scale·metric in sum mode (they add up to the objective value),
-    scale·metric in a Pareto study (as MASE showed them; its objectives are the metrics themselves)."""
-    return {m.name: (m.sign if plan.sum_scaled else 1) * m.scale * metrics[m.name] for m in plan.metrics}
-
-
-def objective_values(plan: SearchPlan, metrics: Mapping[str, float]) -> list[float]:
-    """Σ sign·scale·metric (sum mode, maximised) or one value per metric in config order."""
-    if plan.sum_scaled:
-        return [math.fsum(scaled_metrics(plan, metrics).values())]
-    return [metrics[m.name] for m in plan.metrics]
 
 
 def name_objectives(study: optuna.Study, plan: SearchPlan) -> None:
@@ -292,6 +279,10 @@ class TrialRunner:
         from optuna.trial import TrialState
 
         write(trial, TrialRecord(metrics=outcome.metrics, train_steps=outcome.train_steps))
+        if outcome.front:
+            files = self._save_front(trial.number, outcome)
+            entries = tuple(d.entry(files.get(d.epoch)) for d in outcome.front)
+            write(trial, TrialRecord(front=entries, design_epoch=outcome.design_epoch))
         set_constraints(trial, violations(self.plan, outcome.metrics))
         if outcome.pruned is not None:
             write(trial, TrialRecord(pruned=outcome.pruned, duration_s=time.perf_counter() - start))
@@ -315,6 +306,29 @@ class TrialRunner:
         meta = {"trial": number, "metrics": outcome.metrics}
         save_checkpoint(trial_checkpoint(self.checkpoints, number), outcome.graph, meta, overwrite=True)
 
+    def _save_front(self, number: int, outcome: Outcome) -> dict[int, str]:
+        """Each member of a learned candidate's front as ``trials/trial-<n>-front/epoch-<k>.pt`` (a checkpoint
+        that exports); epoch → its path relative to the run dir. The graph is left at the design's state."""
+        if self.checkpoints is None or outcome.graph is None:
+            return {}
+        from netcarve.train.checkpoint import save_checkpoint
+
+        graph, files = outcome.graph, {}
+        directory = self.checkpoints / f"trial-{number}-front"
+        try:
+            for design in outcome.front:
+                if design.pruned is not None:
+                    continue
+                graph.module.load_state_dict(outcome.states[design.epoch])
+                meta = {"trial": number, "epoch": design.epoch, "metrics": dict(design.metrics)}
+                path = directory / f"epoch-{design.epoch}.pt"
+                save_checkpoint(path, graph, meta, overwrite=True)
+                files[design.epoch] = f"{self.checkpoints.name}/{directory.name}/{path.name}"
+        finally:
+            if outcome.design_epoch is not None:
+                graph.module.load_state_dict(outcome.states[outcome.design_epoch])
+        return files
+
     def _reuse(self, trial: optuna.Trial, source: FrozenTrial, start: float) -> None:
         from optuna.trial import TrialState
 
@@ -327,6 +341,8 @@ class TrialRunner:
             train_steps=record.train_steps,
             pruned=record.pruned,
             pruned_epoch=record.pruned_epoch,
+            front=record.front,
+            design_epoch=record.design_epoch,
         )
         write(trial, copied)
         set_constraints(trial, source.constraints)

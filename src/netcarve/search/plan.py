@@ -8,6 +8,8 @@ for a metric whose direction is "maximize" and −1 for "minimize"; ``setup.dire
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netcarve import outcomes
@@ -100,6 +102,19 @@ class SearchPlan:
     def retrains(self, space: SearchSpace) -> bool:
         """Candidates are retrained unless eval_mode; width candidates always are (README: Transform)."""
         return not self.eval_mode or space.changes_width
+
+
+def scaled_metrics(plan: SearchPlan, metrics: Mapping[str, float]) -> dict[str, float]:
+    """Each objective metric's term: sign·scale·metric in sum mode (they add up to the objective value),
+    scale·metric in a Pareto study (as MASE showed them; its objectives are the metrics themselves)."""
+    return {m.name: (m.sign if plan.sum_scaled else 1) * m.scale * metrics[m.name] for m in plan.metrics}
+
+
+def objective_values(plan: SearchPlan, metrics: Mapping[str, float]) -> list[float]:
+    """Σ sign·scale·metric (sum mode, maximised) or one value per metric in config order."""
+    if plan.sum_scaled:
+        return [math.fsum(scaled_metrics(plan, metrics).values())]
+    return [metrics[m.name] for m in plan.metrics]
 
 
 def objective_names(plan: SearchPlan) -> list[str]:

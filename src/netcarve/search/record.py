@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 METRIC_PREFIX = "metric."
 #: the attribute of the objective terms (sign·scale·metric in sum mode, scale·metric in a Pareto study)
 SCALED = "scaled_metrics"
+#: the attribute listing a learned candidate's front (its members' metrics)
+FRONT = "front"
 #: attributes of the previous layout that held every metric again (read, never written)
 LEGACY_METRICS = "metrics"
 LEGACY_GROUPS = ("software_metrics", "hardware_metrics")
@@ -52,7 +54,9 @@ class TrialRecord:
     value), ``train_steps``, ``duration_s``, ``population`` (the candidates trained with it); ``reused_from``
     on a trial that reused an earlier identical configuration's result; ``pruned`` (the reason) and
     ``pruned_epoch`` on a pruned trial; ``error``, ``traceback``, ``internal_error`` (a bug in netcarve) and
-    ``log`` (``trials/trial-<n>.log``) on a failed one.
+    ``log`` (``trials/trial-<n>.log``) on a failed one. A learned candidate (issue 22) also records ``front``
+    (each member of its training's front: ``epoch``, ``metrics``, ``checkpoint`` relative to the run dir,
+    ``pruned`` when it has no firmware) and ``design_epoch``, the member that is the trial's design.
 
     Bookkeeping: ``worker`` (``host:pid`` of its owner), ``grid_id`` (brute force: its index in canonical
     order), ``stale`` (failed because its process died or was interrupted: run again), ``redo_of`` and
@@ -74,6 +78,8 @@ class TrialRecord:
     reused_from: int | None = None
     pruned: str | None = None
     pruned_epoch: int | None = None
+    front: tuple[Mapping[str, Any], ...] = ()
+    design_epoch: int | None = None
     error: str | None = None
     traceback: str | None = None
     internal_error: bool = False
@@ -93,6 +99,8 @@ class TrialRecord:
                 out[name] = [[n, dict(cfg)] for n, cfg in value]
             elif name == SCALED:
                 out[name] = {k: float(v) for k, v in value.items()}
+            elif name == FRONT:
+                out[name] = [dict(member) for member in value]
             else:
                 out[name] = value
         return out
@@ -109,7 +117,9 @@ class TrialRecord:
         metrics.update(_floats(attrs.get(LEGACY_METRICS)))
         metrics.update({k[len(METRIC_PREFIX) :]: float(v) for k, v in attrs.items() if k.startswith(METRIC_PREFIX)})
         transforms = attrs.get("transforms")
+        front = attrs.get(FRONT)
         return cls(
+            front=tuple(dict(m) for m in front if isinstance(m, Mapping)) if isinstance(front, list) else (),
             metrics=metrics,
             scaled_metrics=_floats(attrs.get(SCALED)),
             transforms=None if transforms is None else tuple((str(n), dict(c)) for n, c in transforms),
@@ -129,7 +139,7 @@ def _floats(value: Any) -> dict[str, float]:
 
 _DEFAULTS: dict[str, Any] = {f.name: getattr(TrialRecord(), f.name) for f in dataclasses.fields(TrialRecord)}
 #: fields stored as one attribute of the same name and type
-_SCALARS = tuple(name for name in _DEFAULTS if name not in ("metrics", "transforms", SCALED))
+_SCALARS = tuple(name for name in _DEFAULTS if name not in ("metrics", "transforms", SCALED, FRONT))
 
 
 def write(trial: optuna.Trial, record: TrialRecord) -> None:

@@ -79,7 +79,7 @@ def estimated_front(
         require_estimator()
         estimated = []
         for member in members:
-            costs = fpga_costs(load_graph(member.checkpoint, model, info), per_layer=False)
+            costs = fpga_costs(load_graph(member.file, model, info), per_layer=False)
             estimated.append(member.with_fpga(costs.total_luts, costs.total_latency))
     except FpgaUnavailableError as exc:
         return members, str(exc)

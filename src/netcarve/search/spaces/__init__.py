@@ -38,10 +38,16 @@ def _single(config: SearchSpaceConfig) -> None:
             raise ConfigError(f"{TABLE}.{sub}: sub-spaces belong to name = 'graph/joint', not {config.name!r}")
 
 
+def _no_pass_config(choices: dict[str, list[object]], table: str) -> None:
+    if choices:
+        key = next(iter(choices))
+        raise ConfigError(f"{table}.pass_config.{key}: the width pass has no searchable keys of its own")
+
+
 @SEARCH_SPACES.register("graph/quantize/mixed_precision_ptq", description="per-layer quantization choices")
 def mixed_precision_ptq(config: SearchSpaceConfig, graph: Graph) -> SearchSpace:
     _single(config)
-    ps = quantize_pass_space(config.setup.by, config.seed, graph, "", TABLE)
+    ps = quantize_pass_space(config.setup.by, config.seed, graph, "", TABLE, config.pass_config)
     return SearchSpace(config.name, (ps,), changes_width=False)
 
 
@@ -52,6 +58,7 @@ def mixed_precision_ptq(config: SearchSpaceConfig, graph: Graph) -> SearchSpace:
 )
 def channel_multiplier(config: SearchSpaceConfig, graph: Graph) -> SearchSpace:
     _single(config)
+    _no_pass_config(config.pass_config, TABLE)
     ps = width_pass_space(config.setup.by, config.seed, graph, "", TABLE)
     return SearchSpace(config.name, (ps,), changes_width=True)
 
@@ -70,9 +77,14 @@ def joint(config: SearchSpaceConfig, graph: Graph) -> SearchSpace:
             f"{TABLE}.seed: graph/joint takes its seeds under [{TABLE}.quantize.seed.*] and [{TABLE}.width.seed.*]"
         )
     width, quant = _sub(config, "width"), _sub(config, "quantize")
+    if config.pass_config:
+        raise ConfigError(
+            f"{TABLE}.pass_config: graph/joint takes a pass's own keys under [{TABLE}.quantize.pass_config]"
+        )
+    _no_pass_config(width.pass_config, f"{TABLE}.width")
     passes = (
         width_pass_space(width.setup.by, width.seed, graph, "width/", f"{TABLE}.width"),
-        quantize_pass_space(quant.setup.by, quant.seed, graph, "quantize/", f"{TABLE}.quantize"),
+        quantize_pass_space(quant.setup.by, quant.seed, graph, "quantize/", f"{TABLE}.quantize", quant.pass_config),
     )
     return SearchSpace(config.name, passes, changes_width=True)
 

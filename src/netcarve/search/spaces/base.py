@@ -60,14 +60,21 @@ class PassSpace:
     entries: tuple[EntrySpace, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
     clean: EntryCleaner = _identity
+    #: the pass's own keys (not per layer), fixed or searched (``pass_config``), e.g. the quantize pass's beta
+    own: EntrySpace | None = None
+
+    def _entries(self) -> tuple[EntrySpace, ...]:
+        return (*((self.own,) if self.own is not None else ()), self.default, *self.entries)
 
     def params(self) -> Iterator[Param]:
-        for entry in (self.default, *self.entries):
+        for entry in self._entries():
             for _, param in entry.searched:
                 yield param
 
     def config(self, point: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"by": self.by, **self.extra}
+        if self.own is not None:
+            out.update(self.own.config(point))
         out["default"] = {"config": self.clean(self.default.config(point))}
         for entry in self.entries:
             out[entry.key] = {"config": self.clean(entry.config(point))}
@@ -115,7 +122,7 @@ class SearchSpace:
         """(leaf, choices or fixed value) rows for printing, in canonical order."""
         rows: list[tuple[str, str]] = []
         for ps in self.passes:
-            for entry in (ps.default, *ps.entries):
+            for entry in ps._entries():
                 prefix = f"{ps.pass_name}: {entry.key}"
                 rows += [(f"{prefix}/{leaf}", f"= {value!r}") for leaf, value in entry.fixed.items()]
                 rows += [

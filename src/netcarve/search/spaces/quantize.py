@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from netcarve.config.passes import QuantLayerConfig
+from netcarve.config.passes import BETA_KEYS, QuantizePassConfig, QuantLayerConfig
 from netcarve.config.search import SeedEntry
 from netcarve.errors import ConfigError
 from netcarve.ir.graph import Graph
 from netcarve.search.spaces.base import EntrySpace, PassSpace
-from netcarve.search.spaces.seeds import Targets, check_leaves, entry_space, is_fixed, used_seeds
+from netcarve.search.spaces.seeds import Targets, check_leaves, entry_space, is_fixed, own_space, used_seeds
 
 
 def quantize_targets(graph: Graph) -> tuple[Targets, tuple[str, ...]]:
@@ -61,7 +61,17 @@ def _check_quantizers(seed: Mapping[str, SeedEntry], table: str) -> None:
                 raise ConfigError(f"{table}.seed.{key}.config.name: {QUANTIZERS.unknown_message(str(choice))}")
 
 
-def quantize_pass_space(by: str, seed: Mapping[str, SeedEntry], graph: Graph, prefix: str, table: str) -> PassSpace:
+def quantize_pass_space(
+    by: str,
+    seed: Mapping[str, SeedEntry],
+    graph: Graph,
+    prefix: str,
+    table: str,
+    pass_config: Mapping[str, list[Any]] | None = None,
+) -> PassSpace:
+    """The quantize pass's space: per-target entries from ``seed``, and the pass's own keys (``beta*``, the
+    weight of EBOPs when a candidate has learned quantizers) from ``pass_config``."""
+    own = own_space(pass_config or {}, QuantizePassConfig, BETA_KEYS, prefix, table)
     targets, default_kinds = quantize_targets(graph)
     for key, entry in seed.items():
         check_leaves(entry, QuantLayerConfig, table, key)
@@ -81,4 +91,4 @@ def quantize_pass_space(by: str, seed: Mapping[str, SeedEntry], graph: Graph, pr
                 leaves[target] = _own_leaves(default_leaves, graph, nodes)
     order = targets.nodes if by == "name" else targets.kinds
     entries = tuple(entry_space(t, leaves[t], prefix) for t in order if t in leaves)
-    return PassSpace("quantize", by, default, entries, clean=_clean)
+    return PassSpace("quantize", by, default, entries, clean=_clean, own=own)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from netcarve.config.search import SeedEntry
 from netcarve.errors import ConfigError
@@ -93,6 +93,36 @@ def check_leaves(seed: SeedEntry, model: type[BaseModel], table: str, key: str) 
                 raise ConfigError(f"invalid choice {choice!r} in {where!r}: {exc.errors()[0]['msg']}") from exc
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(f"{where!r} lists a choice twice: {list(choices)}")
+
+
+#: the name of a pass's own keys in the space (a parameter ``<prefix>pass/<key>``; no node can be named so)
+OWN = "pass"
+
+
+def own_space(
+    choices: Mapping[str, list[Any]], model: type[BaseModel], allowed: Collection[str], prefix: str, table: str
+) -> EntrySpace | None:
+    """The pass's own searched keys (``[<table>.pass_config]``: ``key = [choices]``), each one of ``allowed``
+    and each choice valid for that field of ``model`` (combinations are checked per candidate, by the pass:
+    an invalid one is an invalid configuration)."""
+    if not choices:
+        return None
+    for key, values in choices.items():
+        where = f"{table}.pass_config.{key}"
+        if key not in allowed:
+            valid = ", ".join(allowed) or "(none: this pass has no searchable keys of its own)"
+            raise ConfigError(f"unknown key {where!r}{_hint(key, list(allowed))} (valid: {valid})")
+        info = model.model_fields[key]
+        form: Any = Annotated[info.annotation, info]
+        adapter: TypeAdapter[Any] = TypeAdapter(form)
+        for value in values:
+            try:
+                adapter.validate_python(value, strict=True)
+            except ValidationError as exc:
+                raise ConfigError(f"invalid choice {value!r} in {where!r}: {exc.errors()[0]['msg']}") from exc
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"{where!r} lists a choice twice: {list(values)}")
+    return entry_space(OWN, choices, prefix)
 
 
 def entry_space(key: str, leaves: Mapping[str, list[Any]], prefix: str, skip: Collection[str] = ()) -> EntrySpace:

@@ -7,7 +7,8 @@ operand), so the optimizer sees its ``frac`` parameter and a checkpoint's state 
 activation's calibrated range, the buffers ``lo``/``hi``): replaying the quantize pass rebuilds the same keys,
 and the state dict loads into them bit for bit.
 
-**Forward** (:meth:`LearnedOperand.forward`). f = round(frac) (an integer; the frac is a float parameter).
+**Forward** (:meth:`LearnedOperand.forward`). f = round(frac) (an integer; the frac is a float parameter),
+clamped to ±64 as an automatic frac is (so 2^f stays a normal float32 however far a frac drifts).
 The integer part comes from the range of the values, per granularity group: weights and biases their current
 min and max, activations a range calibrated over training batches (running min/max, updated in training mode
 before quantizing, frozen in eval mode). With k_hi = round(max · 2^f) and k_lo = round(min · 2^f) (the operand's
@@ -49,7 +50,7 @@ from netcarve.config.passes import (
     QuantizePassConfig,
 )
 from netcarve.errors import ConfigError
-from netcarve.ir.fixedpoint import ROUNDING, FixedGrid, fixed_quantize, scalar_grid
+from netcarve.ir.fixedpoint import AUTO_FRAC_LIMIT, ROUNDING, FixedGrid, fixed_quantize, scalar_grid
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
@@ -192,7 +193,8 @@ class LearnedOperand(nn.Module):
     def formats(self, spec: QuantSpec, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(width, frac) per group as float64 integers: the format :meth:`forward` quantizes with."""
         lo, hi = self.range(x)
-        f = torch.round(self.frac.detach()).double()
+        # within ±AUTO_FRAC_LIMIT, as an automatic frac: the scale 2^f stays a normal float32
+        f = torch.round(self.frac.detach()).double().clamp(-AUTO_FRAC_LIMIT, AUTO_FRAC_LIMIT)
         rounding = ROUNDING[spec.round]
         k_hi, k_lo = rounding(hi.double() * torch.exp2(f)), rounding(lo.double() * torch.exp2(f))
         if spec.signed:

@@ -1,0 +1,119 @@
+"""Learned precision in a search (issue 22): a learned candidate is not pruned on its starting formats, trains
+alone keeping its front of epochs, and the trial's design is the front's best member meeting the
+constraints; every member is recorded with its metrics and a checkpoint that reloads to them."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from netcarve.analysis import analyze
+from netcarve.data import load_dataset
+from netcarve.outcomes import MAXIMIZE, MINIMIZE, non_dominated
+from netcarve.search.record import TrialRecord
+from netcarve.train.checkpoint import load_checkpoint, load_graph
+from netcarve.train.loop import evaluate
+from tests.search.helpers import config, run_search, search_dict, trials
+
+LEARNED: dict[str, Any] = {
+    "default": {"config": {"name": [None]}},
+    "linear": {"config": {"name": ["learned"], "data_in_width": [8], "data_in_frac_width": [4],
+                          "weight_width": [8], "weight_frac_width": [4]}},
+}  # fmt: skip
+DATASET = "synthetic-jsc:2000"
+
+
+def learned_search(tmp_path: Path, constraints: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One learned jsc-three-linear-layers, 4 epochs at a strong beta (3e-3): its EBOPs fall from about 6,000
+    to under 100 while it trains, so its front holds several members trading accuracy for EBOPs."""
+    data = search_dict(tmp_path, space="graph/quantize/mixed_precision_ptq", seed=LEARNED, dataset=DATASET)
+    data["search"]["search_space"]["setup"]["by"] = "type"
+    data["search"]["search_space"]["pass_config"] = {"beta": [3e-3]}
+    data["search"]["strategy"]["sw_runner"]["basic_train"].update(max_epochs=4, batch_size=16, learning_rate=2e-2)
+    data["search"]["constraints"] = constraints or {}
+    return data
+
+
+@pytest.fixture(scope="module")
+def free(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return run_search(config(learned_search(tmp_path_factory.mktemp("free"))))
+
+
+def test_the_trial_records_its_front_and_keeps_the_most_accurate_member(free: Any) -> None:
+    """Objective accuracy, no bound: the design is the most accurate member (fewer EBOPs on a tie), and the
+    trial's metrics are that member's. The members are mutually non-dominated in (accuracy ↑, EBOPs ↓), fewest
+    EBOPs first, and the csv names the design's epoch."""
+    (trial,) = trials(free, "COMPLETE")
+    record = TrialRecord.of(trial)
+    front = record.front
+    assert len(front) >= 2
+    points = [(m["metrics"]["accuracy"], m["metrics"]["ebops"]) for m in front]
+    assert non_dominated(points, (MAXIMIZE, MINIMIZE)) == list(range(len(front)))
+    assert [p[1] for p in points] == sorted(p[1] for p in points)
+    best = max(front, key=lambda m: (m["metrics"]["accuracy"], -m["metrics"]["ebops"]))
+    assert record.design_epoch == best["epoch"]
+    assert dict(record.metrics) == best["metrics"]
+    with (free.run_dir / "trials.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert int(row["design_epoch"]) == best["epoch"]
+
+
+def test_each_member_checkpoint_reloads_to_its_recorded_metrics(free: Any) -> None:
+    """Each ``trials/trial-0-front/epoch-K.pt`` rebuilds (replayed transforms, learned state) to a model whose
+    validation accuracy and EBOPs are exactly the recorded ones; ``trial-0.pt`` (best.pt's source) holds the
+    design's state, tensor for tensor."""
+    (trial,) = trials(free, "COMPLETE")
+    record = TrialRecord.of(trial)
+    splits = load_dataset(DATASET)
+    for member in record.front:
+        graph = load_graph(free.run_dir / member["checkpoint"], "jsc-three-linear-layers", splits.info)
+        assert evaluate(graph.module, splits.val).accuracy == member["metrics"]["accuracy"]
+        assert analyze(graph, (1, 16)).total.ebops == member["metrics"]["ebops"]
+    design = next(m for m in record.front if m["epoch"] == record.design_epoch)
+    saved = load_checkpoint(free.run_dir / "trials" / "trial-0.pt").state_dict
+    chosen = load_checkpoint(free.run_dir / design["checkpoint"]).state_dict
+    assert saved.keys() == chosen.keys()
+    for key in saved:
+        torch.testing.assert_close(saved[key], chosen[key], rtol=0, atol=0)
+
+
+def test_a_bound_on_ebops_picks_the_most_accurate_member_within_it(free: Any, tmp_path: Path) -> None:
+    """The same search (same seed: the same front) with ``ebops ≤`` halfway between the front's two cheapest
+    members: the candidate is not pruned on its starting EBOPs (about 6,000, far above the bound), the design is
+    the most accurate member within the bound, and the trial is feasible."""
+    (first,) = trials(free, "COMPLETE")
+    front = TrialRecord.of(first).front
+    limit = (front[0]["metrics"]["ebops"] + front[1]["metrics"]["ebops"]) / 2
+    session = run_search(config(learned_search(tmp_path, {"ebops": {"max": limit}})))
+    (trial,) = trials(session, "COMPLETE")
+    record = TrialRecord.of(trial)
+    assert [m["metrics"] for m in record.front] == [m["metrics"] for m in front]
+    within = [m for m in front if m["metrics"]["ebops"] <= limit]
+    assert record.design_epoch == max(within, key=lambda m: m["metrics"]["accuracy"])["epoch"]
+    assert record.metrics["ebops"] <= limit and trial.constraints == {"ebops": record.metrics["ebops"] - limit}
+
+
+def test_learned_candidates_train_alone_and_the_others_in_population(tmp_path: Path, caplog: Any) -> None:
+    """A space of {integer, learned} × two weight widths, population 4: the two learned candidates train alone
+    (one log line each, with the reason) and record fronts; the integer ones train together and record none."""
+    seed = {
+        "default": {"config": {"name": [None]}},
+        "linear": {"config": {"name": ["integer", "learned"], "data_in_width": [8], "weight_width": [4, 8]}},
+    }
+    data = search_dict(tmp_path, space="graph/quantize/mixed_precision_ptq", seed=seed, dataset=DATASET,
+                       population=4)  # fmt: skip
+    data["search"]["search_space"]["setup"]["by"] = "type"
+    with caplog.at_level(logging.INFO, logger="netcarve.search.candidate"):
+        session = run_search(config(data))
+    records = {(t.params["linear/name"], t.params["linear/weight_width"]): TrialRecord.of(t) for t in trials(session)}
+    assert len(records) == 4 and all(t.state.name == "COMPLETE" for t in trials(session))
+    assert all(bool(r.front) == (name == "learned") for (name, _), r in records.items())
+    lines = [r.getMessage() for r in caplog.records if "trained alone, one after the other" in r.getMessage()]
+    learned = sorted(f"trial {t.number}" for t in trials(session) if t.params["linear/name"] == "learned")
+    assert lines == [f"trained alone, one after the other: {', '.join(learned)} (learned quantizers: each keeps "
+                     "its front of epochs)"]  # fmt: skip
