@@ -63,18 +63,19 @@ def test_joint_digits_prunes_oversized_candidates_and_reports_a_pareto_front(in_
 
 
 @pytest.mark.parametrize(
-    ("name", "size"),
+    ("name", "size", "learned"),
     [
-        ("search_lab3_quantize_jsc.toml", "5,832"),
-        ("search_lab4_width_jsc.toml", "36"),
-        ("search_joint_jsc.toml", "27"),
-        ("search_learned_digits.toml", "192"),  # 4 × 4 × 4 widths × 3 betas (the pass's own searched key)
+        ("search_lab3_quantize_jsc.toml", "5,832", False),
+        ("search_lab4_width_jsc.toml", "36", False),
+        ("search_joint_jsc.toml", "27", False),
+        ("search_learned_digits.toml", "192", True),  # 4 × 4 × 4 widths × 3 betas (the pass's own searched key)
     ],
 )
-def test_configs_dry_run(in_tmp: Path, name: str, size: str) -> None:
+def test_configs_dry_run(in_tmp: Path, name: str, size: str, learned: bool) -> None:
     code, out = run("search", "--config", str(CONFIGS / name), "--dry-run")
     assert code == 0, out
     assert f"{size} configurations" in out and "dry run" in out
+    assert ("learned candidates train alone" in " ".join(out.split())) == learned
     assert not (in_tmp / "runs").exists()
 
 

@@ -275,3 +275,63 @@ def test_a_drifted_frac_is_clamped_to_the_automatic_range() -> None:
     assert torch.isfinite(out).all()
     spec = freeze_learned(graph).graph.submodule(graph.node("_0")).quant["weight"]
     assert spec.formats is not None and spec.formats.frac.tolist() == [[64, 64], [-64, -64]]
+
+
+def test_the_training_step_takes_the_forward_passes_bits_as_they_are_recomputed() -> None:
+    """A training step's EBOPs term (``fresh``) takes the bits its forward pass computed (no second formats
+    pass): the same value and the same fracs' gradient, bit for bit, as EBOPs recomputed from the module after
+    that forward pass (hls4ml-jet, all operands learned, the channel and layer granularities of JET_CONFIG).
+    Taken once: a second fresh call recomputes. A deep copy of the module after a forward pass works (the bits
+    are not an attribute)."""
+    import copy
+
+    from netcarve.transforms.quantize.learned import module_ebops
+
+    info = DatasetInfo("jsc", 16, 5, tuple("gqwzt"))
+    torch.manual_seed(0)
+    graph = build_graph("hls4ml-jet", info, (("quantize", JET_CONFIG),))
+    gm = graph.module
+    gm.train()
+    x = torch.randn(64, 16)
+
+    def fracs_grad(fresh: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        gm.zero_grad(set_to_none=True)
+        gm(x)
+        value = module_ebops(gm, fresh=fresh)
+        value.backward()
+        grads = {n: p.grad.clone() for n, p in gm.named_parameters() if n.endswith(".frac") and p.grad is not None}
+        return value.detach(), grads
+
+    fresh_value, fresh_grads = fracs_grad(True)
+    recomputed_value, recomputed_grads = fracs_grad(False)
+    assert fresh_value.item() == recomputed_value.item() > 0
+    assert fresh_grads.keys() == recomputed_grads.keys() and len(fresh_grads) >= 8  # data_in and weight × 4
+    for name, grad in fresh_grads.items():
+        torch.testing.assert_close(grad, recomputed_grads[name], rtol=0, atol=0)
+    gm(x)
+    copy.deepcopy(gm)
+    assert module_ebops(gm, fresh=True).item() == module_ebops(gm, fresh=True).item() == recomputed_value.item()
+
+
+def test_a_changed_format_rebuilds_the_grid() -> None:
+    """The learned operand reuses its last grid only while its formats stay. Weights [[0.4, 0], [1.5, −0.25]]:
+    at f = 2, 0.4 → k round(1.6) = 2 → 0.5; the fracs move by +1, and at f = 3, 0.4 → k round(3.2) = 3 → 0.375
+    (widths [[3, 0], [5, 2]]: 1 + bits(3), pruned, 1 + bits(12), 1 + bits(1)) — exactly ``fixed_quantize`` at
+    the new formats through the checked constructor ``FixedGrid.of``; a stale grid would give 0.5 again."""
+    from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize
+
+    graph = two_layers()
+    first = graph.submodule(graph.node("_0"))
+    spec, state = first.quant["weight"], learned_operands(first)["weight"]
+    with torch.no_grad():
+        first.weight[0, 0] = 0.4
+    before = first.q("weight", first.weight)
+    assert before.tolist() == [[0.5, 0.0], [1.5, -0.25]]
+    with torch.no_grad():
+        state.frac.add_(1.0)
+    width, frac = state.formats(spec, first.weight)
+    assert width.tolist() == [[3.0, 0.0], [5.0, 2.0]]
+    after = first.q("weight", first.weight)
+    expected = fixed_quantize(first.weight, FixedGrid.of(width, frac, True), spec.round, spec.overflow)
+    torch.testing.assert_close(after, expected, rtol=0, atol=0)
+    assert after.tolist() == [[0.375, 0.0], [1.5, -0.25]]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from netcarve.search.plan import SearchPlan
     from netcarve.search.runner import Counts
     from netcarve.search.session import Prepared, Session
+    from netcarve.search.spaces import SearchSpace
 
 #: exit code of a search that ended with configurations not run (a worker died too often, trials left stale)
 INCOMPLETE_EXIT = 3
@@ -64,6 +65,13 @@ def best_table(best: list[FrozenTrial], plan: SearchPlan) -> Table:
     return table
 
 
+def _learned_note(space: SearchSpace) -> str:
+    """Learned candidates train alone and keep their fronts (the design: the best member within the bounds)."""
+    if not space.can_choose("name", "learned"):
+        return ""
+    return "; learned candidates train alone, each keeping its front of epochs (its design: the best member)"
+
+
 def _base_text(prepared: Prepared) -> str:
     from netcarve.search.api import trains_base_first
 
@@ -99,7 +107,10 @@ def plan_table(prepared: Prepared, storage: str | None) -> Table:
         ("processes", str(plan.n_jobs)),
         ("candidates", mode),
         *(
-            [("population", f"{plan.population} (candidates trained together)"), ("pruner", plan.pruner)]
+            [
+                ("population", f"{plan.population} (candidates trained together){_learned_note(space)}"),
+                ("pruner", plan.pruner),
+            ]
             if prepared.retrain
             else []
         ),

@@ -147,15 +147,38 @@ class FixedGrid:
         )
         if bool((w_t < 0).any()) or bool((w_t != w_t.round()).any()) or bool((f_t != f_t.round()).any()):
             raise ConfigError("integer quantizer: widths must be integers ≥ 0 and frac widths integers")
+        return FixedGrid._fields(w_t, f_t, s_t != 0).cast(dtype)
+
+    @staticmethod
+    def of_integers(width: torch.Tensor, frac: torch.Tensor, signed: bool) -> FixedGrid:
+        """:meth:`of` for formats already known to be integers (width ≥ 0), as float tensors of the values'
+        dtype (the learned quantizer's, computed every step): no checks, no conversions. The same fields as
+        :meth:`of` bit for bit while |f| ≤ 64: every field is a power of two, or 2^(w−1) − 1 / 2^w − 1 and a
+        power-of-two multiple of it, each one rounding of the exact value in either dtype."""
+        w_t, f_t = torch.broadcast_tensors(width, frac)
+        return FixedGrid._fields(w_t, f_t, signed)
+
+    @staticmethod
+    def _fields(w_t: torch.Tensor, f_t: torch.Tensor, signed: torch.Tensor | bool) -> FixedGrid:
+        """The grid of integer-valued ``w_t``/``f_t`` (one shape), computed in their dtype; ``signed`` per
+        element or one for all."""
         span, half = torch.exp2(w_t), torch.exp2(w_t - 1)
         pruned = w_t == 0  # k in [0, 0] (span 1: wrapping maps every k to 0 too); no range, so no gradient
-        k_lo = torch.where((s_t != 0) & ~pruned, -half, torch.zeros_like(half))
-        k_hi = torch.where(pruned, torch.zeros_like(half), torch.where(s_t != 0, half - 1, span - 1))
+        zero = torch.zeros_like(half)
+        if isinstance(signed, bool):
+            k_lo = torch.where(pruned, zero, -half) if signed else zero
+            k_hi = torch.where(pruned, zero, half - 1 if signed else span - 1)
+        else:
+            k_lo = torch.where(signed & ~pruned, -half, zero)
+            k_hi = torch.where(pruned, zero, torch.where(signed, half - 1, span - 1))
         scale, step = torch.exp2(f_t), torch.exp2(-f_t)
         empty = torch.full_like(half, torch.nan)
         lo_t, hi_t = torch.where(pruned, empty, k_lo * step), torch.where(pruned, empty, k_hi * step)
-        fields = (scale, step, k_lo, k_hi, span, lo_t, hi_t)
-        return FixedGrid(*(t.to(dtype) for t in fields))
+        return FixedGrid(scale, step, k_lo, k_hi, span, lo_t, hi_t)
+
+    def cast(self, dtype: torch.dtype) -> FixedGrid:
+        """Every tensor field in ``dtype``."""
+        return FixedGrid(*(getattr(self, n).to(dtype) for n in self.__dataclass_fields__))
 
     def select(self, index: torch.Tensor) -> FixedGrid:
         """The rows ``index`` (dim 0) of every tensor field (e.g. the members left in a population)."""

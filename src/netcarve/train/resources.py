@@ -40,8 +40,14 @@ class Schedule(Protocol):
         ...
 
 
+class EbopsFn(Protocol):
+    """A model's EBOPs; ``fresh``: right after a training forward pass (the bits that pass computed)."""
+
+    def __call__(self, fresh: bool = False) -> torch.Tensor: ...
+
+
 #: (module) → (its EBOPs function, its beta schedule), or None when the module has no learned quantizer
-Finder = Callable[[nn.Module], tuple[Callable[[], torch.Tensor], Schedule] | None]
+Finder = Callable[[nn.Module], tuple[EbopsFn, Schedule] | None]
 #: the finders registered by the quantizers with a resource cost (``transforms/quantize/learned.py``)
 FINDERS: list[Finder] = []
 
@@ -49,7 +55,7 @@ FINDERS: list[Finder] = []
 class ResourceTerm:
     """beta · EBOPs of one model, beta following the model's schedule."""
 
-    def __init__(self, module: nn.Module, ebops: Callable[[], torch.Tensor], schedule: Schedule) -> None:
+    def __init__(self, module: nn.Module, ebops: EbopsFn, schedule: Schedule) -> None:
         self.module, self.ebops, self.schedule = module, ebops, schedule
         self.beta = schedule.at(0)
 
@@ -63,8 +69,8 @@ class ResourceTerm:
         return None
 
     def penalty(self) -> torch.Tensor:
-        """beta · EBOPs, the term added to a step's loss."""
-        return self.beta * self.ebops()
+        """beta · EBOPs, the term added to a step's loss (right after its forward pass)."""
+        return self.beta * self.ebops(fresh=True)
 
     def end_epoch(self, epoch: int) -> tuple[float, float]:
         """(the EBOPs after ``epoch``, the beta it trained with); beta moves on to the next epoch."""

@@ -118,6 +118,16 @@ class SearchSpace:
             raise KeyError(f"configuration lacks parameters: {', '.join(missing)}")
         return tuple((ps.pass_name, ps.config(point)) for ps in self.passes)
 
+    def can_choose(self, leaf: str, value: Any) -> bool:
+        """Whether some entry's ``leaf`` is, or may be chosen as, ``value`` (e.g. a ``learned`` quantizer)."""
+        for ps in self.passes:
+            for entry in ps._entries():
+                if entry.fixed.get(leaf) == value:
+                    return True
+                if any(name == leaf and value in p.choices for name, p in entry.searched):
+                    return True
+        return False
+
     def describe(self) -> list[tuple[str, str]]:
         """(leaf, choices or fixed value) rows for printing, in canonical order."""
         rows: list[tuple[str, str]] = []

@@ -34,7 +34,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import torch
@@ -54,7 +55,7 @@ from netcarve.ir.fixedpoint import AUTO_FRAC_LIMIT, ROUNDING, FixedGrid, fixed_q
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
-from netcarve.train.resources import FINDERS
+from netcarve.train.resources import FINDERS, EbopsFn
 from netcarve.transforms.quantize.formats import operand_shape, set_many
 from netcarve.transforms.quantize.quantizers import QUANTIZERS, IntegerQuantizer, QuantSpec
 
@@ -191,12 +192,15 @@ class LearnedOperand(nn.Module):
         return self._group_range(x)
 
     def formats(self, spec: QuantSpec, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(width, frac) per group as float64 integers: the format :meth:`forward` quantizes with."""
+        """(width, frac) per group as integer-valued floats of the range's dtype: the format :meth:`forward`
+        quantizes with. Exact in float32: the scaling by 2^f (|f| ≤ 64) and the rounding are exact, and
+        bits() is frexp's exponent of an exact integer."""
         lo, hi = self.range(x)
         # within ±AUTO_FRAC_LIMIT, as an automatic frac: the scale 2^f stays a normal float32
-        f = torch.round(self.frac.detach()).double().clamp(-AUTO_FRAC_LIMIT, AUTO_FRAC_LIMIT)
+        f = torch.round(self.frac.detach()).to(hi.dtype).clamp(-AUTO_FRAC_LIMIT, AUTO_FRAC_LIMIT)
         rounding = ROUNDING[spec.round]
-        k_hi, k_lo = rounding(hi.double() * torch.exp2(f)), rounding(lo.double() * torch.exp2(f))
+        scale = torch.exp2(f)
+        k_hi, k_lo = rounding(hi * scale), rounding(lo * scale)
         if spec.signed:
             width = 1 + torch.maximum(_bits(k_hi), _bits(-k_lo - 1))
             width = torch.where((k_hi > 0) | (k_lo < 0), width, torch.zeros_like(width))
@@ -206,19 +210,50 @@ class LearnedOperand(nn.Module):
 
     def forward(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
         width, f = self.formats(spec, x)
-        grid = FixedGrid.of(width, f, spec.signed, dtype=x.dtype, device=x.device)
-        q = fixed_quantize(x, grid, spec.round, spec.overflow)
+        q = fixed_quantize(x, self._grid(width.to(x.dtype), f.to(x.dtype), spec.signed), spec.round, spec.overflow)
         if torch.is_grad_enabled() and self.frac.requires_grad:
             delta = (q - x).detach()
             q = q + (self.frac - self.frac.detach()).to(x.dtype) * (-LN2 * delta)
+            if self.training:  # the training step's EBOPs term reads these bits next (``bits(fresh=True)``)
+                _STEP_BITS[self] = self._bits_of(width)
         return q
 
-    def bits(self, spec: QuantSpec, x: torch.Tensor | None = None) -> torch.Tensor:
-        """The bits per group, differentiable through the frac: the integer width (its value), gradient 1 per
-        group; 0 (no gradient) where pruned."""
-        width, _ = self.formats(spec, x)
+    def _grid(self, width: torch.Tensor, f: torch.Tensor, signed: bool) -> FixedGrid:
+        """The grid of these formats: the last one again while the formats stay (they are integers, which
+        change far more rarely than the values), else built anew (:meth:`FixedGrid.of_integers`)."""
+        last = _GRIDS.get(self)
+        if last is not None:
+            w0, f0, s0, grid = last
+            same = s0 == signed and (w0.shape, w0.dtype, w0.device) == (width.shape, width.dtype, width.device)
+            if same and torch.equal(w0, width) and torch.equal(f0, f):
+                return grid
+        grid = FixedGrid.of_integers(width, f, signed)
+        _GRIDS[self] = (width, f, signed, grid)
+        return grid
+
+    def _bits_of(self, width: torch.Tensor) -> torch.Tensor:
         width = width.to(self.frac.dtype)
         return torch.where(width > 0, width + (self.frac - self.frac.detach()), torch.zeros_like(width))
+
+    def bits(self, spec: QuantSpec, x: torch.Tensor | None = None, *, fresh: bool = False) -> torch.Tensor:
+        """The bits per group, differentiable through the frac: the integer width (its value), gradient 1 per
+        group; 0 (no gradient) where pruned. ``fresh``: the training step's EBOPs term, right after the
+        forward pass, which left these bits (same weights, same ranges) for it to take once."""
+        if fresh:
+            stashed = _STEP_BITS.pop(self, None)
+            if stashed is not None:
+                return stashed
+        width, _ = self.formats(spec, x)
+        return self._bits_of(width)
+
+
+#: the bits of each learned operand's last training forward pass, taken once by the step's EBOPs term (not an
+#: attribute: a deep copy of a trained module must not copy a tensor of the autograd graph)
+_STEP_BITS: weakref.WeakKeyDictionary[LearnedOperand, torch.Tensor] = weakref.WeakKeyDictionary()
+#: each learned operand's last grid and the formats it was built from
+_GRIDS: weakref.WeakKeyDictionary[LearnedOperand, tuple[torch.Tensor, torch.Tensor, bool, FixedGrid]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def learned_operands(module: nn.Module) -> Mapping[str, LearnedOperand]:
@@ -256,16 +291,18 @@ def has_learned(module: nn.Module) -> bool:
 # -- EBOPs ----------------------------------------------------------------------------------------------------
 
 
-def operand_bits(module: nn.Module, operand: str, shape: tuple[int, ...]) -> torch.Tensor | None:
-    """The bits of ``module``'s ``operand`` broadcast to ``shape`` (differentiable for a learned operand);
-    None when the operand is not quantized or not fixed point."""
+def operand_bits(
+    module: nn.Module, operand: str, shape: tuple[int, ...], *, fresh: bool = False
+) -> torch.Tensor | None:
+    """The bits of ``module``'s ``operand`` broadcast to ``shape`` (differentiable for a learned operand;
+    ``fresh``: :meth:`LearnedOperand.bits`'s); None when the operand is not quantized or not fixed point."""
     spec = getattr(module, "quant", {}).get(operand)
     if spec is None:
         return None
     state = learned_operands(module).get(operand)
     if state is not None:
         x = getattr(module, operand) if operand in ("weight", "bias") else None
-        return state.bits(spec, x).expand(shape)
+        return state.bits(spec, x, fresh=fresh).expand(shape)
     if spec.quantizer.name != "integer":
         return None
     if spec.formats is not None:
@@ -280,8 +317,9 @@ def ebops(graph: Graph) -> torch.Tensor:
     return module_ebops(graph.module)
 
 
-def module_ebops(gm: fx.GraphModule) -> torch.Tensor:
-    """:func:`ebops` of a netcarve graph's module (its nodes annotated with their shapes)."""
+def module_ebops(gm: fx.GraphModule, *, fresh: bool = False) -> torch.Tensor:
+    """:func:`ebops` of a netcarve graph's module (its nodes annotated with their shapes). ``fresh``: the EBOPs
+    term of a training step, right after its forward pass (the learned operands' bits of that pass)."""
     total = torch.zeros(())
     for n in gm.graph.nodes:
         if n.op != "call_module" or META_KEY not in n.meta:
@@ -291,8 +329,8 @@ def module_ebops(gm: fx.GraphModule) -> torch.Tensor:
         inputs = n.meta[META_KEY].inputs
         if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d) or weight is None or not inputs:
             continue
-        w_bits = operand_bits(module, "weight", tuple(weight.shape))
-        x_bits = operand_bits(module, "data_in", tuple(inputs[0].shape[1:]))
+        w_bits = operand_bits(module, "weight", tuple(weight.shape), fresh=fresh)
+        x_bits = operand_bits(module, "data_in", tuple(inputs[0].shape[1:]), fresh=fresh)
         if w_bits is None or x_bits is None:
             continue
         w_bits, x_bits = w_bits.to(weight.device), x_bits.to(weight.device)
@@ -307,13 +345,18 @@ def module_ebops(gm: fx.GraphModule) -> torch.Tensor:
     return total
 
 
-def _resources(module: nn.Module) -> tuple[Callable[[], torch.Tensor], BetaSchedule] | None:
+def _resources(module: nn.Module) -> tuple[EbopsFn, BetaSchedule] | None:
     """The training loop's view of a model with learned quantizers (:data:`netcarve.train.resources.FINDERS`):
     its EBOPs and its beta schedule."""
     schedule = beta_schedule(module)
     if schedule is None or not isinstance(module, fx.GraphModule):
         return None
-    return (lambda: module_ebops(module)), schedule
+    gm = module
+
+    def ebops_of(fresh: bool = False) -> torch.Tensor:
+        return module_ebops(gm, fresh=fresh)
+
+    return ebops_of, schedule
 
 
 def beta_schedule(module: nn.Module) -> BetaSchedule | None:
