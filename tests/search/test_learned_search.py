@@ -108,12 +108,63 @@ def test_learned_candidates_train_alone_and_the_others_in_population(tmp_path: P
     data = search_dict(tmp_path, space="graph/quantize/mixed_precision_ptq", seed=seed, dataset=DATASET,
                        population=4)  # fmt: skip
     data["search"]["search_space"]["setup"]["by"] = "type"
-    with caplog.at_level(logging.INFO, logger="netcarve.search.candidate"):
+    with caplog.at_level(logging.INFO, logger="netcarve.search.objective"):
         session = run_search(config(data))
     records = {(t.params["linear/name"], t.params["linear/weight_width"]): TrialRecord.of(t) for t in trials(session)}
     assert len(records) == 4 and all(t.state.name == "COMPLETE" for t in trials(session))
     assert all(bool(r.front) == (name == "learned") for (name, _), r in records.items())
     lines = [r.getMessage() for r in caplog.records if "trained alone, one after the other" in r.getMessage()]
     learned = sorted(f"trial {t.number}" for t in trials(session) if t.params["linear/name"] == "learned")
-    assert lines == [f"trained alone, one after the other: {', '.join(learned)} (learned quantizers: each keeps "
-                     "its front of epochs)"]  # fmt: skip
+    assert lines == [f"trained alone, one after the other, each recorded when done: {', '.join(learned)} (learned "
+                     "quantizers: each keeps its front of epochs)"]  # fmt: skip
+    integer = [t for t in trials(session) if t.params["linear/name"] == "integer"]
+    assert all(TrialRecord.of(t).population == 2 for t in integer)  # the two integer candidates trained together
+
+
+def test_eval_mode_with_learned_precision_is_refused_up_front(tmp_path: Path) -> None:
+    """Post-training quantization cannot learn a precision (nor calibrate the learned inputs' ranges: every
+    input would be pruned, a dead design at 0 EBOPs): a space offering ``learned`` with ``eval_mode = true`` is a
+    one-line ConfigError naming the key, before anything is trained or written."""
+    from netcarve.errors import ConfigError
+    from netcarve.search.api import prepare_search
+
+    data = learned_search(tmp_path)
+    data["search"]["strategy"]["eval_mode"] = True
+    with pytest.raises(ConfigError, match=r"search\.strategy\.eval_mode: the space offers the 'learned' quantizer"):
+        prepare_search(config(data))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_passes_table_beta_is_said_to_be_unused(tmp_path: Path, caplog: Any) -> None:
+    """A MASE config may carry ``[passes.quantize]`` beside its search; a beta set there never reaches the
+    search's candidates, and the search says where it goes instead."""
+    from netcarve.search.api import prepare_search
+
+    data = learned_search(tmp_path)
+    data["passes"] = {"quantize": {"by": "type", "beta": 5.0}}
+    with caplog.at_level(logging.WARNING, logger="netcarve.search.session"):
+        prepare_search(config(data))
+    assert "passes.quantize.beta is not used by the search" in caplog.text
+    assert "[search.search_space.pass_config]" in caplog.text
+
+
+def test_learned_precision_over_batch_norms_warns_that_the_firmware_folds_them(tmp_path: Path, caplog: Any) -> None:
+    """digits-cnn has BatchNorm after its first convolution: its learned candidates' firmware folds it and
+    requantizes the learned weights, which the search's accuracy does not see; the search says so once, with
+    the way to search the folded model instead. The same space with integer quantizers says nothing."""
+    from netcarve.search.api import prepare_search
+
+    def space(name: str) -> dict[str, Any]:
+        seed = {"default": {"config": {"name": [None]}},
+                "conv2d": {"config": {"name": [name], "data_in_width": [8], "weight_width": [8]}}}  # fmt: skip
+        data = search_dict(tmp_path, space="graph/quantize/mixed_precision_ptq", seed=seed, model="digits-cnn",
+                           dataset="digits")  # fmt: skip
+        data["search"]["search_space"]["setup"]["by"] = "type"
+        return data
+
+    with caplog.at_level(logging.WARNING, logger="netcarve.search.session"):
+        prepare_search(config(space("integer")))
+        assert "BatchNorm" not in caplog.text
+        prepare_search(config(space("learned")))
+    assert caplog.text.count("the base model has BatchNorm layers") == 1
+    assert "[passes.fold_batchnorm]" in caplog.text and "--load" in caplog.text

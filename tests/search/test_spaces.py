@@ -224,6 +224,7 @@ def test_the_quantize_pass_own_keys_are_searched_beside_the_layers(three: Graph)
         ({"pass_config": {"beta_epochs": [2.5]}}, "invalid choice 2.5 in 'search.search_space.pass_config.beta_ep"),
         ({"pass_config": {"beta": [True]}}, "invalid choice True in 'search.search_space.pass_config.beta'"),
         ({"pass_config": {"beta": [1e-5, 1e-5]}}, "'search.search_space.pass_config.beta' lists a choice twice"),
+        ({"pass_config": {"beta": [0, 0.0]}}, "'search.search_space.pass_config.beta' lists a choice twice"),
         ({"pass_config": {"by": ["name"]}}, "unknown key 'search.search_space.pass_config.by'"),
     ],
 )
@@ -257,3 +258,23 @@ def test_an_invalid_combination_of_pass_keys_is_an_invalid_configuration(three: 
     zero, positive = (space.transforms({"pass/beta": b}) for b in (0.0, 1e-5))
     assert "beta_target_ebops steers beta" in str(try_build(three, zero))
     assert isinstance(try_build(three, positive), Graph)
+
+
+def test_beta_reaches_only_candidates_with_learned_quantizers(three: Graph) -> None:
+    """{integer, learned} × beta {1e-5, 1e-4}: the two integer candidates get no beta key, so they are one
+    configuration (one transforms key: trained once, the other trial reuses it); the learned ones keep theirs."""
+    from netcarve.search.spaces import transforms_key
+
+    seed = {
+        "default": {"config": {"name": [None]}},
+        "linear": {"config": {"name": ["integer", "learned"], "weight_width": [8], "data_in_width": [8]}},
+    }
+    config = space_config("graph/quantize/mixed_precision_ptq", seed, by="type", pass_config={"beta": [1e-5, 1e-4]})
+    space = build_space(config, three)
+    keys = {
+        (name, beta): transforms_key(space.transforms({"pass/beta": beta, "linear/name": name}))
+        for name in ("integer", "learned")
+        for beta in (1e-5, 1e-4)
+    }
+    assert keys["integer", 1e-5] == keys["integer", 1e-4] and "beta" not in keys["integer", 1e-5]
+    assert keys["learned", 1e-5] != keys["learned", 1e-4] and '"beta": 0.0001' in keys["learned", 1e-4]

@@ -85,7 +85,7 @@ def summary_lines(report: Report) -> list[str]:
         f"activations: {t.activation_bytes:,} bytes in total, peak live {t.peak_activation_bytes:,} bytes",
         f"average_bitwidth: {t.average_bitwidth:.4g} bits; memory_density: {t.memory_density:.4g}",
     ]
-    if t.ebops:
+    if t.ebops or (t.ebops is not None and report.has_elements):  # a fully pruned learned design: 0
         lines.append(f"ebops: {t.ebops:,.0f} (Σ bits(input)·bits(weight) over the fixed-point layers' MACs)")
     if report.uncounted:
         ops = ", ".join(f"{op} ×{n}" for op, n in report.uncounted.items())

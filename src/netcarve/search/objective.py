@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from netcarve import outcomes
 from netcarve.errors import NetcarveError, SearchError
-from netcarve.search.candidate import Built, CandidateEvaluator, Outcome
+from netcarve.search.candidate import Built, CandidateEvaluator, Outcome, is_learned
 from netcarve.search.plan import SearchPlan, objective_names, objective_values, scaled_metrics
 from netcarve.search.record import TrialRecord, write
 from netcarve.search.repeats import RepeatIndex
@@ -158,11 +158,22 @@ class TrialRunner:
                     repeats.append((trial, members[member.digest]))
                 else:
                     members[member.digest] = member
-            if members and self.evaluator.retrain:
-                self._train_guarded(list(members.values()), start, told)
-            for member in members.values():
+            retrain = self.evaluator.retrain
+            alone = [m for m in members.values() if retrain and m.built is not None and is_learned(m.built.graph)]
+            together = [m for m in members.values() if all(m is not a for a in alone)]
+            if together and retrain:
+                self._train_guarded(together, start, told)
+            for member in together:
                 if member.trial.number not in told:
                     self._guard(member.trial, start, told, partial(self._finish, member, start))
+            if alone:
+                log.info("trained alone, one after the other, each recorded when done: %s (learned quantizers: each "
+                         "keeps its front of epochs)", ", ".join(f"trial {m.trial.number}" for m in alone))  # fmt: skip
+            for member in alone:  # recorded as soon as trained: an interrupt loses only the one in training
+                own = time.perf_counter()
+                self._train_guarded([member], own, told)
+                if member.trial.number not in told:
+                    self._guard(member.trial, own, told, partial(self._finish, member, own))
             for trial, first in repeats:
                 self._guard(trial, start, told, partial(self._repeat, trial, first, start))
         except BaseException:  # interrupted: redone on resume

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from netcarve.config.run import RunConfig, effective_dict
 from netcarve.data.base import TensorSplits
-from netcarve.errors import SearchError
+from netcarve.errors import ConfigError, SearchError
 from netcarve.ir.graph import Graph
 from netcarve.search.candidate import CandidateEvaluator
 from netcarve.search.objective import TrialRunner
@@ -127,7 +127,39 @@ def prepare(
         log.info("sampler %s does not steer by constraints; infeasible trials are still never best", plan.sampler)
     if plan.eval_mode and retrain:
         log.warning("eval_mode = true, but the space changes widths: every candidate is retrained (basic_train)")
+    learned = space.can_choose("name", "learned")
+    if learned and not retrain:
+        raise ConfigError(
+            "search.strategy.eval_mode: the space offers the 'learned' quantizer, whose precision (and its inputs' "
+            "ranges) is learned while training; set eval_mode = false so every candidate is retrained"
+        )
+    _unused_beta(config, learned)
+    if learned and _has_batch_norm(base):
+        log.warning("the base model has BatchNorm layers: a learned candidate's firmware folds each into the layer "
+                    "before it and requantizes the weights to their learned formats, which may change its accuracy "
+                    "(netcarve export prints the agreement with the unfolded model); to search the folded model, "
+                    "fold first (netcarve transform with [passes.fold_batchnorm]) and search with --load")  # fmt: skip
     return Prepared(config, plan, splits, base, space, target, retrain, validity)
+
+
+def _has_batch_norm(graph: Graph) -> bool:
+    from netcarve.ir.opspecs import spec_of_kind
+
+    return any((spec := spec_of_kind(kind)) is not None and spec.fold is not None and spec.fold.role == "batch_norm"
+               for kind in graph.kinds())  # fmt: skip
+
+
+def _unused_beta(config: RunConfig, learned: bool) -> None:
+    """A search builds its candidates from its space: ``[passes.quantize]`` beta keys (MASE configs carry a
+    ``[passes]`` table for ``transform``) do not reach them; say where they go."""
+    from netcarve.config.passes import BETA_KEYS
+
+    quantize = config.passes.get("quantize")
+    given = [k for k in BETA_KEYS if k in getattr(quantize, "model_fields_set", set())]
+    if given and learned:
+        log.warning("passes.quantize.%s is not used by the search (its candidates come from the space): search it "
+                    "with [search.search_space.pass_config] (graph/joint: [search.search_space.quantize.pass_config]) "
+                    "%s = [...]", given[0], given[0])  # fmt: skip
 
 
 #: seed distance between the samplers of successive resumes of a study

@@ -62,6 +62,8 @@ class PassSpace:
     clean: EntryCleaner = _identity
     #: the pass's own keys (not per layer), fixed or searched (``pass_config``), e.g. the quantize pass's beta
     own: EntrySpace | None = None
+    #: the whole pass config → the one the pass gets (drops own keys that act on nothing in this candidate)
+    finish: EntryCleaner = _identity
 
     def _entries(self) -> tuple[EntrySpace, ...]:
         return (*((self.own,) if self.own is not None else ()), self.default, *self.entries)
@@ -78,7 +80,7 @@ class PassSpace:
         out["default"] = {"config": self.clean(self.default.config(point))}
         for entry in self.entries:
             out[entry.key] = {"config": self.clean(entry.config(point))}
-        return out
+        return self.finish(out)
 
 
 @dataclass(frozen=True)

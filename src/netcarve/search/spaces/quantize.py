@@ -41,6 +41,14 @@ def _clean(config: dict[str, Any]) -> dict[str, Any]:
     return {"name": None} if config.get("name") is None else config
 
 
+def _beta_only_if_learned(config: dict[str, Any]) -> dict[str, Any]:
+    """The beta keys weigh EBOPs in the loss of learned quantizers only: a candidate without one gets none, so
+    candidates differing only in beta are one configuration (reused, not retrained per beta)."""
+    if any(isinstance(e, dict) and e.get("config", {}).get("name") == "learned" for e in config.values()):
+        return config
+    return {k: v for k, v in config.items() if k not in BETA_KEYS}
+
+
 def _own_leaves(leaves: dict[str, list[Any]], graph: Graph, nodes: list[str]) -> dict[str, list[Any]]:
     """The ``default`` seed's leaves as an entry for ``nodes``: without the settings of operands they lack (a
     ReLU gets no ``weight_width`` choices; the quantize pass refuses them in an entry that names it)."""
@@ -91,4 +99,4 @@ def quantize_pass_space(
                 leaves[target] = _own_leaves(default_leaves, graph, nodes)
     order = targets.nodes if by == "name" else targets.kinds
     entries = tuple(entry_space(t, leaves[t], prefix) for t in order if t in leaves)
-    return PassSpace("quantize", by, default, entries, clean=_clean, own=own)
+    return PassSpace("quantize", by, default, entries, clean=_clean, own=own, finish=_beta_only_if_learned)

@@ -120,7 +120,7 @@ def own_space(
                 adapter.validate_python(value, strict=True)
             except ValidationError as exc:
                 raise ConfigError(f"invalid choice {value!r} in {where!r}: {exc.errors()[0]['msg']}") from exc
-        if len(set(map(repr, values))) != len(values):
+        if any(a == b for i, a in enumerate(values) for b in values[i + 1 :]):  # 0 and 0.0 too
             raise ConfigError(f"{where!r} lists a choice twice: {list(values)}")
     return entry_space(OWN, choices, prefix)
 
