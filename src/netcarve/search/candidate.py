@@ -203,33 +203,18 @@ class CandidateEvaluator:
     ) -> list[MemberOutcome]:
         """Train built candidates together (one batched pass per shared template; see
         :mod:`netcarve.train.population`), each exactly as :meth:`train` trains it alone. One candidate is
-        trained by :meth:`train` itself (its errors propagate, as they do one by one)."""
+        trained by :meth:`train` itself (its errors propagate, as they do one by one): a learned candidate always
+        comes alone (:class:`~netcarve.search.objective.TrialRunner` trains them one by one), so its front is
+        kept."""
         from netcarve.train.population import MemberOutcome, fit_population
 
-        def alone(i: int) -> MemberOutcome:
-            one = (lambda record: keep_going(i, record)) if keep_going is not None else None
-            result = self.train(built[i].graph) if one is None else self.train(built[i].graph, one)
-            return MemberOutcome(result, stopped=result.stopped)
-
         if len(built) == 1:
-            return [alone(0)]
-        learned = [i for i, b in enumerate(built) if is_learned(b.graph)]
-        rest = [i for i in range(len(built)) if i not in learned]
-        outcomes: dict[int, MemberOutcome] = {}
-        if rest:
-            sub = None if keep_going is None else (lambda j, record: keep_going(rest[j], record))
-            names = None if labels is None else [labels[i] for i in rest]
-            found = fit_population([built[i].graph.module for i in rest], self.train_splits, self.plan.train,
-                                   keep_going=sub, labels=names, on_step=self.on_training)  # fmt: skip
-            outcomes.update(zip(rest, found, strict=True))
-        if learned:
-            alone_names = ", ".join(labels[i] if labels is not None else f"population member {i}" for i in learned)
-            log.info("trained alone, one after the other: %s (learned quantizers: each keeps its front of epochs)",
-                     alone_names)  # fmt: skip
-        for i in learned:  # a divergence fails its own trial, as in a population
-            one = (lambda record, i=i: keep_going(i, record)) if keep_going is not None else None
-            outcomes[i] = self.train_outcome(built[i].graph, one)
-        return [outcomes[i] for i in range(len(built))]
+            one = (lambda record: keep_going(0, record)) if keep_going is not None else None
+            result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
+            return [MemberOutcome(result, stopped=result.stopped)]
+        modules = [b.graph.module for b in built]  # each ends in eval mode
+        return fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels,
+                              on_step=self.on_training)  # fmt: skip
 
     def architecture(self, graph: Graph) -> dict[str, float]:
         from netcarve.analysis import analyze
@@ -248,18 +233,10 @@ class CandidateEvaluator:
             return f"{NOT_EXPORTABLE} (needed by the fpga metrics): {exc}"
 
     def train(self, graph: Graph, keep_going: Callable[[EpochRecord], bool] | None = None) -> FitResult:
-        """Retrain the candidate alone (seeded); ``keep_going`` sees each epoch (a pruner's reports). A
-        divergence is raised (:class:`~netcarve.errors.TrainingError`)."""
-        outcome = self.train_outcome(graph, keep_going)
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.result
-
-    def train_outcome(self, graph: Graph, keep_going: Callable[[EpochRecord], bool] | None = None) -> MemberOutcome:
-        """:meth:`train`, a divergence returned in the outcome. A learned candidate validates every epoch and
-        keeps its front of epochs in memory for :meth:`finish`."""
+        """Retrain the candidate alone (seeded); ``keep_going`` sees each epoch (a pruner's reports). A learned
+        candidate validates every epoch and keeps its front of epochs in memory for :meth:`finish`."""
         from netcarve.train.front import EpochFront
-        from netcarve.train.loop import fit_outcome, steps_only
+        from netcarve.train.loop import fit, steps_only
 
         front = EpochFront(None) if is_learned(graph) else None
 
@@ -268,14 +245,14 @@ class CandidateEvaluator:
                 front.offer(record, graph, {})
 
         torch.manual_seed(self.plan.train.seed)
-        outcome = fit_outcome(graph.module, self.train_splits, self.plan.train,
-                              validate=keep_going is not None or front is not None, keep_going=keep_going,
-                              on_epoch=on_epoch if front is not None else None,
-                              on_step=steps_only(self.on_training))  # fmt: skip
+        result = fit(graph.module, self.train_splits, self.plan.train,
+                     validate=keep_going is not None or front is not None, keep_going=keep_going,
+                     on_epoch=on_epoch if front is not None else None,
+                     on_step=steps_only(self.on_training))  # fmt: skip
         graph.module.eval()
         if front is not None:
             self._fronts[graph.module] = front
-        return outcome
+        return result
 
     def software(self, graph: Graph) -> dict[str, float]:
         from netcarve.train.loop import evaluate

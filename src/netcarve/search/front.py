@@ -66,6 +66,7 @@ def choose(plan: SearchPlan, front: Sequence[FrontDesign]) -> int | None:
     usable = [i for i, d in enumerate(front) if d.pruned is None]
     if not usable:
         return None
-    least = min(_excess(plan, front[i].metrics) for i in usable)
-    pool = [i for i in usable if _excess(plan, front[i].metrics) == least]
+    excess = {i: _excess(plan, front[i].metrics) for i in usable}
+    least = min(excess.values())
+    pool = [i for i in usable if excess[i] == least]
     return max(pool, key=lambda i: _rank(plan, front[i]))

@@ -159,8 +159,11 @@ class TrialRunner:
                 else:
                     members[member.digest] = member
             retrain = self.evaluator.retrain
-            alone = [m for m in members.values() if retrain and m.built is not None and is_learned(m.built.graph)]
-            together = [m for m in members.values() if all(m is not a for a in alone)]
+            alone: list[_Member] = []
+            together: list[_Member] = []
+            for member in members.values():
+                learned = retrain and member.built is not None and is_learned(member.built.graph)
+                (alone if learned else together).append(member)
             if together and retrain:
                 self._train_guarded(together, start, told)
             for member in together:

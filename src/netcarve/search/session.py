@@ -39,6 +39,7 @@ from netcarve.search.storage import (
     with_heartbeat,
 )
 from netcarve.search.validity import check_choices
+from netcarve.train.driver import has_batch_norm
 
 if TYPE_CHECKING:
     import optuna
@@ -134,19 +135,12 @@ def prepare(
             "ranges) is learned while training; set eval_mode = false so every candidate is retrained"
         )
     _unused_beta(config, learned)
-    if learned and _has_batch_norm(base):
+    if learned and has_batch_norm(base.module):
         log.warning("the base model has BatchNorm layers: a learned candidate's firmware folds each into the layer "
                     "before it and requantizes the weights to their learned formats, which may change its accuracy "
                     "(netcarve export prints the agreement with the unfolded model); to search the folded model, "
                     "fold first (netcarve transform with [passes.fold_batchnorm]) and search with --load")  # fmt: skip
     return Prepared(config, plan, splits, base, space, target, retrain, validity)
-
-
-def _has_batch_norm(graph: Graph) -> bool:
-    from netcarve.ir.opspecs import spec_of_kind
-
-    return any((spec := spec_of_kind(kind)) is not None and spec.fold is not None and spec.fold.role == "batch_norm"
-               for kind in graph.kinds())  # fmt: skip
 
 
 def _unused_beta(config: RunConfig, learned: bool) -> None:

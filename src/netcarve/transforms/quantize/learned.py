@@ -51,7 +51,7 @@ from netcarve.config.passes import (
     QuantizePassConfig,
 )
 from netcarve.errors import ConfigError
-from netcarve.ir.fixedpoint import AUTO_FRAC_LIMIT, ROUNDING, FixedGrid, fixed_quantize, scalar_grid
+from netcarve.ir.fixedpoint import AUTO_FRAC_LIMIT, ROUNDING, FixedGrid, fixed_quantize
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
@@ -95,12 +95,12 @@ class LearnedQuantizer(IntegerQuantizer):
                 f'learned quantizer: frac_width = "{frac_width}" is the integer quantizer\'s; the learned one '
                 "learns its frac from the initial frac_width (an integer, or unset for width // 2)"
             )
-        frac = width // 2 if frac_width is None else frac_width
-        scalar_grid(width, frac, signed)  # checks the width
+        # the integer quantizer's spec (its default frac and width check), made by and for this quantizer
+        spec = super().make_spec(width, frac_width, exponent_width, exponent_bias, signed, round, overflow)
         gran = granularity or "element"
         if gran not in GRANULARITIES:
             raise ConfigError(f"learned quantizer: unknown granularity {gran!r} (valid: {', '.join(GRANULARITIES)})")
-        return QuantSpec(self, width, frac, signed=signed, round=round, overflow=overflow, granularity=gran)
+        return replace(spec, granularity=gran)
 
 
 QUANTIZERS.add("learned", LearnedQuantizer(), description=LearnedQuantizer.__doc__ or "")
