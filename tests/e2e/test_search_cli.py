@@ -75,7 +75,7 @@ def test_configs_dry_run(in_tmp: Path, name: str, size: str, learned: bool) -> N
     code, out = run("search", "--config", str(CONFIGS / name), "--dry-run")
     assert code == 0, out
     assert f"{size} configurations" in out and "dry run" in out
-    assert ("learned candidates train alone" in " ".join(out.split())) == learned
+    assert ("learned candidates validate every epoch" in " ".join(out.replace("│", " ").split())) == learned
     assert not (in_tmp / "runs").exists()
 
 

@@ -200,8 +200,8 @@ def test_auto_and_fixed_fracs_are_different_templates(synthetic_small: TensorSpl
     fixed = {"by": "type", "default": {"config": {"name": "integer", "weight_width": 4, "weight_frac_width": 2}}}
     key_auto, key_fixed = chain(quantize(base, auto).module).key, chain(quantize(base, fixed).module).key
     assert key_auto != key_fixed
-    assert next(n[1] for n in key_auto[3] if n[1]) == (("weight", "nearest_even", "saturate", True),)
-    assert next(n[1] for n in key_fixed[3] if n[1]) == (("weight", "nearest_even", "saturate", False),)
+    assert next(n[1] for n in key_auto[3] if n[1]) == (("weight", "integer", "nearest_even", "saturate", True),)
+    assert next(n[1] for n in key_fixed[3] if n[1]) == (("weight", "integer", "nearest_even", "saturate", False),)
 
 
 # --- exactness ----------------------------------------------------------------------------------------------------

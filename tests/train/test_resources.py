@@ -1,6 +1,6 @@
 """Training with learned quantizers: beta · EBOPs in the loss (constant, ramp, steered), EBOPs in every
 epoch's record, a frozen trained model exporting bit for bit, population members with learned quantizers
-trained alone."""
+trained as one batch exactly as alone."""
 
 from __future__ import annotations
 
@@ -82,20 +82,86 @@ def test_beta_ramp_and_target(digits: TensorSplits) -> None:
     assert [r.beta for r in up.history] == pytest.approx([1e-4, 2e-4, 4e-4], rel=1e-12)
 
 
-def test_population_members_with_learned_quantizers_train_alone(
-    digits: TensorSplits, caplog: pytest.LogCaptureFixture
+def _width(**multipliers: float) -> dict[str, Any]:
+    return {name: {"config": {"name": None, "out_multiplier": m}} for name, m in multipliers.items()}
+
+
+def _learned_members(digits: TensorSplits, granularity: str) -> list[torch.nn.Module]:
+    """hls4ml-jet at hidden widths 64-32-32, 32-32-32 and 64-8-16 (one batch padded to 64-32-32), learned at
+    ``granularity``, with a ramped, a steered and a zero beta."""
+    from netcarve.transforms.width import change_width
+
+    torch.manual_seed(0)
+    float_graph = Graph.from_module(netcarve.create_model("hls4ml-jet", digits.info), (digits.info.in_features,))
+    graphs = [
+        float_graph,
+        change_width(float_graph, _width(seq_blocks_0=0.5)),
+        change_width(float_graph, _width(seq_blocks_2=0.25, seq_blocks_4=0.5)),
+    ]
+    betas = [{"beta": 1e-4, "beta_end": 1e-3, "beta_epochs": 2}, {"beta": 3e-4, "beta_target_ebops": 20000.0},
+             {"beta": 0.0}]  # fmt: skip
+    config = {**LEARNED, **{f"{op}_granularity": granularity for op in ("data_in", "weight", "bias")}}
+    return [
+        netcarve.quantize(g.module, {"by": "type", **beta, "default": {"config": config}},
+                          input_shape=(digits.info.in_features,)).module
+        for g, beta in zip(graphs, betas, strict=True)
+    ]  # fmt: skip
+
+
+def _one_batch(members: list[torch.nn.Module], digits: TensorSplits, cfg: TrainConfig, **kw: Any) -> list[Any]:
+    from netcarve.train.population import partition
+
+    old = partition.STEP_WEIGHT_COST
+    partition.STEP_WEIGHT_COST = 0.0  # padding costs nothing: one batch
+    try:
+        return fit_population(members, digits, cfg, validate=True, num_threads=1, **kw)
+    finally:
+        partition.STEP_WEIGHT_COST = old
+
+
+@pytest.mark.parametrize("granularity", ["element", "channel", "layer"])
+def test_population_members_with_learned_quantizers_train_batched_as_alone(
+    digits: TensorSplits, caplog: pytest.LogCaptureFixture, granularity: str
 ) -> None:
-    """Two learned members in one population: each is trained alone (the log names the learned quantizer) and
-    equals its solo fit bit for bit, beta · EBOPs included."""
-    members = [learned_jet(digits, beta=1e-4).module for _ in range(2)]
-    cfg = CFG.model_copy(update={"max_epochs": 1})
-    solo = copy.deepcopy(members[0])
-    torch.manual_seed(cfg.seed)
-    fit(solo, digits, cfg)
+    """Three learned hls4ml-jets of different hidden widths (64-32-32, 32-32-32, 64-8-16: one batch padded to
+    64-32-32) with a ramped, a steered and a zero beta train as one batch, and each equals its solo fit: the
+    weights, fracs and calibrated ranges to rtol 1e-4 (the batched products sum in another order, as in
+    test_population_contract.py), every epoch's EBOPs exactly (integer sums, exact in float32: padding counts 0
+    bits even where a channel's or the layer's group spans it) and beta exactly (each member's own schedule)."""
+    members = _learned_members(digits, granularity)
+    cfg = CFG.model_copy(update={"max_epochs": 3})
+    solos = []
+    for member in members:
+        solo = copy.deepcopy(member)
+        torch.manual_seed(cfg.seed)
+        solos.append((solo, fit(solo, digits, cfg)))
+    trained = [copy.deepcopy(m) for m in members]
     with caplog.at_level(logging.INFO, logger="netcarve.train.population"):
-        outcomes = fit_population(members, digits, cfg, validate=True, num_threads=1)
-    assert "population member 0 is trained alone" in caplog.text and "'learned'" in caplog.text
-    assert all(o.batch == 1 and o.error is None for o in outcomes)
-    for key, value in members[0].state_dict().items():
-        assert torch.equal(value, solo.state_dict()[key]), key
-    assert outcomes[0].result.final.ebops is not None
+        outcomes = _one_batch(trained, digits, cfg)
+    assert "trained alone" not in caplog.text
+    for module, outcome, (solo, result) in zip(trained, outcomes, solos, strict=True):
+        assert outcome.error is None and outcome.batch == 3
+        assert any("learned" in key for key in module.state_dict())
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, solo.state_dict()[key], rtol=1e-4, atol=1e-6, msg=key)
+        assert [(r.ebops, r.beta) for r in outcome.result.history] == [(r.ebops, r.beta) for r in result.history]
+        assert all(r.ebops is not None and r.ebops > 0 for r in result.history)
+    assert [r.beta for r in outcomes[0].result.history] == pytest.approx([1e-4, 5.5e-4, 1e-3], rel=1e-12)
+
+
+def test_a_learned_member_leaving_the_batch_leaves_the_others_as_alone(digits: TensorSplits) -> None:
+    """keep_going stops member 0 after its first epoch: it holds its solo one-epoch fit (weights, fracs, ranges)
+    and the two members re-stacked without it (fracs, ranges, optimizer state and beta schedules selected)
+    still equal their solo two-epoch fits, EBOPs exactly."""
+    members = _learned_members(digits, "element")
+    cfg = CFG.model_copy(update={"max_epochs": 2})
+    trained = [copy.deepcopy(m) for m in members]
+    outcomes = _one_batch(trained, digits, cfg, keep_going=lambda i, record: i != 0)
+    assert outcomes[0].stopped and len(outcomes[0].result.history) == 1
+    for i, (module, outcome) in enumerate(zip(trained, outcomes, strict=True)):
+        solo = copy.deepcopy(members[i])
+        torch.manual_seed(cfg.seed)
+        result = fit(solo, digits, cfg.model_copy(update={"max_epochs": 1}) if i == 0 else cfg)
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, solo.state_dict()[key], rtol=1e-4, atol=1e-6, msg=key)
+        assert [r.ebops for r in outcome.result.history] == [r.ebops for r in result.history]

@@ -66,10 +66,10 @@ def best_table(best: list[FrozenTrial], plan: SearchPlan) -> Table:
 
 
 def _learned_note(space: SearchSpace) -> str:
-    """Learned candidates train alone and keep their fronts (the design: the best member within the bounds)."""
+    """Learned candidates keep their fronts (the design: the best member within the bounds)."""
     if not space.can_choose("name", "learned"):
         return ""
-    return "; learned candidates train alone, each keeping its front of epochs (its design: the best member)"
+    return "; learned candidates validate every epoch, each keeping its front of epochs (its design: the best member)"
 
 
 def _base_text(prepared: Prepared) -> str:

@@ -35,6 +35,13 @@ in [lo, hi]: none saturates, so the straight-through gradient reaches every one,
 a factor 2 of hi. m = 0 (or not finite) gives the fixed default ``w // 2``; f is clamped to
 ±:data:`AUTO_FRAC_LIMIT`. The integer bits without the sign are w − 1 − f (signed) or w − f (unsigned), and may
 be negative (f > w). m is an exact float, so the same values give the same f in float32 and float64.
+
+**Learned formats** (the ``learned`` quantizer's arithmetic, :func:`range_format`, :func:`learned_quantize`,
+:func:`learned_bits`; its one home, called by the quantized module's learned operand
+(:mod:`netcarve.transforms.quantize.learned`, whose docstring defines it) and by the population's batched one
+(:mod:`netcarve.train.population.quant`)): a trainable float frac per group, f = round(frac) clamped to
+±:data:`AUTO_FRAC_LIMIT`, the width the fewest bits that hold the group's range [lo, hi] at f (0: pruned), the
+value's gradient the straight-through one and the frac's HGQ's surrogate −ln 2 · (q(x) − x).
 """
 
 from __future__ import annotations
@@ -263,3 +270,47 @@ def fixed_quantize(
     with fake_quant_scope():
         out: torch.Tensor = _FixedSTE.apply(x, grid, round, overflow == "wrap")
     return out
+
+
+# -- the learned quantizer's arithmetic (module docstring) ----------------------------------------------------
+LN2 = math.log(2.0)
+
+
+def bits_of_integer(n: torch.Tensor) -> torch.Tensor:
+    """⌈log2(n + 1)⌉ for integers n ≥ 0 (0 for n ≤ 0), exactly: frexp's exponent of n."""
+    return torch.frexp(torch.clamp(n, min=0))[1].to(n.dtype)
+
+
+def range_format(
+    lo: torch.Tensor, hi: torch.Tensor, frac: torch.Tensor, round: str, signed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(width, f) per group, integer-valued floats of the range's dtype: f = round(``frac``) within
+    ±AUTO_FRAC_LIMIT; k_hi = round(hi · 2^f), k_lo = round(lo · 2^f) (``round``'s mode); the width is the fewest
+    bits holding both: signed 1 + max(bits(k_hi), bits(−k_lo − 1)) (0 when k_hi ≤ 0 ≤ k_lo: every value
+    rounds to 0), unsigned bits(k_hi). Exact in float32: the scaling by 2^f and the rounding are exact."""
+    f = torch.round(frac.detach()).to(hi.dtype).clamp(-AUTO_FRAC_LIMIT, AUTO_FRAC_LIMIT)
+    rounding = ROUNDING[round]
+    scale = torch.exp2(f)
+    k_hi, k_lo = rounding(hi * scale), rounding(lo * scale)
+    if not signed:
+        return bits_of_integer(k_hi), f
+    width = 1 + torch.maximum(bits_of_integer(k_hi), bits_of_integer(-k_lo - 1))
+    return torch.where((k_hi > 0) | (k_lo < 0), width, torch.zeros_like(width)), f
+
+
+def learned_quantize(x: torch.Tensor, grid: FixedGrid, frac: torch.Tensor, round: str, overflow: str) -> torch.Tensor:
+    """``x`` on ``grid`` (the formats of :func:`range_format`) by :func:`fixed_quantize`; while a gradient is
+    recorded and ``frac`` trains, plus ``(frac − frac.detach()) · (−ln 2 · δ)`` with δ = q − x: exactly 0,
+    the frac's surrogate gradient (summed over each group by broadcasting)."""
+    q = fixed_quantize(x, grid, round, overflow)
+    if torch.is_grad_enabled() and frac.requires_grad:
+        delta = (q - x).detach()
+        q = q + (frac - frac.detach()).to(x.dtype) * (-LN2 * delta)
+    return q
+
+
+def learned_bits(width: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+    """The bits per group for EBOPs: the integer ``width`` as value, gradient 1 to ``frac``; 0 (no gradient)
+    where pruned."""
+    width = width.to(frac.dtype)
+    return torch.where(width > 0, width + (frac - frac.detach()), torch.zeros_like(width))

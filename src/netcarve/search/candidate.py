@@ -15,9 +15,9 @@ estimates depend on the weights: a retrained candidate is pruned on its weights 
 records the estimates of its retrained weights (the firmware its checkpoint would export).
 
 A candidate with ``learned`` quantizers (issue 22) learns its formats while it trains, so it is neither costed
-nor pruned on its starting formats: it trains alone (its front of epochs kept in memory, validation every
-epoch), then every member of its front is measured and the trial's design is the best one meeting the
-constraints (:mod:`netcarve.search.front`).
+nor pruned on its starting formats: it trains (in a population with the learned candidates of its layer
+sequence, or alone) validating every epoch and keeping its front of epochs in memory, then every member of its
+front is measured and the trial's design is the best one meeting the constraints (:mod:`netcarve.search.front`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ NOT_EXPORTABLE = "not exportable to firmware"
 
 
 def is_learned(graph: Graph) -> bool:
-    """Whether the candidate has ``learned`` quantizers (it trains alone and keeps a front)."""
+    """Whether the candidate has ``learned`` quantizers (it keeps a front of epochs)."""
     from netcarve.transforms.quantize.learned import has_learned
 
     return has_learned(graph.module)
@@ -202,19 +202,30 @@ class CandidateEvaluator:
         self, built: Sequence[Built], keep_going: KeepGoing | None = None, labels: Sequence[str] | None = None
     ) -> list[MemberOutcome]:
         """Train built candidates together (one batched pass per shared template; see
-        :mod:`netcarve.train.population`), each exactly as :meth:`train` trains it alone. One candidate is
-        trained by :meth:`train` itself (its errors propagate, as they do one by one): a learned candidate always
-        comes alone (:class:`~netcarve.search.objective.TrialRunner` trains them one by one), so its front is
-        kept."""
+        :mod:`netcarve.train.population`), each exactly as :meth:`train` trains it alone, a learned one keeping
+        its front (validation every epoch). One candidate is trained by :meth:`train` itself (its errors
+        propagate, as they do one by one)."""
+        from netcarve.train.front import EpochFront
         from netcarve.train.population import MemberOutcome, fit_population
 
         if len(built) == 1:
             one = (lambda record: keep_going(0, record)) if keep_going is not None else None
             result = self.train(built[0].graph) if one is None else self.train(built[0].graph, one)
             return [MemberOutcome(result, stopped=result.stopped)]
+        fronts = {i: EpochFront(None) for i, b in enumerate(built) if is_learned(b.graph)}
+
+        def on_epoch(index: int, record: EpochRecord, is_best: bool) -> None:
+            front = fronts.get(index)
+            if front is not None:  # the member's module holds this epoch's weights
+                front.offer(record, built[index].graph, {})
+
         modules = [b.graph.module for b in built]  # each ends in eval mode
-        return fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels,
-                              on_step=self.on_training)  # fmt: skip
+        outcomes = fit_population(modules, self.train_splits, self.plan.train, keep_going=keep_going, labels=labels,
+                                  on_step=self.on_training, validate=bool(fronts),
+                                  on_epoch=on_epoch if fronts else None)  # fmt: skip
+        for i, front in fronts.items():
+            self._fronts[built[i].graph.module] = front
+        return outcomes
 
     def architecture(self, graph: Graph) -> dict[str, float]:
         from netcarve.analysis import analyze

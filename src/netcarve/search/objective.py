@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from netcarve import outcomes
 from netcarve.errors import NetcarveError, SearchError
-from netcarve.search.candidate import Built, CandidateEvaluator, Outcome, is_learned
+from netcarve.search.candidate import Built, CandidateEvaluator, Outcome
 from netcarve.search.plan import SearchPlan, objective_names, objective_values, scaled_metrics
 from netcarve.search.record import TrialRecord, write
 from netcarve.search.repeats import RepeatIndex
@@ -158,25 +158,12 @@ class TrialRunner:
                     repeats.append((trial, members[member.digest]))
                 else:
                     members[member.digest] = member
-            retrain = self.evaluator.retrain
-            alone: list[_Member] = []
-            together: list[_Member] = []
-            for member in members.values():
-                learned = retrain and member.built is not None and is_learned(member.built.graph)
-                (alone if learned else together).append(member)
-            if together and retrain:
+            together = list(members.values())
+            if together and self.evaluator.retrain:
                 self._train_guarded(together, start, told)
             for member in together:
                 if member.trial.number not in told:
                     self._guard(member.trial, start, told, partial(self._finish, member, start))
-            if alone:
-                log.info("trained alone, one after the other, each recorded when done: %s (learned quantizers: each "
-                         "keeps its front of epochs)", ", ".join(f"trial {m.trial.number}" for m in alone))  # fmt: skip
-            for member in alone:  # recorded as soon as trained: an interrupt loses only the one in training
-                own = time.perf_counter()
-                self._train_guarded([member], own, told)
-                if member.trial.number not in told:
-                    self._guard(member.trial, own, told, partial(self._finish, member, own))
             for trial, first in repeats:
                 self._guard(trial, start, told, partial(self._repeat, trial, first, start))
         except BaseException:  # interrupted: redone on resume

@@ -100,6 +100,10 @@ class Trainee(Protocol):
         """The unit at ``pos`` is done: its module holds its weights, in eval mode."""
         ...
 
+    def write(self, pos: int) -> None:
+        """The module of the unit at ``pos`` holds its weights now (before ``on_epoch`` reads it)."""
+        ...
+
     def keep(self, positions: list[int]) -> None:
         """Go on with the units at ``positions`` only (re-stacked in this order; none: training ends)."""
         ...
@@ -257,6 +261,7 @@ def drive(
                 best[unit], result.best_epoch = val_acc[pos], epoch
             log.debug("unit %d, epoch %d: %s", unit, epoch, record)
             if on_epoch is not None:
+                trainee.write(pos)
                 on_epoch(unit, record, is_best)
             if keep_going is not None and not keep_going(unit, record):
                 result.stopped = True

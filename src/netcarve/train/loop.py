@@ -172,6 +172,9 @@ class Solo:
     def release(self, pos: int) -> None:
         self.module.eval()
 
+    def write(self, pos: int) -> None:
+        """Nothing: the module trains in place."""
+
     def keep(self, positions: list[int]) -> None:
         self.units = [self.units[pos] for pos in positions]
 

@@ -23,6 +23,28 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
+#: the submodule of a quantized module that holds its learned operands' state (an ``nn.ModuleDict`` keyed by
+#: operand: :class:`LearnedState` each)
+LEARNED = "learned"
+
+
+class LearnedState(Protocol):
+    """What training reads of one learned operand's state (``transforms.quantize.learned.LearnedOperand``):
+    the fracs (the group shape) and, for an activation, the calibrated range."""
+
+    frac: nn.Parameter
+    activation: bool
+    lo: torch.Tensor
+    hi: torch.Tensor
+
+
+def learned_state(module: nn.Module, operand: str) -> LearnedState | None:
+    """The state of ``module``'s learned ``operand`` (None: the operand is not learned)."""
+    found = module._modules.get(LEARNED)
+    state = found._modules.get(operand) if isinstance(found, nn.ModuleDict) else None
+    return state  # type: ignore[return-value]
+
+
 class Schedule(Protocol):
     """A beta schedule (``netcarve.transforms.quantize.learned.BetaSchedule``)."""
 
@@ -81,6 +103,10 @@ class ResourceTerm:
                 value = float(self.ebops())
         finally:
             self.module.train(was_training)
+        return self.advance(epoch, value)
+
+    def advance(self, epoch: int, value: float) -> tuple[float, float]:
+        """``epoch`` ended with ``value`` EBOPs: (``value``, the beta it trained with); beta moves on."""
         used = self.beta
         steering = self.schedule.target is not None
         self.beta = self.schedule.steer(used, value) if steering else self.schedule.at(epoch + 1)

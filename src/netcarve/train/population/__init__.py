@@ -10,10 +10,13 @@ train it alone (same batches, BatchNorm one-row-batch rule, optimizer, schedule,
   (built in: ``Linear``/``QuantizedLinear``, ``ReLU``/``QuantizedReLU``, ``BatchNorm1d``/
   ``QuantizedBatchNorm1d`` (affine, tracking running statistics, a float momentum) and ``Identity``;
   :mod:`.layers`); the template is the sequence of kinds, each kind's key (bias presence, BatchNorm
-  momentum/eps) and, per node, the quantized operands with their quantizer (``integer`` only) and
+  momentum/eps) and, per node, the quantized operands with their quantizer (``integer`` or ``learned``) and
   round/overflow modes. Per-member quantizer widths, frac widths and signedness become ``[K]`` tensors
   (scale 2^frac, integer range k_lo..k_hi, STE bounds lo..hi) broadcast over the candidate dimension; the
-  forward and the clipped straight-through gradient are the integer quantizer's (:mod:`.quant`). Hidden
+  forward and the clipped straight-through gradient are the integer quantizer's (:mod:`.quant`). A
+  ``learned`` operand (same granularity and sign in the batch) stacks each member's fracs and calibrated
+  ranges, padded; each member's loss adds its own beta · EBOPs and its beta follows its own schedule, as
+  ``fit``'s resource term does alone (:mod:`netcarve.train.resources`). Hidden
   widths may differ: each is padded to the batch's largest width; the input and the output (class count)
   widths are the template's own.
 - **Partition** (:mod:`.partition`): padding a narrow member to a wide one costs the wide one's compute
@@ -61,7 +64,7 @@ import torch
 from torch import nn
 
 from netcarve.data.base import TensorSplits
-from netcarve.train.driver import UnitKeepGoing
+from netcarve.train.driver import UnitEpochCallback, UnitKeepGoing
 from netcarve.train.loop import TrainConfig, fit_outcome, steps_only
 from netcarve.train.optim import optimizer_stacks
 from netcarve.train.population.lanes import Progress, thread_count, train_batches, unit_step
@@ -101,12 +104,15 @@ def _fit_alone(
     keep_going: KeepGoing | None,
     num_threads: int | None,
     on_step: Callable[[int, int], None] | None = None,
+    on_epoch: UnitEpochCallback | None = None,
 ) -> MemberOutcome:
     """``torch.manual_seed(cfg.seed); fit(module, …)``, a divergence in the outcome."""
     member_keep_going = None if keep_going is None else lambda record: keep_going(index, record)
+    member_on_epoch = None if on_epoch is None else lambda record, best: on_epoch(index, record, best)
     torch.manual_seed(cfg.seed)
     return fit_outcome(module, splits, cfg, validate=validate, num_threads=num_threads,
-                       keep_going=member_keep_going, on_step=steps_only(on_step))  # fmt: skip
+                       keep_going=member_keep_going, on_step=steps_only(on_step),
+                       on_epoch=member_on_epoch)  # fmt: skip
 
 
 def fit_population(
@@ -119,6 +125,7 @@ def fit_population(
     num_threads: int | None = None,
     labels: Sequence[str] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    on_epoch: UnitEpochCallback | None = None,
 ) -> list[MemberOutcome]:
     """Train each of ``modules`` in place (ending in eval mode) as ``torch.manual_seed(cfg.seed); fit(module,
     splits, cfg, validate=validate)`` would, batching the members that share a template (module docstring).
@@ -129,7 +136,8 @@ def fit_population(
     member has the records of the epochs before and the steps it ran (the diverged epoch's included).
     ``labels`` name the members in log messages (e.g. their trial numbers). ``on_step(done, total)``: the
     steps of every batch and lone member summed (each reports as :func:`fit`'s ``on_step`` does), for a
-    progress bar; called from the training threads, one at a time.
+    progress bar; called from the training threads, one at a time. ``on_epoch(i, record, is_best)`` after
+    each epoch of member ``i``, its module holding that epoch's weights (one call at a time).
     """
     validate = validate or keep_going is not None
 
@@ -162,10 +170,10 @@ def fit_population(
             for chunk in partition_by_width(members, cfg.batch_size):
                 batched.append(Group([i for i, _ in chunk], [c for _, c in chunk]))
     progress = Progress(len(batched) + len(alone), on_step) if on_step is not None else None
-    train_batches(batched, threads, splits, cfg, validate, keep_going, outcomes, progress)
+    train_batches(batched, threads, splits, cfg, validate, keep_going, outcomes, progress, on_epoch)
     for n, i in enumerate(sorted(alone)):
         report = unit_step(progress, len(batched) + n)
-        outcomes[i] = _fit_alone(i, modules[i], splits, cfg, validate, keep_going, num_threads, report)
+        outcomes[i] = _fit_alone(i, modules[i], splits, cfg, validate, keep_going, num_threads, report, on_epoch)
     return [outcomes[i] for i in range(len(modules))]
 
 

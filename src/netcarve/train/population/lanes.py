@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import torch
 
 from netcarve.data.base import TensorSplits
-from netcarve.train.driver import UnitKeepGoing
+from netcarve.train.driver import UnitEpochCallback, UnitKeepGoing
 from netcarve.train.loop import EpochRecord, TrainConfig, training_threads
 from netcarve.train.population.partition import batch_cost
 from netcarve.train.population.stack import Group, train_group
@@ -89,6 +89,7 @@ def train_side_by_side(
     outcomes: dict[int, MemberOutcome],
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    on_epoch: UnitEpochCallback | None = None,
 ) -> None:
     """Train the batches in up to ``threads`` lanes at once, the threads shared among them (2 threads: two
     lanes of one): a batch's elementwise ops and launches gain little from a second thread, two batches
@@ -104,6 +105,14 @@ def train_side_by_side(
             with lock:
                 return inner(member, record)
 
+    each: UnitEpochCallback | None = None
+    if on_epoch is not None:
+        epoch_inner = on_epoch
+
+        def each(member: int, record: EpochRecord, is_best: bool) -> None:
+            with lock:
+                epoch_inner(member, record, is_best)
+
     lanes = _lanes(batched, threads, cfg.batch_size)
 
     def run(lane: list[Group], own: int) -> None:
@@ -112,7 +121,7 @@ def train_side_by_side(
             log.debug("training %d members as one batched model (widths %s, %d of %d threads in %d lanes)",
                       len(group), group.padded, own, threads, len(lanes))  # fmt: skip
             on_step = unit_step(progress, batched.index(group))
-            train_group(group, splits, cfg, validate, guarded, outcomes, stop, on_step)
+            train_group(group, splits, cfg, validate, guarded, outcomes, stop, on_step, each)
 
     before = torch.get_num_threads()
     try:
@@ -140,14 +149,17 @@ def train_batches(
     keep_going: UnitKeepGoing | None,
     outcomes: dict[int, MemberOutcome],
     progress: Progress | None,
+    on_epoch: UnitEpochCallback | None = None,
 ) -> None:
     """Train the batches side by side (:func:`train_side_by_side`) when there are several and more than one
     thread, else one after the other on ``threads`` intra-op threads; progress unit ``n`` is batch ``n``."""
     if len(batched) > 1 and threads > 1:
-        train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes, progress=progress)
+        train_side_by_side(batched, threads, splits, cfg, validate, keep_going, outcomes, progress=progress,
+                           on_epoch=on_epoch)  # fmt: skip
         return
     for n, group in enumerate(batched):
         log.debug("training %d members as one batched model (widths %s, %d threads)", len(group), group.padded,
                   threads)  # fmt: skip
         with training_threads(group.holder(), threads):
-            train_group(group, splits, cfg, validate, keep_going, outcomes, on_step=unit_step(progress, n))
+            train_group(group, splits, cfg, validate, keep_going, outcomes, on_step=unit_step(progress, n),
+                        on_epoch=on_epoch)  # fmt: skip

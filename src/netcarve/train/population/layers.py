@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from netcarve.ir.opspecs import OpSpec, resolve
-from netcarve.train.population.quant import _BQuant
+from netcarve.train.population.quant import _BLearned, _BQuant, region
+from netcarve.train.resources import learned_state
 
 #: the operands a quantizer applies to around the layer (the others are its parameters)
 DATA_OPERANDS = ("data_in", "data_out")
@@ -56,6 +57,9 @@ class BatchedKind:
     #: running statistics (buffer name, padding fill), shaped like the output; the kind then counts
     #: ``num_batches_tracked`` (its forward increments ``Layer.forwards`` in training)
     buffers: tuple[tuple[str, float], ...] = ()
+    #: the layer's EBOPs per member from the bits of its weight ``[K, out, in]`` and input ``[K, in, 1]`` (as
+    #: ``netcarve.transforms.quantize.learned.ebops`` counts the solo layer); None: the kind has no MACs
+    ebops: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 def batched_kind(spec: OpSpec) -> BatchedKind | None:
@@ -81,19 +85,42 @@ class Layer:
 
     kind: BatchedKind
     attrs: tuple[Any, ...] = ()
-    quant: dict[str, _BQuant] = field(default_factory=dict)
+    quant: dict[str, _BQuant | _BLearned] = field(default_factory=dict)
     params: dict[str, nn.Parameter] = field(default_factory=dict)
     masks: dict[str, torch.Tensor | None] = field(default_factory=dict)
     buffers: dict[str, torch.Tensor] = field(default_factory=dict)
     forwards: int = 0  # training forwards so far (num_batches_tracked increments)
+    training: bool = False  # the forward in progress trains (a learned activation calibrates its range)
 
     def q(self, operand: str, x: torch.Tensor) -> torch.Tensor:
         quant = self.quant.get(operand)
-        return x if quant is None else quant(x)
+        return x if quant is None else quant(x, self.training)
+
+    def learned(self) -> list[nn.Parameter]:
+        """The stacked fracs of the learned operands (trained with the parameters)."""
+        return [q.frac for q in self.quant.values() if isinstance(q, _BLearned)]
+
+    def macs_ebops(self, fresh: bool) -> torch.Tensor | None:
+        """Each member's EBOPs of this layer ``[K]`` (differentiable through learned fracs; ``fresh``: the bits
+        of the training forward just run), None when the kind has no MACs or data_in or the weight is not
+        quantized. Padded weights count 0 bits (masked: a group per channel or layer spans padded elements too)."""
+        weight, data_in = self.quant.get("weight"), self.quant.get("data_in")
+        if self.kind.ebops is None or weight is None or data_in is None:
+            return None
+        w = self.params["weight"]
+        k, _, w_in = w.shape
+        if isinstance(weight, _BLearned):
+            w_bits = weight.bits(tuple(w.shape), fresh, w)
+        else:
+            w_bits = weight.bits(tuple(w.shape), fresh)
+        mask = self.masks.get("weight")
+        w_bits = w_bits if mask is None else w_bits * mask
+        return self.kind.ebops(w_bits, data_in.bits((k, w_in, 1), fresh))
 
     def forward(self, x: torch.Tensor, training: bool, owned: bool) -> tuple[torch.Tensor, bool]:
         """``x`` ``[K, F, B]`` → (output, whether the output may be changed in place: made here and not saved
         for backward, so the next ReLU runs in place and writes no new tensor)."""
+        self.training = training
         if "data_in" in self.quant:
             x, owned = self.q("data_in", x), True
         y, owned = self.kind.forward(self, x, training, owned)
@@ -158,8 +185,18 @@ def _batch_norm_key(module: nn.Module, node: str) -> tuple[Any, ...]:
 
 IDENTITY = BatchedKind("identity", _identity)
 RELU = BatchedKind("relu", _relu)
+
+
+def _linear_ebops(w_bits: torch.Tensor, x_bits: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(w_bits, x_bits).sum((1, 2))  # Σ_{o,i} bits(w_oi) · bits(x_i), per member
+
+
 LINEAR = BatchedKind(
-    "linear", _linear, params=lambda w_in, w_out: {"weight": (w_out, w_in), "bias": (w_out,)}, key=_linear_key
+    "linear",
+    _linear,
+    params=lambda w_in, w_out: {"weight": (w_out, w_in), "bias": (w_out,)},
+    key=_linear_key,
+    ebops=_linear_ebops,
 )
 BATCH_NORM = BatchedKind(
     "batch_norm",
@@ -171,11 +208,6 @@ BATCH_NORM = BatchedKind(
 
 
 # --- stacking -------------------------------------------------------------------------------------------------
-def region(pos: int, shape: Sequence[int]) -> tuple[int | slice, ...]:
-    """The index of member ``pos``'s unpadded ``shape`` in a stacked tensor."""
-    return (pos, *(slice(0, s) for s in shape))
-
-
 def _stack(tensors: Sequence[torch.Tensor], shape: tuple[int, ...], fill: float = 0.0) -> torch.Tensor:
     out = torch.full((len(tensors), *shape), fill, dtype=tensors[0].dtype, device=tensors[0].device)
     for i, t in enumerate(tensors):
@@ -201,6 +233,10 @@ def build_layer(
         if operand == "bias" and getattr(first, "bias", None) is None:
             continue
         specs: list[Any] = [m.quant[operand] for m in mods]  # type: ignore[index]
+        states = [learned_state(m, operand) for m in mods]
+        if all(s is not None for s in states):
+            layer.quant[operand] = _BLearned.of(specs, states)  # type: ignore[arg-type]
+            continue
         dims = 3 if operand in DATA_OPERANDS else 1 + len(shapes[operand])
         layer.quant[operand] = _BQuant.of(specs, dims, device)
     for name, shape in shapes.items():

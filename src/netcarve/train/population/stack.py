@@ -21,12 +21,14 @@ from torch import nn
 
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
-from netcarve.train.driver import UnitKeepGoing, drive
+from netcarve.train.driver import UnitEpochCallback, UnitKeepGoing, drive
 from netcarve.train.loop import TrainConfig
 from netcarve.train.optim import Stepper
 from netcarve.train.population.layers import build_layer, region
+from netcarve.train.population.quant import _BLearned
 from netcarve.train.population.template import Chain
 from netcarve.train.records import MemberOutcome
+from netcarve.train.resources import ResourceTerm, learned_state
 
 #: evaluation chunk (rows), as :func:`netcarve.train.loop.evaluate`
 EVAL_BATCH = 8192
@@ -82,13 +84,35 @@ class Group:
         self.has_batch_norm = first.has_batch_norm
         #: the optimizer of the last members trained (kept for inspection)
         self.optimizer: Stepper | None = None
+        #: each member's resource term (learned quantizers: beta · EBOPs in its loss, its beta schedule)
+        self.terms = [ResourceTerm.of(c.root) for c in chains]
+        self._betas = self._beta_tensor()
+
+    def _beta_tensor(self) -> torch.Tensor | None:
+        """Each member's beta now ``[K]`` (0 without a term), or None when no member adds a resource term."""
+        betas = [0.0 if t is None else t.beta for t in self.terms]
+        if not any(b > 0 for b in betas):
+            return None
+        return torch.tensor(betas, dtype=torch.float32, device=self.device)
+
+    def ebops(self, fresh: bool) -> torch.Tensor:
+        """Each member's EBOPs ``[K]`` (learned.ebops of its module alone; ``fresh``: the training forward's
+        bits)."""
+        total = torch.zeros(len(self), device=self.device)
+        for layer in self.layers:
+            found = layer.macs_ebops(fresh)
+            if found is not None:
+                total = total + found
+        return total
 
     def __len__(self) -> int:
         return len(self.units)
 
     def holder(self) -> nn.Module:
         holder = nn.Module()
-        holder.params = nn.ParameterList([p for layer in self.layers for p in layer.params.values()])
+        holder.params = nn.ParameterList(
+            [p for layer in self.layers for p in (*layer.params.values(), *layer.learned())]
+        )
         return holder
 
     def grad_masks(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
@@ -112,14 +136,23 @@ class Group:
     def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.forward(x, training=True)
         member_loss = member_losses(out, y).mean(1)
+        if self._betas is not None:  # as fit adds beta · EBOPs to a member's loss (a beta of 0 adds 0)
+            return out, member_loss.sum() + (self._betas * self.ebops(fresh=True)).sum(), member_loss
         return out, member_loss.sum(), member_loss
 
     def tally(self, ys: torch.Tensor, seen: int) -> _StackTally:
         return _StackTally(len(self), self.device, seen)
 
     def end_epoch(self, epoch: int) -> list[tuple[float | None, float | None]]:
-        """No member has learned quantizers (they train alone): no EBOPs."""
-        return [(None, None)] * len(self)
+        """Each member's (EBOPs now, in eval mode, the beta it trained with) as its resource term gives them
+        alone; a member's beta moves on. (None, None) for a member without learned quantizers."""
+        if all(t is None for t in self.terms):
+            return [(None, None)] * len(self)
+        with torch.no_grad():
+            values = self.ebops(fresh=False).tolist()
+        out = [(None, None) if t is None else t.advance(epoch, v) for t, v in zip(self.terms, values, strict=True)]
+        self._betas = self._beta_tensor()
+        return out  # type: ignore[return-value]
 
     def validate(self, split: Split) -> tuple[list[float], list[float]]:
         """Per-member validation loss and accuracy (eval mode, no grad), as :func:`evaluate` computes them."""
@@ -139,6 +172,12 @@ class Group:
 
     def release(self, pos: int) -> None:
         """Copy member ``pos`` (stack position) into its module, unpadded; eval mode."""
+        self.write(pos)
+        self.chains[pos].root.eval()
+
+    def write(self, pos: int) -> None:
+        """Copy member ``pos`` (stack position) into its module, unpadded (its mode unchanged): parameters,
+        running statistics, learned state."""
         chain = self.chains[pos]
         with torch.no_grad():
             for i, (layer, module) in enumerate(zip(self.layers, chain.modules, strict=True)):
@@ -150,7 +189,10 @@ class Group:
                     target.copy_(b[pos, : target.shape[0]])
                 if layer.kind.buffers:
                     module.num_batches_tracked.fill_(self.start_batches[pos][i] + layer.forwards)  # type: ignore[operator]
-        chain.root.eval()
+                for operand, quant in layer.quant.items():
+                    state = learned_state(module, operand)
+                    if isinstance(quant, _BLearned) and state is not None:
+                        quant.write(pos, state)
 
     def keep(self, positions: list[int]) -> None:
         idx = torch.tensor(positions, dtype=torch.int64, device=self.device)
@@ -159,6 +201,8 @@ class Group:
         self.units = [self.units[i] for i in positions]
         self.chains = [self.chains[i] for i in positions]
         self.start_batches = [self.start_batches[i] for i in positions]
+        self.terms = [self.terms[i] for i in positions]
+        self._betas = self._beta_tensor()
 
 
 def train_group(
@@ -170,14 +214,16 @@ def train_group(
     outcomes: dict[int, MemberOutcome],
     stop: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    on_epoch: UnitEpochCallback | None = None,
 ) -> None:
     """Train ``group``'s members together with the training driver, each outcome into ``outcomes``; ``stop``
     set ends it at the next step with :class:`~netcarve.train.driver.Stopped`. ``on_step(done, total)`` is
-    called every ``cfg.log_every_n_steps`` steps and after the last one, as :func:`fit` does."""
+    called every ``cfg.log_every_n_steps`` steps and after the last one, as :func:`fit` does; ``on_epoch(member,
+    record, is_best)`` after each epoch of a member, its module holding that epoch's weights."""
     started = list(group.units)
     report = None if on_step is None else lambda done, total, loss, accuracy: on_step(done, total)
     trained, group.optimizer = drive(group, splits, cfg, validate=validate, keep_going=keep_going, on_step=report,
-                                     stop=stop)  # fmt: skip
+                                     stop=stop, on_epoch=on_epoch)  # fmt: skip
     for member in started:
         trained[member].batch = len(started)
     outcomes.update(trained)

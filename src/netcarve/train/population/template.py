@@ -5,9 +5,9 @@ registered class itself or its kind's quantized class (a user subclass may have 
 whose registry entry has a ``batched`` capability (:mod:`netcarve.train.population.layers`). The template
 is the sequence of kinds, per node its :class:`~netcarve.train.population.layers.BatchedKind` key (a
 Linear's bias presence, a BatchNorm's momentum and eps) and its quantized operands with their round and
-overflow modes and whether the frac is automatic (``integer`` quantizer only), plus the input and output
-widths and whether there is a BatchNorm (fit's one-row-batch rule). Members of one template are stacked;
-hidden widths may differ.
+overflow modes and whether the frac is automatic (``integer``), or the granularity and sign (``learned``), plus
+the input and output widths and whether there is a BatchNorm (fit's one-row-batch rule). Members of one
+template are stacked; hidden widths may differ.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from torch import nn
 from netcarve.ir.opspecs import OpSpec, exact_spec, spec_of_module
 from netcarve.train.driver import has_batch_norm
 from netcarve.train.population.layers import BatchedKind, Unsupported, batched_kind
+from netcarve.train.resources import learned_state
+
+#: the quantizers a stacked member may use: ``integer`` (one format per operand and member) and ``learned``
+#: (its fracs and activation ranges stacked; the learned quantizer's granularity and sign shared by the batch)
+BATCHED_QUANTIZERS = ("integer", "learned")
 
 
 @dataclass(frozen=True)
@@ -55,18 +60,23 @@ def _graph_of(module: nn.Module) -> fx.GraphModule:
         raise Unsupported(f"cannot trace {type(module).__name__}: {exc}") from exc
 
 
-def _quant_key(module: nn.Module, spec: OpSpec) -> tuple[tuple[str, str, str, bool], ...]:
+def _quant_key(module: nn.Module, spec: OpSpec) -> tuple[tuple[Any, ...], ...]:
     keys = []
     for operand, q in sorted(getattr(module, "quant", {}).items()):
         if operand not in spec.operands:
             raise Unsupported(f"{type(module).__name__} quantizes an unknown operand {operand!r}")
-        if q.quantizer.name != "integer":
-            raise Unsupported(f"quantizer {q.quantizer.name!r} (only 'integer' is batched)")
+        name = q.quantizer.name
+        if name not in BATCHED_QUANTIZERS:
+            raise Unsupported(f"quantizer {name!r} (only {' and '.join(map(repr, BATCHED_QUANTIZERS))} are batched)")
         if getattr(q, "formats", None) is not None:
             raise Unsupported(f"{operand} has per-element formats (only one format per operand is batched)")
         if operand == "bias" and getattr(module, "bias", None) is None:
             continue
-        keys.append((operand, q.round, q.overflow, bool(getattr(q, "auto_frac", False))))
+        learned = learned_state(module, operand)
+        if (name == "learned") != (learned is not None):
+            raise Unsupported(f"{operand}'s learned quantizer has no learned state")
+        own = (q.granularity, bool(q.signed)) if learned is not None else ()
+        keys.append((operand, name, q.round, q.overflow, bool(getattr(q, "auto_frac", False)), *own))
     return tuple(keys)
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -51,19 +50,15 @@ from netcarve.config.passes import (
     QuantizePassConfig,
 )
 from netcarve.errors import ConfigError
-from netcarve.ir.fixedpoint import AUTO_FRAC_LIMIT, ROUNDING, FixedGrid, fixed_quantize
+from netcarve.ir.fixedpoint import FixedGrid, learned_bits, learned_quantize, range_format
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import META_KEY
 from netcarve.ir.passes import PassResult, register_pass
-from netcarve.train.resources import FINDERS, EbopsFn
+from netcarve.train.resources import FINDERS, LEARNED, EbopsFn
 from netcarve.transforms.quantize.formats import operand_shape, set_many
 from netcarve.transforms.quantize.quantizers import QUANTIZERS, IntegerQuantizer, QuantSpec
 
 log = logging.getLogger(__name__)
-
-LN2 = math.log(2.0)
-#: the submodule of a quantized module that holds its learned operands
-LEARNED = "learned"
 
 
 class LearnedQuantizer(IntegerQuantizer):
@@ -148,11 +143,6 @@ def group_shape(operand: str, shape: tuple[int, ...], granularity: str) -> tuple
     return tuple(1 for _ in shape)
 
 
-def _bits(n: torch.Tensor) -> torch.Tensor:
-    """⌈log2(n + 1)⌉ for integers n ≥ 0 (0 for n ≤ 0), exactly: frexp's exponent of n."""
-    return torch.frexp(torch.clamp(n, min=0))[1].to(n.dtype)
-
-
 class LearnedOperand(nn.Module):
     """One learned operand: its fracs (a parameter of the group shape) and, for an activation, the calibrated
     range (buffers ``lo``/``hi`` of the group shape)."""
@@ -193,29 +183,16 @@ class LearnedOperand(nn.Module):
 
     def formats(self, spec: QuantSpec, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(width, frac) per group as integer-valued floats of the range's dtype: the format :meth:`forward`
-        quantizes with. Exact in float32: the scaling by 2^f (|f| ≤ 64) and the rounding are exact, and
-        bits() is frexp's exponent of an exact integer."""
+        quantizes with (:func:`~netcarve.ir.fixedpoint.range_format` of the range)."""
         lo, hi = self.range(x)
-        # within ±AUTO_FRAC_LIMIT, as an automatic frac: the scale 2^f stays a normal float32
-        f = torch.round(self.frac.detach()).to(hi.dtype).clamp(-AUTO_FRAC_LIMIT, AUTO_FRAC_LIMIT)
-        rounding = ROUNDING[spec.round]
-        scale = torch.exp2(f)
-        k_hi, k_lo = rounding(hi * scale), rounding(lo * scale)
-        if spec.signed:
-            width = 1 + torch.maximum(_bits(k_hi), _bits(-k_lo - 1))
-            width = torch.where((k_hi > 0) | (k_lo < 0), width, torch.zeros_like(width))
-        else:
-            width = _bits(k_hi)
-        return width, f
+        return range_format(lo, hi, self.frac, spec.round, spec.signed)
 
     def forward(self, x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
         width, f = self.formats(spec, x)
-        q = fixed_quantize(x, self._grid(width.to(x.dtype), f.to(x.dtype), spec.signed), spec.round, spec.overflow)
-        if torch.is_grad_enabled() and self.frac.requires_grad:
-            delta = (q - x).detach()
-            q = q + (self.frac - self.frac.detach()).to(x.dtype) * (-LN2 * delta)
-            if self.training:  # the training step's EBOPs term reads these bits next (``bits(fresh=True)``)
-                _STEP_BITS[self] = self._bits_of(width)
+        grid = self._grid(width.to(x.dtype), f.to(x.dtype), spec.signed)
+        q = learned_quantize(x, grid, self.frac, spec.round, spec.overflow)
+        if self.training and torch.is_grad_enabled() and self.frac.requires_grad:
+            _STEP_BITS[self] = learned_bits(width, self.frac)  # the step's EBOPs term reads them next
         return q
 
     def _grid(self, width: torch.Tensor, f: torch.Tensor, signed: bool) -> FixedGrid:
@@ -231,10 +208,6 @@ class LearnedOperand(nn.Module):
         _GRIDS[self] = (width, f, signed, grid)
         return grid
 
-    def _bits_of(self, width: torch.Tensor) -> torch.Tensor:
-        width = width.to(self.frac.dtype)
-        return torch.where(width > 0, width + (self.frac - self.frac.detach()), torch.zeros_like(width))
-
     def bits(self, spec: QuantSpec, x: torch.Tensor | None = None, *, fresh: bool = False) -> torch.Tensor:
         """The bits per group, differentiable through the frac: the integer width (its value), gradient 1 per
         group; 0 (no gradient) where pruned. ``fresh``: the training step's EBOPs term, right after the
@@ -244,7 +217,7 @@ class LearnedOperand(nn.Module):
             if stashed is not None:
                 return stashed
         width, _ = self.formats(spec, x)
-        return self._bits_of(width)
+        return learned_bits(width, self.frac)
 
 
 #: the bits of each learned operand's last training forward pass, taken once by the step's EBOPs term (not an

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from netcarve.ir.opspecs import ELEMENTWISE, OPS, is_exact_class, resolve, spec_of_class
+from netcarve.train.resources import LEARNED
 from netcarve.transforms.quantize.quantizers import QuantSpec
 
 
@@ -37,7 +38,7 @@ class QuantizedModule(nn.Module):
         spec = self.quant.get(operand)
         if spec is None:
             return x
-        learned = self._modules.get("learned")  # a learned operand's state (transforms.quantize.learned)
+        learned = self._modules.get(LEARNED)  # a learned operand's state (transforms.quantize.learned)
         if learned is not None and operand in learned._modules:
             return learned._modules[operand](x, spec)  # type: ignore[misc]
         return spec(x)
