@@ -64,7 +64,18 @@ def annotation_batch(shape: Sequence[int]) -> int:
     return max(1, min(shape[0], ANNOTATION_ELEMENTS // max(1, math.prod(shape[1:]))))
 
 
-def _as_graph(model_or_graph: nn.Module | Graph, example: torch.Tensor | tuple[int, ...]) -> Graph:
+#: the batch at which an ``nn.Module`` given to :func:`analyze` is traced first: the closed form counts any batch
+#: from its shapes (it refuses every node whose batch dimension it cannot follow), so the forward pass on zeros
+#: need not be at the batch asked for; 2, not 1, so that a node whose leading dimension is not the batch (a
+#: reduction over it) is not mistaken for a batched one
+TRACE_BATCH = 2
+
+
+def _as_graph(
+    model_or_graph: nn.Module | Graph, example: torch.Tensor | tuple[int, ...], batch: int | None = None
+) -> Graph:
+    """The graph to count: a Graph as given; a module traced and annotated at ``batch`` (default: the
+    example's, capped by :func:`annotation_batch`)."""
     shape = _example_shape(example)
     if isinstance(model_or_graph, Graph):
         if tuple(shape[1:]) != model_or_graph.input_shape:
@@ -74,8 +85,32 @@ def _as_graph(model_or_graph: nn.Module | Graph, example: torch.Tensor | tuple[i
         return model_or_graph
     if isinstance(model_or_graph, nn.Module):
         dtype = example.dtype if isinstance(example, torch.Tensor) else None
-        return Graph.from_module(model_or_graph, shape[1:], batch_size=annotation_batch(shape), dtype=dtype)
+        at = annotation_batch(shape) if batch is None else batch
+        return Graph.from_module(model_or_graph, shape[1:], batch_size=at, dtype=dtype)
     raise ModelError(f"analyze takes an nn.Module or a Graph, got {type(model_or_graph).__name__}")
+
+
+def _counted(
+    model_or_graph: nn.Module | Graph, example: torch.Tensor | tuple[int, ...], method: Method
+) -> tuple[Graph, GraphCounts]:
+    """The graph and its counts. A module is first traced at :data:`TRACE_BATCH` (a forward pass on a few
+    zeros instead of the whole batch): when the closed form counts that graph, the counts are exact at any
+    batch; otherwise (a node without a closed form, a forward that fails at that batch, or ``method``
+    dispatch) it is traced again at the example's batch, as before, so every error and count is the one of
+    the batch asked for."""
+    shape = _example_shape(example)
+    plain = not isinstance(example, torch.Tensor) or not example.requires_grad
+    if isinstance(model_or_graph, nn.Module) and method != "dispatch" and plain and shape[0] > TRACE_BATCH:
+        try:
+            small = _frozen(_as_graph(model_or_graph, example, TRACE_BATCH))
+        except ModelError:
+            small = None
+        if small is not None:  # annotated in the example's dtype
+            counted = count_closed_form(small, shape[0])
+            if counted is not None:
+                return small, counted
+    graph = _frozen(_as_graph(model_or_graph, example))
+    return graph, count(graph, example, method)
 
 
 def count(graph: Graph, example: torch.Tensor | tuple[int, ...], method: Method = "auto") -> GraphCounts:
@@ -153,8 +188,8 @@ def analyze(
         raise ModelError(f"unknown counting method {method!r} (choose {', '.join(METHODS)})")
     example = _example(example_inputs)
     shape = _example_shape(example)
-    graph = _frozen(_as_graph(model_or_graph, example))
-    report = build_report(graph, count(graph, example, method), convention, compare_to)
+    graph, counts = _counted(model_or_graph, example, method)
+    report = build_report(graph, counts, convention, compare_to)
     report = replace(report, total=replace(report.total, ebops=_ebops(graph)))
     if report.uncounted:
         log.info("ops without a formula (not counted): %s", report.uncounted)

@@ -11,7 +11,7 @@ from netcarve.analysis.counter import GraphCounts
 from netcarve.analysis.counts import Convention, OpCounts, derive, merge_uncounted, operand_bits
 from netcarve.analysis.elements import Widths, element_widths, summary
 from netcarve.analysis.memory import output_bytes, peak_live_bytes
-from netcarve.analysis.params import EMPTY, NodeStorage, node_storage, unused_storage
+from netcarve.analysis.params import EMPTY, NodeStorage, graph_storage
 from netcarve.analysis.records import LAYER_METRICS, LayerRecord, Report, TotalRecord
 from netcarve.ir.graph import Graph
 from netcarve.ir.meta import NodeMeta, TensorMeta
@@ -117,7 +117,7 @@ def build_report(graph: Graph, counted: GraphCounts, convention: Convention, com
     a model without parameters, whose
     ``memory_density`` is then 0.0 too); ``activation_bytes`` is the sum of the layers' output bytes.
     """
-    storage = node_storage(graph)
+    storage, unused = graph_storage(graph)
     nbytes: dict[str, int] = {}
     layers: list[LayerRecord] = []
     for node in graph.module.graph.nodes:
@@ -132,7 +132,7 @@ def build_report(graph: Graph, counted: GraphCounts, convention: Convention, com
             widths = element_widths(graph, node)
             scalar = _scalar_params(graph, node) if widths else {}
             layers.append(_layer(meta, counts, held, tensors, nbytes[node.name], convention, widths, scalar))
-    for name, (target, held, dtype) in unused_storage(graph).items():
+    for name, (target, held, dtype) in unused.items():
         layers.append(_unused(name, target, held, dtype))
     total = _total(layers, peak_live_bytes(graph.module.graph, nbytes), compare_to)
     uncounted = merge_uncounted(counted.counts)

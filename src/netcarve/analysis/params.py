@@ -9,7 +9,7 @@ float64). Buffers (BatchNorm running statistics, ``num_batches_tracked``) are ke
 width. A tensor shared by several nodes is counted once, at its first node.
 
 Tensors of the graph's module that no node uses (a submodule ``forward`` never calls, kept by
-:func:`netcarve.ir.graph.keep_unused`) are counted as well, per owning module: :func:`unused_storage`.
+:func:`netcarve.ir.graph.keep_unused`) are counted as well, per owning module: :func:`graph_storage`.
 """
 
 from __future__ import annotations
@@ -107,24 +107,26 @@ def _node_storage(graph: Graph, seen: set[int]) -> dict[str, NodeStorage]:
     return out
 
 
-def node_storage(graph: Graph) -> dict[str, NodeStorage]:
-    """Storage of every node that holds tensors (others are absent: they hold nothing)."""
-    return _node_storage(graph, set())
-
-
 def _dtype_text(tensors: Iterable[tuple[str, torch.Tensor, bool]]) -> str:
     dtypes = [t.dtype for _, t, _ in tensors if t.is_floating_point()]
     return str(dtypes[0]).removeprefix("torch.") if dtypes else "float32"
 
 
-def unused_storage(graph: Graph) -> dict[str, tuple[str, NodeStorage, str]]:
-    """Tensors no node uses, by owning module: dotted module name → (its class name, storage, float dtype).
-
-    A tensor held directly by the top-level module gets its own entry under its own name (class name
-    ``Parameter`` or ``buffer``). Stored at their dtype's width (no node, so no quantized precision).
-    """
+def graph_storage(
+    graph: Graph,
+) -> tuple[dict[str, NodeStorage], dict[str, tuple[str, NodeStorage, str]]]:
+    """The storage of every node that holds tensors (others are absent: they hold nothing), and the tensors
+    no node uses by owning module: dotted module name → (its class name, storage, float dtype); a tensor held
+    directly by the top-level module gets its own entry under its own name (class name ``Parameter`` or
+    ``buffer``), stored at its dtype's width (no node, so no quantized precision)."""
     seen: set[int] = set()
-    _node_storage(graph, seen)
+    return _node_storage(graph, seen), _unused(graph, seen)
+
+
+def _unused(graph: Graph, seen: set[int]) -> dict[str, tuple[str, NodeStorage, str]]:
+    """The unused part of :func:`graph_storage`, the tensors the nodes hold already ``seen``."""
+    if all(id(t) in seen for t in (*graph.module.parameters(), *graph.module.buffers())):
+        return {}  # every tensor is a node's (the usual case)
     out: dict[str, tuple[str, NodeStorage, str]] = {}
     for path, module in graph.module.named_modules():
         direct = [

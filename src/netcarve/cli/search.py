@@ -50,18 +50,25 @@ def _round(values: dict[str, Any] | None) -> str:
 
 
 def best_table(best: list[FrozenTrial], plan: SearchPlan) -> Table:
-    """MASE's "Best trial(s)" table: number, software_metrics, hardware_metrics, scaled_metrics."""
+    """MASE's "Best trial(s)" table: number, software_metrics, hardware_metrics, scaled_metrics; with a
+    ``design_epoch`` column (the front member that is the trial's design) when a best trial has learned
+    quantizers."""
     from netcarve.search.record import TrialRecord
     from netcarve.search.results import metric_groups
 
     number, *groups = BEST_COLUMNS
+    records = [TrialRecord.of(t) for t in best]
+    epochs = any(r.design_epoch is not None for r in records)
     table = Table(title="Best trial(s)")
     table.add_column(number, justify="right")
+    if epochs:
+        table.add_column("design_epoch", justify="right")
     for column in groups:
         table.add_column(column)
-    for t in best:
-        values = metric_groups(TrialRecord.of(t), plan)
-        table.add_row(str(t.number), *(_round(values[k]) for k in groups))
+    for t, record in zip(best, records, strict=True):
+        values = metric_groups(record, plan)
+        epoch = [] if not epochs else ["" if record.design_epoch is None else str(record.design_epoch)]
+        table.add_row(str(t.number), *epoch, *(_round(values[k]) for k in groups))
     return table
 
 

@@ -63,6 +63,8 @@ def keep_unused(root: nn.Module, gm: fx.GraphModule) -> None:
     a never-called layer's parameters (as an ``unused`` record) — they are still part of the model.
     """
     held = {id(t) for t in (*gm.parameters(), *gm.buffers())}
+    if all(id(t) in held for t in (*root.parameters(), *root.buffers())):
+        return  # the forward reaches every tensor (the usual case)
 
     def tensors(module: nn.Module) -> list[torch.Tensor]:
         return [*module.parameters(), *module.buffers()]

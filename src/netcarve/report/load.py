@@ -60,6 +60,8 @@ class Trial:
     reused_from: int | None
     note: str  # why it was pruned or failed
     feasible: bool
+    #: learned quantizers: the epoch of the trial's front that is its design
+    design_epoch: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -149,6 +151,7 @@ def _trial(row: Mapping[str, str], objective_columns: list[str], constraints: tu
     state = row.get("state", "")
     objectives = tuple(v for v in values if v is not None) if state == "COMPLETE" else ()
     reused = row.get("reused_from") or ""
+    epoch = row.get("design_epoch") or ""
     return Trial(
         number=int(row["number"]),
         state=state,
@@ -159,6 +162,7 @@ def _trial(row: Mapping[str, str], objective_columns: list[str], constraints: tu
         reused_from=int(float(reused)) if reused else None,
         note=row.get("pruned") or row.get("error") or "",
         feasible=outcomes.feasible(outcomes.violations(constraints, metrics).values()),
+        design_epoch=int(float(epoch)) if epoch else None,
     )
 
 

@@ -120,6 +120,8 @@ def _trial_cells(t: Trial, params: list[str], metrics: list[str], formats: _Form
         formats.objectives
     )
     note = f"reused from {t.reused_from}" if t.reused_from is not None else t.note
+    if t.design_epoch is not None:
+        note = f"design: epoch {t.design_epoch} of its front" + (f"; {note}" if note else "")
     if t.complete and not t.feasible:
         note = "infeasible" + (f"; {note}" if note else "")
     cells = [str(t.number), esc(t.state), *objectives, *(esc(t.params.get(p, "")) for p in params)]

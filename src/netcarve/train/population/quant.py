@@ -10,7 +10,8 @@ A template's members are all automatic or all fixed for an operand (the template
 A ``learned`` operand (:class:`_BLearned`) stacks each member's state (fracs, and an activation's calibrated
 range) padded to the batch's widths, and quantizes with the learned quantizer's arithmetic
 (:func:`~netcarve.ir.fixedpoint.range_format`, :func:`~netcarve.ir.fixedpoint.learned_quantize`), so a member's
-forward, gradients and EBOPs are those it has alone. Padding is inert: a padded element's value is exactly 0,
+forward, gradients and EBOPs are those it has alone, up to the batched products' summation order (last bits,
+which a rounded frac or calibrated range can amplify over a training, as a thread count can alone). Padding is inert: a padded element's value is exactly 0,
 so its width is 0 (pruned, no gradient to the frac from the value nor from EBOPs), and a group spanning real
 and padded elements (per layer) has the real elements' width: a 0 in a range changes no width (bits(n ≤ 0) = 0).
 
