@@ -11,9 +11,11 @@ A ``learned`` operand (:class:`_BLearned`) stacks each member's state (fracs, an
 range) padded to the batch's widths, and quantizes with the learned quantizer's arithmetic
 (:func:`~netcarve.ir.fixedpoint.range_format`, :func:`~netcarve.ir.fixedpoint.learned_quantize`), so a member's
 forward, gradients and EBOPs are those it has alone, up to the batched products' summation order (last bits,
-which a rounded frac or calibrated range can amplify over a training, as a thread count can alone). Padding is inert: a padded element's value is exactly 0,
-so its width is 0 (pruned, no gradient to the frac from the value nor from EBOPs), and a group spanning real
-and padded elements (per layer) has the real elements' width: a 0 in a range changes no width (bits(n ≤ 0) = 0).
+which a rounded frac or calibrated range can amplify over a training, as a thread count can alone).
+
+Padding is inert: a padded element's value is exactly 0, so its width is 0 (pruned, no gradient to the frac
+from the value nor from EBOPs), and a group spanning real and padded elements (per channel or layer) has the
+real elements' width: a 0 in a range changes no width (bits(n ≤ 0) = 0); EBOPs mask the padded weights.
 
 The specs are read by their attributes (:class:`IntegerSpec`), the learned state through
 :func:`netcarve.train.resources.learned_state`, so training imports nothing from the transforms."""
