@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/analysis_bench.py
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/population_bench.py
+	$(BIN)/python bench/step_floor.py
 	$(BIN)/python bench/backend_compare.py
 	$(BIN)/python bench/precision_bench.py
 
