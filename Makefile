@@ -9,10 +9,11 @@ PIP    := $(BIN)/python -m pip
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt src/netcarve/ir/csrc/fixed_quantize.cpp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m netcarve.ir.fused
 	touch $(STAMP)
 
 # train + test a registered model, a short joint (width + quantization) search, all on digits, then the

@@ -57,6 +57,7 @@ import torch
 from netcarve.config.passes import DEFAULT_OVERFLOW, DEFAULT_ROUND, OVERFLOW_MODES, ROUND_MODES
 from netcarve.errors import ConfigError
 from netcarve.ir.fakequant import fake_quant_scope
+from netcarve.ir.fused import kernel
 
 #: a format parameter: one number for the tensor, or a tensor broadcasting against it
 Param = float | torch.Tensor
@@ -245,13 +246,53 @@ def _fixed_forward(
     return k * grid.step
 
 
+#: the fused kernel's code of each round mode (``csrc/fixed_quantize.cpp``)
+_ROUND_CODES = {"nearest_even": 0, "nearest_up": 1, "truncate": 2}
+_GRID_FIELDS = ("scale", "step", "k_lo", "k_hi", "span", "lo", "hi")
+_FUSED_DTYPES = (torch.float32, torch.float64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_tensor(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """A scalar grid field as a 0-dim tensor (cached: never written to)."""
+    return torch.tensor(value, dtype=dtype)
+
+
+def _fused_fields(x: torch.Tensor, grid: FixedGrid) -> list[torch.Tensor] | None:
+    """The grid's fields as tensors of ``x``'s dtype for the fused kernel, or None when the kernel cannot
+    take them (another device, or a grid that broadcasts ``x`` to a larger shape)."""
+    fields: list[torch.Tensor] = []
+    shapes = []
+    for name in _GRID_FIELDS:
+        value = getattr(grid, name)
+        if isinstance(value, torch.Tensor):
+            if type(value) is not torch.Tensor or value.device.type != "cpu":
+                return None
+            fields.append(value if value.dtype == x.dtype else value.to(x.dtype))
+            shapes.append(value.shape)
+        else:
+            fields.append(_scalar_tensor(float(value), x.dtype))
+    if shapes and torch.broadcast_shapes(x.shape, *shapes) != x.shape:
+        return None
+    return fields
+
+
 class _FixedSTE(torch.autograd.Function):
     """Forward: the quantizer; backward: the incoming gradient where lo ≤ x ≤ hi. ``clamp(x, lo, hi) == x``
     is lo ≤ x ≤ hi in two ops (False at NaN, like the comparisons, and where lo and hi are NaN: width 0);
-    multiplying k by 2^−f is dividing by 2^f (both exact)."""
+    multiplying k by 2^−f is dividing by 2^f (both exact). On CPU float32/float64 values the forward and the
+    mask are one fused pass when its kernel is built (:mod:`netcarve.ir.fused`: the same operations per
+    element, bit for bit)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:
+        if type(x) is torch.Tensor and x.device.type == "cpu" and x.dtype in _FUSED_DTYPES:  # not a fake tensor
+            fields = _fused_fields(x, grid)
+            op = kernel() if fields is not None else None
+            if op is not None and fields is not None:
+                out, inside = op.fixed_quantize(x, *fields, _ROUND_CODES[round], wrap)
+                ctx.save_for_backward(inside)
+                return out
         ctx.save_for_backward(torch.clamp(x, grid.lo, grid.hi) == x)  # type: ignore[arg-type]
         with torch.no_grad():
             return _fixed_forward(x, grid, ROUNDING[round], wrap)
