@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import logging
+import os
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,13 +17,6 @@ from netcarve.ir.fixedpoint import FixedGrid, fixed_quantize, scalar_grid
 
 ROUNDS = ("nearest_even", "nearest_up", "truncate")
 OVERFLOWS = ("saturate", "wrap")
-
-
-@pytest.fixture
-def chain_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Inside: the quantizer runs as its op chain."""
-    monkeypatch.setattr(fixedpoint, "kernel", lambda: None)
-    yield
 
 
 def test_the_kernel_is_built() -> None:
@@ -121,3 +117,19 @@ def test_netcarve_fused_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fused, "_state", {})
     monkeypatch.setenv(fused.SWITCH, "0")
     assert fused.kernel() is None and not fused.available()
+
+
+def test_a_killed_builds_lock_is_removed_when_stale(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """torch waits forever on the lock file of a build that was killed: one older than STALE_LOCK_SECONDS is
+    removed with a warning, a fresh one (a build in progress) is left to torch."""
+    fresh, stale = tmp_path / "fresh.lock", tmp_path / "stale.lock"
+    fresh.touch()
+    stale.touch()
+    old = time.time() - fused.STALE_LOCK_SECONDS - 5
+    os.utime(stale, (old, old))
+    with caplog.at_level(logging.WARNING, logger="netcarve.ir.fused"):
+        fused._drop_stale_lock(fresh)
+        fused._drop_stale_lock(stale)
+        fused._drop_stale_lock(tmp_path / "absent.lock")
+    assert fresh.exists() and not stale.exists()
+    assert caplog.text.count("did not finish") == 1

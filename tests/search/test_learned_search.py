@@ -202,3 +202,23 @@ def test_the_best_table_and_the_report_name_the_design_epoch(free: Any) -> None:
     assert free.run_dir is not None
     html = (free.run_dir / "report.html").read_text()
     assert f"design: epoch {TrialRecord.of(trial).design_epoch} of its front" in html
+
+
+def test_a_missing_trial_checkpoint_is_retrained_with_a_warning(tmp_path: Path, caplog: Any) -> None:
+    """A retrained trial whose trials/trial-<n>.pt is gone is retrained from its transforms (seeded, as the
+    search trained it alone) with a warning naming the file; the learned candidate's design comes back bit for
+    bit: its state equals the saved front member of its design epoch."""
+    from netcarve.search.api import trial_graph
+
+    session = run_search(config(learned_search(tmp_path)))
+    (trial,) = trials(session, "COMPLETE")
+    assert session.run_dir is not None
+    saved = session.run_dir / "trials" / f"trial-{trial.number}.pt"
+    saved.unlink()
+    with caplog.at_level(logging.WARNING, logger="netcarve.search.lookup"):
+        graph, _ = trial_graph(session.run_dir, trial.number)
+    assert f"trial {trial.number} has no checkpoint ({saved})" in caplog.text
+    epoch = TrialRecord.of(trial).design_epoch
+    member = load_checkpoint(session.run_dir / "trials" / f"trial-{trial.number}-front" / f"epoch-{epoch}.pt")
+    for key, value in graph.module.state_dict().items():
+        assert torch.equal(value, member.state_dict[key]), key

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {}
 
 
+#: a build lock older than this is a killed build's (see :func:`_drop_stale_lock`)
+STALE_LOCK_SECONDS = 600
 #: compiled for this machine's CPU (``-march=native``: the loop vectorizes); ``-fopenmp-simd`` honours the loop's
 #: ``omp simd`` without an OpenMP runtime
 CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
@@ -74,12 +77,27 @@ def _load() -> Any | None:
     try:
         from torch.utils import cpp_extension
 
+        name = _name()
+        _drop_stale_lock(Path(cpp_extension.get_default_build_root()) / name / "lock")
         with _ninja_on_path():
-            return cpp_extension.load(name=_name(), sources=[str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
+            return cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
     except Exception as exc:  # a missing compiler or ninja, a failed build: the op chain does the same
         log.info("the fused quantizer kernel is not available (%s: %s); the quantizer runs as PyTorch ops",
                  type(exc).__name__, str(exc).strip().splitlines()[-1] if str(exc).strip() else "")  # fmt: skip
         return None
+
+
+def _drop_stale_lock(lock: Path) -> None:
+    """torch takes a lock file while it builds an extension, and every other process waits for it to go; a
+    build killed outright (SIGKILL, a crash) leaves it behind and every later run would wait forever. A lock
+    older than :data:`STALE_LOCK_SECONDS` (a build takes about 30 s) is removed, with a warning."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return
+    if age > STALE_LOCK_SECONDS:
+        log.warning("removing %s, left %.0f s ago by a build of the fused quantizer that did not finish", lock, age)
+        lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
