@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
-import os
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -90,8 +86,9 @@ def test_the_kernel_equals_the_op_chain_bit_for_bit(dtype: torch.dtype, monkeypa
 
 
 def test_the_kernel_is_used_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CPU float32 values on a grid that does not widen them go through the kernel; a grid that broadcasts
-    the values to a larger shape, and integer-valued float16, go through the chain (same results as ever)."""
+    """CPU float32 values (a plain tensor or a parameter) on a grid that does not widen them go through the
+    kernel; a grid that broadcasts the values to a larger shape or to a wider dtype, and float16 values, go
+    through the chain (same results as ever)."""
     calls: list[tuple[int, ...]] = []
     real = fused.kernel()
     assert real is not None
@@ -110,6 +107,11 @@ def test_the_kernel_is_used_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> 
     assert calls == [(2, 5)] and widened.shape == (2, 5)
     fixed_quantize(torch.randn(2, 5, dtype=torch.float16), scalar_grid(4, 1))
     assert calls == [(2, 5)]
+    fixed_quantize(torch.nn.Parameter(torch.randn(3, 5)), scalar_grid(4, 1))  # a weight: through the kernel
+    assert calls == [(2, 5), (3, 5)]
+    wider = FixedGrid.of(torch.tensor([3.0, 5.0]).view(2, 1), 1, True, dtype=torch.float64)
+    assert fixed_quantize(torch.randn(2, 5), wider).dtype == torch.float64  # the chain promotes, as ever
+    assert calls == [(2, 5), (3, 5)]
 
 
 def test_netcarve_fused_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,17 +121,35 @@ def test_netcarve_fused_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fused.kernel() is None and not fused.available()
 
 
-def test_a_killed_builds_lock_is_removed_when_stale(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """torch waits forever on the lock file of a build that was killed: one older than STALE_LOCK_SECONDS is
-    removed with a warning, a fresh one (a build in progress) is left to torch."""
-    fresh, stale = tmp_path / "fresh.lock", tmp_path / "stale.lock"
-    fresh.touch()
-    stale.touch()
-    old = time.time() - fused.STALE_LOCK_SECONDS - 5
-    os.utime(stale, (old, old))
-    with caplog.at_level(logging.WARNING, logger="netcarve.ir.fused"):
-        fused._drop_stale_lock(fresh)
-        fused._drop_stale_lock(stale)
-        fused._drop_stale_lock(tmp_path / "absent.lock")
-    assert fresh.exists() and not stale.exists()
-    assert caplog.text.count("did not finish") == 1
+def test_fake_tensors_and_out_of_range_grids_take_the_chain() -> None:
+    """Under a fake-tensor mode (the analysis's dispatch counter) a real plain tensor and a grid never used
+    before give the chain's fake result, not a read of a fake tensor's missing data; a scalar grid that does not
+    fit float32 raises the chain's error; a channels-last activation keeps its layout."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        out = fixed_quantize(torch.randn(16), scalar_grid(7, 3, True))
+    assert isinstance(out, FakeTensor)
+    assert fused.available()  # the scalar cache holds no fake tensor: the next real call uses the kernel
+    x = torch.randn(16)
+    torch.testing.assert_close(fixed_quantize(x, scalar_grid(7, 3, True)), torch.round(x * 8).clamp(-64, 63) / 8)
+    with pytest.raises(RuntimeError, match="overflow"):
+        fixed_quantize(torch.randn(4), scalar_grid(8, -140, True))
+    images = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    assert fixed_quantize(images, scalar_grid(6, 2)).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_built_kernel_is_imported_without_the_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run imports the library ``make setup`` built (no compiler, ninja or build lock involved: a build
+    killed earlier cannot make it wait), and a missing library is built in a directory of its own."""
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again")
+
+    assert (fused.build_root() / f"{fused._name()}.so").is_file()
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    monkeypatch.setattr(fused, "_state", {})
+    monkeypatch.delenv(fused.SWITCH, raising=False)
+    module = fused.kernel()
+    assert module is not None and hasattr(module, "fixed_quantize")

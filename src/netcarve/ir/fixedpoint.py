@@ -252,26 +252,46 @@ _GRID_FIELDS = ("scale", "step", "k_lo", "k_hi", "span", "lo", "hi")
 _FUSED_DTYPES = (torch.float32, torch.float64)
 
 
-@functools.lru_cache(maxsize=4096)
-def _scalar_tensor(value: float, dtype: torch.dtype) -> torch.Tensor:
-    """A scalar grid field as a 0-dim tensor (cached: never written to)."""
-    return torch.tensor(value, dtype=dtype)
+#: scalar grid fields as 0-dim tensors, by (value, dtype): plain tensors only, never written to
+_SCALARS: dict[tuple[float, torch.dtype], torch.Tensor] = {}
+#: what the kernel takes: plain tensors and parameters (not fake, functional or other subclasses)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _scalar_tensor(value: float, dtype: torch.dtype) -> torch.Tensor | None:
+    """A scalar grid field as a 0-dim tensor of ``dtype``; None when it does not fit (the op chain raises)."""
+    key = (value, dtype)
+    found = _SCALARS.get(key)
+    if found is None:
+        found = torch.tensor(value, dtype=dtype)
+        if type(found) is not torch.Tensor:  # made under a fake-tensor mode: not a value the kernel can read
+            return None
+        if math.isfinite(value) and not bool(torch.isfinite(found)):
+            return None
+        _SCALARS[key] = found
+    return found
 
 
 def _fused_fields(x: torch.Tensor, grid: FixedGrid) -> list[torch.Tensor] | None:
-    """The grid's fields as tensors of ``x``'s dtype for the fused kernel, or None when the kernel cannot
-    take them (another device, or a grid that broadcasts ``x`` to a larger shape)."""
+    """The grid's fields as plain tensors of ``x``'s dtype for the fused kernel, or None when the kernel cannot
+    take them as the op chain would (another device or dtype, which the chain would promote to, a grid that
+    broadcasts ``x`` to a larger shape, a scalar that does not fit the dtype, a fake-tensor mode)."""
+    if type(torch.empty(0)) is not torch.Tensor:  # a fake-tensor mode is active: its tensors have no data
+        return None
     fields: list[torch.Tensor] = []
     shapes = []
     for name in _GRID_FIELDS:
         value = getattr(grid, name)
         if isinstance(value, torch.Tensor):
-            if type(value) is not torch.Tensor or value.device.type != "cpu":
+            if type(value) not in _PLAIN or value.device.type != "cpu" or value.dtype != x.dtype:
                 return None
-            fields.append(value if value.dtype == x.dtype else value.to(x.dtype))
+            fields.append(value)
             shapes.append(value.shape)
         else:
-            fields.append(_scalar_tensor(float(value), x.dtype))
+            scalar = _scalar_tensor(float(value), x.dtype)
+            if scalar is None:
+                return None
+            fields.append(scalar)
     if shapes and torch.broadcast_shapes(x.shape, *shapes) != x.shape:
         return None
     return fields
@@ -286,7 +306,7 @@ class _FixedSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:
-        if type(x) is torch.Tensor and x.device.type == "cpu" and x.dtype in _FUSED_DTYPES:  # not a fake tensor
+        if type(x) in _PLAIN and x.device.type == "cpu" and x.dtype in _FUSED_DTYPES:  # not a fake tensor
             fields = _fused_fields(x, grid)
             op = kernel() if fields is not None else None
             if op is not None and fields is not None:

@@ -8,9 +8,10 @@ checks every mode pair, both dtypes and the broadcast shapes of scalar,
 per-channel, per-member and per-element grids). :func:`netcarve.ir.fixedpoint.fixed_quantize` calls it for CPU
 float32/float64 values whenever it is available, else the chain.
 
-The kernel is compiled by ``torch.utils.cpp_extension`` (g++ and ninja, which the ``dev`` extra installs) into
-torch's extension cache, keyed by the source; ``make setup`` builds it (``python -m netcarve.ir.fused``), so a
-run only loads it. When it cannot be built or loaded, the chain is used and one INFO line says why;
+The kernel is compiled by ``torch.utils.cpp_extension`` (g++, and ninja from the dependencies) into
+``netcarve/`` under torch's extension directory, named by a digest of the source, the flags and the CPU;
+``make setup`` builds it (``python -m netcarve.ir.fused``), so a run only imports the library (no compiler,
+no lock). When it cannot be built or loaded, the chain is used and one INFO line says why;
 ``NETCARVE_FUSED=0`` turns it off.
 """
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import logging
 import os
+import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,6 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {}
 
 
-#: a build lock older than this is a killed build's (see :func:`_drop_stale_lock`)
-STALE_LOCK_SECONDS = 600
 #: compiled for this machine's CPU (``-march=native``: the loop vectorizes); ``-fopenmp-simd`` honours the loop's
 #: ``omp simd`` without an OpenMP runtime
 CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
@@ -70,34 +70,53 @@ def kernel() -> Any | None:
     return _state["module"]
 
 
+def build_root() -> Path:
+    """Where the built kernels live: ``netcarve/`` under torch's extension directory (``TORCH_EXTENSIONS_DIR``
+    when set)."""
+    from torch.utils import cpp_extension
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / "netcarve"
+
+
 def _load() -> Any | None:
     if os.environ.get(SWITCH, "1") == "0":
         log.debug("fused quantizer off (%s=0)", SWITCH)
         return None
     try:
-        from torch.utils import cpp_extension
-
         name = _name()
-        _drop_stale_lock(Path(cpp_extension.get_default_build_root()) / name / "lock")
-        with _ninja_on_path():
-            return cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
+        built = build_root() / f"{name}.so"
+        if built.is_file():
+            return _import(name, built)
+        return _build(name, built)
     except Exception as exc:  # a missing compiler or ninja, a failed build: the op chain does the same
         log.info("the fused quantizer kernel is not available (%s: %s); the quantizer runs as PyTorch ops",
                  type(exc).__name__, str(exc).strip().splitlines()[-1] if str(exc).strip() else "")  # fmt: skip
         return None
 
 
-def _drop_stale_lock(lock: Path) -> None:
-    """torch takes a lock file while it builds an extension, and every other process waits for it to go; a
-    build killed outright (SIGKILL, a crash) leaves it behind and every later run would wait forever. A lock
-    older than :data:`STALE_LOCK_SECONDS` (a build takes about 30 s) is removed, with a warning."""
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except OSError:
-        return
-    if age > STALE_LOCK_SECONDS:
-        log.warning("removing %s, left %.0f s ago by a build of the fused quantizer that did not finish", lock, age)
-        lock.unlink(missing_ok=True)
+def _import(name: str, path: Path) -> Any:
+    """The built extension module at ``path`` (its init function is ``PyInit_<name>``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build(name: str, built: Path) -> Any:
+    """Compile the kernel in a build directory of this process's own, then move the library into place
+    atomically: no lock is shared, so a build killed outright (SIGKILL) leaves nothing another run would wait
+    for; two processes building at once each finish, and the last move wins (the same library)."""
+    from torch.utils import cpp_extension
+
+    log.info("building the fused quantizer kernel (once for this CPU and source, about 30 s)")
+    built.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{name}-", dir=built.parent) as work, _ninja_on_path():
+        module = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, build_directory=work,
+                                    verbose=False)  # fmt: skip
+        os.replace(Path(work) / f"{name}.so", built)
+    return module
 
 
 @contextlib.contextmanager

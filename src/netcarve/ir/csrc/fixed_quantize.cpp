@@ -117,8 +117,9 @@ std::tuple<at::Tensor, at::Tensor> fixed_quantize(const at::Tensor& x, const at:
   // see or replace the outputs (the caller passes only plain CPU tensors, never fake ones)
   c10::impl::ExcludeDispatchKeyGuard no_python(
       c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot}));
-  at::Tensor out = at::empty_like(x, at::MemoryFormat::Contiguous);
-  at::Tensor mask = at::empty_like(x, x.options().dtype(at::kBool), at::MemoryFormat::Contiguous);
+  // the values' layout where it is dense (a channels-last activation stays one), else contiguous: as the chain
+  at::Tensor out = at::empty_like(x, at::MemoryFormat::Preserve);
+  at::Tensor mask = at::empty_like(x, x.options().dtype(at::kBool), at::MemoryFormat::Preserve);
   auto iter = at::TensorIteratorConfig()
                   .add_output(out)
                   .add_output(mask)
