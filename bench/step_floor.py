@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from analysis_bench import median_time
 from netcarve.config.training import TrainingSettings
 from netcarve.data import load_dataset
 from netcarve.data.base import TensorSplits
@@ -73,16 +73,6 @@ def step_time(members: list[nn.Module], splits: TensorSplits, steps: int, repeat
     return (long - short) / steps
 
 
-def timed(fn: Callable[[], None], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def macs(shapes: list[list[tuple[int, int]]], padded: bool) -> int:
     """The multiply-accumulates of one step's products (see :func:`products`) of one batch."""
     layers = range(len(shapes[0]))
@@ -122,7 +112,7 @@ def products(shapes: list[list[tuple[int, int]]], batched: bool, repeats: int) -
         for call in calls:
             call()
 
-    return timed(run, repeats)
+    return median_time(run, repeats)
 
 
 def main() -> None:

@@ -307,8 +307,8 @@ class _FixedSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:
         if type(x) in _PLAIN and x.device.type == "cpu" and x.dtype in _FUSED_DTYPES:  # not a fake tensor
-            fields = _fused_fields(x, grid)
-            op = kernel() if fields is not None else None
+            op = kernel()
+            fields = _fused_fields(x, grid) if op is not None else None
             if op is not None and fields is not None:
                 out, inside = op.fixed_quantize(x, *fields, _ROUND_CODES[round], wrap)
                 ctx.save_for_backward(inside)

@@ -158,10 +158,9 @@ class TrialRunner:
                     repeats.append((trial, members[member.digest]))
                 else:
                     members[member.digest] = member
-            together = list(members.values())
-            if together and self.evaluator.retrain:
-                self._train_guarded(together, start, told)
-            for member in together:
+            if members and self.evaluator.retrain:
+                self._train_guarded(list(members.values()), start, told)
+            for member in members.values():
                 if member.trial.number not in told:
                     self._guard(member.trial, start, told, partial(self._finish, member, start))
             for trial, first in repeats:

@@ -14,7 +14,6 @@
 #include <ATen/TensorIterator.h>
 
 #include <cmath>
-#include <limits>
 
 namespace {
 
@@ -25,12 +24,6 @@ inline T remainder(T a, T b) {
   return mod;
 }
 
-template <typename T>
-inline T clamp(T a, T lo, T hi) {
-  if (lo != lo || hi != hi) return std::numeric_limits<T>::quiet_NaN();
-  return std::min(std::max(a, lo), hi);
-}
-
 template <typename T, int ROUND>
 inline T round_to_int(T t) {
   if (ROUND == 0) return std::rint(t);  // round half to even in the default rounding mode, as torch.round
@@ -38,57 +31,46 @@ inline T round_to_int(T t) {
   return std::floor(t);
 }
 
-// The common case: contiguous values and outputs, the grid constant along the run (a scalar, per-member or
-// per-channel grid): the grid is read once and the loop vectorizes.
+// One element: its value on the grid and whether the gradient passes. k_lo and k_hi are never NaN (0 where
+// the width is 0), so min(max(k, k_lo), k_hi) is torch.clamp's value, NaN k included; lo <= x <= hi is
+// clamp(x, lo, hi) == x, false at NaN x and at NaN lo, hi (width 0).
 template <typename T, int ROUND, bool WRAP>
-void run_constant_grid(char** data, int64_t n) {
-  const T* x = reinterpret_cast<const T*>(data[2]);
-  T* out = reinterpret_cast<T*>(data[0]);
-  bool* mask = reinterpret_cast<bool*>(data[1]);
-  const T scale = *reinterpret_cast<const T*>(data[3]);
-  const T step = *reinterpret_cast<const T*>(data[4]);
-  const T k_lo = *reinterpret_cast<const T*>(data[5]);
-  const T k_hi = *reinterpret_cast<const T*>(data[6]);
-  const T span = *reinterpret_cast<const T*>(data[7]);
-  const T lo = *reinterpret_cast<const T*>(data[8]);
-  const T hi = *reinterpret_cast<const T*>(data[9]);
-  const bool empty = lo != lo || hi != hi;  // width 0: no value passes (and k_lo = k_hi = 0)
-#pragma omp simd
-  for (int64_t i = 0; i < n; i++) {
-    const T xi = x[i];
-    T k = round_to_int<T, ROUND>(xi * scale);
-    k = WRAP ? remainder(k - k_lo, span) + k_lo : std::min(std::max(k, k_lo), k_hi);
-    out[i] = k * step;
-    mask[i] = !empty && xi >= lo && xi <= hi;  // clamp(x, lo, hi) == x
-  }
+inline void element(T x, T scale, T step, T k_lo, T k_hi, T span, T lo, T hi, T& out, bool& mask) {
+  T k = round_to_int<T, ROUND>(x * scale);
+  k = WRAP ? remainder(k - k_lo, span) + k_lo : std::min(std::max(k, k_lo), k_hi);
+  out = k * step;
+  mask = x >= lo && x <= hi;
+}
+
+template <typename T>
+inline T at(char* const* data, const int64_t* strides, int arg, int64_t i) {
+  return *reinterpret_cast<const T*>(data[arg] + i * strides[arg]);
 }
 
 template <typename T, int ROUND, bool WRAP>
 void run(at::TensorIterator& iter) {
   iter.for_each([](char** data, const int64_t* strides, int64_t n) {
-    if (strides[0] == sizeof(T) && strides[1] == sizeof(bool) && strides[2] == sizeof(T) && strides[3] == 0 &&
-        strides[4] == 0 && strides[5] == 0 && strides[6] == 0 && strides[7] == 0 && strides[8] == 0 &&
-        strides[9] == 0) {
-      run_constant_grid<T, ROUND, WRAP>(data, n);
+    T* out = reinterpret_cast<T*>(data[0]);
+    bool* mask = reinterpret_cast<bool*>(data[1]);
+    const T* x = reinterpret_cast<const T*>(data[2]);
+    bool constant_grid = strides[0] == sizeof(T) && strides[1] == sizeof(bool) && strides[2] == sizeof(T);
+    for (int arg = 3; arg < 10; arg++) constant_grid = constant_grid && strides[arg] == 0;
+    if (constant_grid) {  // the common case (a scalar, per-member or per-channel grid): the loop vectorizes
+      const T scale = at<T>(data, strides, 3, 0), step = at<T>(data, strides, 4, 0);
+      const T k_lo = at<T>(data, strides, 5, 0), k_hi = at<T>(data, strides, 6, 0);
+      const T span = at<T>(data, strides, 7, 0), lo = at<T>(data, strides, 8, 0), hi = at<T>(data, strides, 9, 0);
+#pragma omp simd
+      for (int64_t i = 0; i < n; i++) {
+        element<T, ROUND, WRAP>(x[i], scale, step, k_lo, k_hi, span, lo, hi, out[i], mask[i]);
+      }
       return;
     }
     for (int64_t i = 0; i < n; i++) {
-      const T x = *reinterpret_cast<const T*>(data[2] + i * strides[2]);
-      const T scale = *reinterpret_cast<const T*>(data[3] + i * strides[3]);
-      const T step = *reinterpret_cast<const T*>(data[4] + i * strides[4]);
-      const T k_lo = *reinterpret_cast<const T*>(data[5] + i * strides[5]);
-      const T k_hi = *reinterpret_cast<const T*>(data[6] + i * strides[6]);
-      const T span = *reinterpret_cast<const T*>(data[7] + i * strides[7]);
-      const T lo = *reinterpret_cast<const T*>(data[8] + i * strides[8]);
-      const T hi = *reinterpret_cast<const T*>(data[9] + i * strides[9]);
-      T k = round_to_int<T, ROUND>(x * scale);
-      if (WRAP) {
-        k = remainder(k - k_lo, span) + k_lo;
-      } else {
-        k = clamp(k, k_lo, k_hi);
-      }
-      *reinterpret_cast<T*>(data[0] + i * strides[0]) = k * step;
-      *reinterpret_cast<bool*>(data[1] + i * strides[1]) = clamp(x, lo, hi) == x;
+      element<T, ROUND, WRAP>(at<T>(data, strides, 2, i), at<T>(data, strides, 3, i), at<T>(data, strides, 4, i),
+                              at<T>(data, strides, 5, i), at<T>(data, strides, 6, i), at<T>(data, strides, 7, i),
+                              at<T>(data, strides, 8, i), at<T>(data, strides, 9, i),
+                              *reinterpret_cast<T*>(data[0] + i * strides[0]),
+                              *reinterpret_cast<bool*>(data[1] + i * strides[1]));
     }
   });
 }

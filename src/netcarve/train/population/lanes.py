@@ -13,17 +13,21 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, TypeVar, cast
 
 import torch
 
 from netcarve.data.base import TensorSplits
 from netcarve.train.driver import UnitEpochCallback, UnitKeepGoing
-from netcarve.train.loop import EpochRecord, TrainConfig, training_threads
+from netcarve.train.loop import TrainConfig, training_threads
 from netcarve.train.population.partition import batch_cost
 from netcarve.train.population.stack import Group, train_group
 from netcarve.train.records import MemberOutcome
 
 log = logging.getLogger(__name__)
+
+#: a callback of the lanes (``keep_going``, ``on_epoch``)
+CallbackT = TypeVar("CallbackT", bound=Callable[..., Any])
 
 #: intra-op threads of a batched group unless ``num_threads`` is given: None = every thread torch has (a
 #: search's worker processes each get their share, ``OMP_NUM_THREADS``, from the parent). A population's
@@ -79,6 +83,19 @@ def _lanes(batched: list[Group], n: int, batch_size: int) -> list[list[Group]]:
     return lanes
 
 
+def _one_at_a_time(fn: CallbackT | None, lock: threading.Lock) -> CallbackT | None:
+    """``fn`` called under ``lock`` (a callback the lanes share), or None."""
+    if fn is None:
+        return None
+    inner = fn
+
+    def guarded(*args: Any) -> Any:
+        with lock:
+            return inner(*args)
+
+    return cast(CallbackT, guarded)
+
+
 def train_side_by_side(
     batched: list[Group],
     threads: int,
@@ -97,22 +114,7 @@ def train_side_by_side(
     stops the others at their next step and is raised here; so is an interrupt of the waiting caller.
     ``stop`` set stops every lane."""
     lock, stop = threading.Lock(), stop if stop is not None else threading.Event()
-    guarded: UnitKeepGoing | None = None
-    if keep_going is not None:
-        inner = keep_going
-
-        def guarded(member: int, record: EpochRecord) -> bool:
-            with lock:
-                return inner(member, record)
-
-    each: UnitEpochCallback | None = None
-    if on_epoch is not None:
-        epoch_inner = on_epoch
-
-        def each(member: int, record: EpochRecord, is_best: bool) -> None:
-            with lock:
-                epoch_inner(member, record, is_best)
-
+    guarded, each = _one_at_a_time(keep_going, lock), _one_at_a_time(on_epoch, lock)
     lanes = _lanes(batched, threads, cfg.batch_size)
 
     def run(lane: list[Group], own: int) -> None:

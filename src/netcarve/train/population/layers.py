@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netcarve.ir.opspecs import OpSpec, resolve
-from netcarve.train.population.quant import _BLearned, _BQuant, region
+from netcarve.train.population.quant import _BLearned, _BQuant, stack_padded
 from netcarve.train.resources import learned_state
 
 #: the operands a quantizer applies to around the layer (the others are its parameters)
@@ -109,10 +109,7 @@ class Layer:
             return None
         w = self.params["weight"]
         k, _, w_in = w.shape
-        if isinstance(weight, _BLearned):
-            w_bits = weight.bits(tuple(w.shape), fresh, w)
-        else:
-            w_bits = weight.bits(tuple(w.shape), fresh)
+        w_bits = weight.bits(tuple(w.shape), fresh, w)
         mask = self.masks.get("weight")
         w_bits = w_bits if mask is None else w_bits * mask
         return self.kind.ebops(w_bits, data_in.bits((k, w_in, 1), fresh))
@@ -208,17 +205,10 @@ BATCH_NORM = BatchedKind(
 
 
 # --- stacking -------------------------------------------------------------------------------------------------
-def _stack(tensors: Sequence[torch.Tensor], shape: tuple[int, ...], fill: float = 0.0) -> torch.Tensor:
-    out = torch.full((len(tensors), *shape), fill, dtype=tensors[0].dtype, device=tensors[0].device)
-    for i, t in enumerate(tensors):
-        out[region(i, t.shape)] = t.detach()
-    return out
-
-
 def _mask(tensors: Sequence[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor | None:
     if all(tuple(t.shape) == shape for t in tensors):
         return None
-    return _stack([torch.ones_like(t) for t in tensors], shape)
+    return stack_padded([torch.ones_like(t) for t in tensors], shape)
 
 
 def build_layer(
@@ -243,8 +233,8 @@ def build_layer(
         tensors = [getattr(m, name) for m in mods]
         if tensors[0] is None:
             continue
-        layer.params[name] = nn.Parameter(_stack(tensors, shape))
+        layer.params[name] = nn.Parameter(stack_padded(tensors, shape))
         layer.masks[name] = _mask(tensors, shape)
     for name, fill in kind.buffers:
-        layer.buffers[name] = _stack([getattr(m, name) for m in mods], (out_w,), fill=fill)
+        layer.buffers[name] = stack_padded([getattr(m, name) for m in mods], (out_w,), fill=fill)
     return layer

@@ -45,6 +45,14 @@ def region(pos: int, shape: Sequence[int]) -> tuple[int | slice, ...]:
     return (pos, *(slice(0, s) for s in shape))
 
 
+def stack_padded(tensors: Sequence[torch.Tensor], shape: tuple[int, ...], fill: float = 0.0) -> torch.Tensor:
+    """The members' ``tensors`` stacked along a new leading dimension, each padded to ``shape`` with ``fill``."""
+    out = torch.full((len(tensors), *shape), fill, dtype=tensors[0].dtype, device=tensors[0].device)
+    for i, t in enumerate(tensors):
+        out[region(i, t.shape)] = t.detach()
+    return out
+
+
 class IntegerSpec(Protocol):
     """What the batched quantizer reads of one member's ``QuantSpec`` (its quantizer is ``integer``)."""
 
@@ -91,8 +99,9 @@ class _BQuant:
             grid = _with_fracs(grid, fracs)
         return fixed_quantize(x, grid, self.round, self.overflow)
 
-    def bits(self, shape: tuple[int, ...], fresh: bool = False) -> torch.Tensor:
-        """Each member's width broadcast to ``shape`` (``[K, …]``; for EBOPs)."""
+    def bits(self, shape: tuple[int, ...], fresh: bool = False, value: torch.Tensor | None = None) -> torch.Tensor:
+        """Each member's width broadcast to ``shape`` (``[K, …]``; for EBOPs; ``fresh`` and ``value``, which a
+        learned operand reads, change nothing here)."""
         w = torch.tensor(self.widths, dtype=torch.float32, device=self.grid.step.device)  # type: ignore[union-attr]
         return w.view((-1,) + (1,) * (len(shape) - 1)).expand(shape)
 
@@ -102,29 +111,22 @@ class _BLearned:
     padded) and, for an activation, the calibrated range ``lo``/``hi`` of the same shape; an activation's solo
     group shape (F,) or (1,) is used as ``[K, F, 1]`` against the features-major ``[K, F, B]`` values."""
 
-    def __init__(self, spec: IntegerSpec, frac: nn.Parameter, lo: torch.Tensor | None, hi: torch.Tensor | None,
-                 activation: bool) -> None:  # fmt: skip
-        self.round, self.overflow, self.signed = spec.round, spec.overflow, bool(spec.signed)
+    def __init__(self, round: str, overflow: str, signed: bool, frac: nn.Parameter, lo: torch.Tensor | None,
+                 hi: torch.Tensor | None, activation: bool) -> None:  # fmt: skip
+        self.round, self.overflow, self.signed = round, overflow, signed
         self.frac, self.lo, self.hi, self.activation = frac, lo, hi, activation
         #: the bits of the last training forward pass (taken once by the step's EBOPs term)
         self.step_bits: torch.Tensor | None = None
 
     @staticmethod
     def of(specs: Sequence[IntegerSpec], states: Sequence[LearnedState]) -> _BLearned:
-        shapes = [tuple(s.frac.shape) for s in states]
-        padded = tuple(max(dims) for dims in zip(*shapes, strict=True))
+        shape = tuple(max(dims) for dims in zip(*(s.frac.shape for s in states), strict=True))
         activation = bool(states[0].activation)
-
-        def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-            out = torch.zeros((len(tensors), *padded), dtype=tensors[0].dtype, device=tensors[0].device)
-            for i, t in enumerate(tensors):
-                out[region(i, t.shape)] = t.detach()
-            return out
-
-        frac = nn.Parameter(stack([s.frac for s in states]))
-        lo = stack([s.lo for s in states]) if activation else None
-        hi = stack([s.hi for s in states]) if activation else None
-        return _BLearned(specs[0], frac, lo, hi, activation)
+        frac = nn.Parameter(stack_padded([s.frac for s in states], shape))
+        lo = stack_padded([s.lo for s in states], shape) if activation else None
+        hi = stack_padded([s.hi for s in states], shape) if activation else None
+        spec = specs[0]
+        return _BLearned(spec.round, spec.overflow, bool(spec.signed), frac, lo, hi, activation)
 
     def _view(self, t: torch.Tensor) -> torch.Tensor:
         return t.unsqueeze(-1) if self.activation else t
@@ -168,7 +170,7 @@ class _BLearned:
     def select(self, idx: torch.Tensor) -> _BLearned:
         pick = lambda t: None if t is None else t.index_select(0, idx)  # noqa: E731
         frac = nn.Parameter(self.frac.detach().index_select(0, idx))
-        return _BLearned(self, frac, pick(self.lo), pick(self.hi), self.activation)  # type: ignore[arg-type]
+        return _BLearned(self.round, self.overflow, self.signed, frac, pick(self.lo), pick(self.hi), self.activation)
 
     def write(self, pos: int, state: LearnedState) -> None:
         """Copy member ``pos``'s fracs (and range) into its own ``state``, unpadded."""

@@ -24,8 +24,8 @@ from netcarve.errors import TrainingError
 from netcarve.train.driver import UnitEpochCallback, UnitKeepGoing, drive
 from netcarve.train.loop import TrainConfig
 from netcarve.train.optim import Stepper
-from netcarve.train.population.layers import build_layer, region
-from netcarve.train.population.quant import _BLearned
+from netcarve.train.population.layers import build_layer
+from netcarve.train.population.quant import _BLearned, region
 from netcarve.train.population.template import Chain
 from netcarve.train.records import MemberOutcome
 from netcarve.train.resources import ResourceTerm, learned_state
