@@ -142,4 +142,4 @@ def available() -> bool:
 
 if __name__ == "__main__":  # make setup: build once, so that runs only load it
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(f"fused quantizer kernel: {'built' if available() else 'not available (the op chain is used)'}")
+    log.info("fused quantizer kernel: %s", "built" if available() else "not available (the op chain is used)")
