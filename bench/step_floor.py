@@ -7,7 +7,8 @@ Lab 4's population: the 36 width candidates of jsc-three-linear-layers (hidden w
   ``fit_population`` at ``--steps`` and at 2 × ``--steps`` steps, each the fastest of ``--repeats`` runs (setup,
   the epoch's row permutation and the write-back cancel in the difference);
 - **padded products**: the batches' matrix products alone (``bmm`` at the padded widths: per Linear the
-  forward, the input gradient but for the first, the weight gradient);
+  forward, the input gradient and the weight gradient; the first Linear's input gradient too, since the
+  BatchNorm before it has parameters);
 - **floor**: the same products without padding, at the rate the padded ones run (padded time × unpadded
   MACs ÷ padded MACs: the arithmetic a step cannot avoid); beside it, for reference, each candidate's products
   computed alone (``mm`` at its own widths), which pay a call per product (about 290 calls of a few µs of
@@ -81,12 +82,13 @@ def macs(shapes: list[list[tuple[int, int]]], padded: bool) -> int:
         else sum(s[i][0] * s[i][1] for s in shapes)
         for i in layers
     ]  # fmt: skip
-    return BATCH * sum(n * (3 if i else 2) for i, n in zip(layers, per_layer, strict=True))
+    return BATCH * 3 * sum(per_layer)
 
 
 def products(shapes: list[list[tuple[int, int]]], batched: bool, repeats: int) -> float:
-    """Seconds of one step's matrix products: per Linear (in, out) the forward, the input gradient (not for the
-    first layer) and the weight gradient; ``batched``: one ``bmm`` over the members at their largest widths
+    """Seconds of one step's matrix products: per Linear (in, out) the forward, the input gradient (the first
+    layer's too: the BatchNorm before it needs it) and the weight gradient; ``batched``: one ``bmm`` over the
+    members at their largest widths
     (features-major, as population training computes), else ``mm`` per member at its own widths."""
     calls: list[Callable[[], torch.Tensor]] = []
     groups = [shapes] if batched else [[s] for s in shapes]
@@ -99,13 +101,11 @@ def products(shapes: list[list[tuple[int, int]]], batched: bool, repeats: int) -
             if k == 1 and not batched:
                 w2, x2, dy2 = w[0], x[0], dy[0]
                 calls.append(lambda w2=w2, x2=x2: torch.mm(w2, x2))
-                if layer:
-                    calls.append(lambda w2=w2, dy2=dy2: torch.mm(w2.t(), dy2))
+                calls.append(lambda w2=w2, dy2=dy2: torch.mm(w2.t(), dy2))
                 calls.append(lambda dy2=dy2, x2=x2: torch.mm(dy2, x2.t()))
             else:
                 calls.append(lambda w=w, x=x: torch.bmm(w, x))
-                if layer:
-                    calls.append(lambda w=w, dy=dy: torch.bmm(w.transpose(1, 2), dy))
+                calls.append(lambda w=w, dy=dy: torch.bmm(w.transpose(1, 2), dy))
                 calls.append(lambda dy=dy, x=x: torch.bmm(dy, x.transpose(1, 2)))
 
     def run() -> None:

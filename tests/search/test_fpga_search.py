@@ -149,3 +149,31 @@ def test_a_study_costed_by_another_estimator_is_not_resumed(
     with pytest.raises(SearchError, match=rf"computed by {named}.*alkaid {version('alkaid')}.*start a new search"):
         resume_search(session.run_dir, None, done + 2, None)
     assert len(session.study.get_trials()) == done
+
+
+def test_a_cached_search_records_the_uncached_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hls4ml-jet over weight widths 4, 6, 8 (eval mode, fpga_luts an objective), twice in one process: the
+    first with an empty cache traces each candidate's program once (3 traces), the second finds every
+    program in the cache (no trace) and records exactly the same fpga_luts and fpga_latency per width."""
+    import netcarve.analysis.fpga as fpga
+    import netcarve.export.alkaid as alkaid_backend
+
+    traced: list[Any] = []
+    real = alkaid_backend.trace_program
+
+    def counted(program: Any, *args: Any, **kwargs: Any) -> Any:
+        traced.append(program)
+        return real(program, *args, **kwargs)
+
+    monkeypatch.setattr(alkaid_backend, "trace_program", counted)
+    fpga.clear_cache()
+    recorded = []
+    for run in ("uncached", "cached"):
+        session = run_search(config(fpga_search(tmp_path / run, EXPORTABLE, model="hls4ml-jet", metrics=FPGA_OBJECTIVE)))
+        recorded.append({
+            t.params["linear/weight_width"]: {k: TrialRecord.of(t).metrics[k] for k in ("fpga_luts", "fpga_latency")}
+            for t in trials(session)
+        })  # fmt: skip
+        assert len(traced) == len(WEIGHT_WIDTHS)  # all in the first run, none in the second
+    assert sorted(recorded[0]) == WEIGHT_WIDTHS
+    assert recorded[0] == recorded[1]

@@ -534,6 +534,30 @@ def test_lanes_share_the_threads(synthetic_small: TensorSplits, monkeypatch: pyt
         assert all(any(e in m for m in trained) for e in expected)
 
 
+def test_lanes_take_the_split_whose_busiest_lane_is_least_loaded() -> None:
+    """Lab 4's five modelled batches 9.42, 6.99, 6.01, 5.40, 2.84 on 2 lanes: longest first to the least
+    loaded lane gives {9.42, 5.40} = 14.82 and {6.99, 6.01, 2.84} = 15.84; the best of the 2^5 splits is
+    {9.42, 6.01} = 15.43 and {6.99, 5.40, 2.84} = 15.23 (9.42's lane adds s of the others, the busiest lane
+    is max(9.42 + s, 21.24 − s): s = 6.01 → 15.43; 5.40 → 15.84; 6.99 → 16.41; 2.84 → 18.40; two or more
+    ≥ 8.24 → 17.66+). Fewer batches than lanes: one each; one lane: all, longest first."""
+    work = [5.40, 9.42, 2.84, 6.99, 6.01]
+    split = lanes.assign_lanes(work, 2)
+    assert sorted(sorted(work[i] for i in lane) for lane in split) == [[2.84, 5.40, 6.99], [6.01, 9.42]]
+    assert max(sum(work[i] for i in lane) for lane in split) == pytest.approx(15.43)
+    assert all(lane == sorted(lane, key=lambda i: -work[i]) for lane in split)  # longest first in a lane
+    assert sorted(lanes.assign_lanes([1.0, 2.0], 4)) == [[0], [1]]
+    assert lanes.assign_lanes(work, 1) == [[1, 3, 4, 0, 2]]
+    assert lanes.assign_lanes([], 2) == []
+
+
+def test_many_batches_fall_back_to_longest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond EXHAUSTIVE_ASSIGNMENTS (here 1): longest first to the least loaded lane, 3, 2, 2, 1 on 2 lanes →
+    {3, 1} and {2, 2}; every batch in exactly one lane."""
+    monkeypatch.setattr(lanes, "EXHAUSTIVE_ASSIGNMENTS", 1)
+    split = lanes.assign_lanes([2.0, 3.0, 1.0, 2.0], 2)
+    assert split == [[1, 2], [0, 3]]
+
+
 def test_an_error_beside_another_batch_is_raised_at_once(
     synthetic_small: TensorSplits, monkeypatch: pytest.MonkeyPatch
 ) -> None:

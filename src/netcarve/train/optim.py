@@ -53,7 +53,28 @@ class FusedAdam:
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         self._exp_avg = [torch.zeros_like(p) for p in self.params]
         self._exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        #: each parameter's step count; while every parameter has stepped every time, one tensor ``_shared``
+        #: that every entry is (one increment a step, not one per parameter: 2.5 vs 15-23 µs)
+        devices = {p.device for p in self.params}
+        self._shared: torch.Tensor | None = None
         self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        if len(devices) <= 1:
+            self._shared = torch.zeros((), dtype=torch.float32, device=devices.pop() if devices else None)
+            self._steps = [self._shared] * len(self.params)
+
+    def _split_steps(self) -> None:
+        """From now on each parameter counts its own steps (one of them is skipped)."""
+        if self._shared is not None:
+            self._steps = [self._shared.clone() for _ in self.params]
+            self._shared = None
+
+    def copy_steps(self, old: FusedAdam) -> None:
+        """Take ``old``'s step counts (over the same parameters, in the same order)."""
+        if old._shared is not None and self._shared is not None:
+            self._shared.copy_(old._shared)
+        else:
+            self._shared = None
+            self._steps = [s.clone() for s in old._steps]
 
     @torch.no_grad()
     def step(self) -> None:
@@ -61,9 +82,13 @@ class FusedAdam:
         keep: Sequence[int] = range(len(grads))
         if any(g is None for g in grads):  # parameters without a gradient are skipped, as torch.optim does
             keep = [i for i, g in enumerate(grads) if g is not None]
+            self._split_steps()
         params: list[torch.Tensor] = [self.params[i] for i in keep]
         steps = [self._steps[i] for i in keep]
-        torch._foreach_add_(steps, 1)
+        if self._shared is not None:
+            self._shared.add_(1)
+        else:
+            torch._foreach_add_(steps, 1)
         self._kernel(
             params,
             [grads[i] for i in keep],  # type: ignore[misc]
@@ -204,7 +229,7 @@ def select_state(old: Stepper, new: Stepper, old_params: list[nn.Parameter], idx
     if isinstance(old, FusedAdam) and isinstance(new, FusedAdam):
         new._exp_avg = [s.index_select(0, idx) for s in old._exp_avg]
         new._exp_avg_sq = [s.index_select(0, idx) for s in old._exp_avg_sq]
-        new._steps = [s.clone() for s in old._steps]
+        new.copy_steps(old)
     elif isinstance(old, TorchStepper) and isinstance(new, TorchStepper):
         new_params = [p for group in new.optimizer.param_groups for p in group["params"]]
         for p_old, p_new in zip(old_params, new_params, strict=True):

@@ -169,7 +169,7 @@ def _batch_norm(layer: Layer, x: torch.Tensor, training: bool, owned: bool) -> t
         momentum,
         eps,
     ).view(k, f, b)
-    return y, True
+    return y, False  # a view: a ReLU changing it in place would make autograd copy it back (CopySlices)
 
 
 def _batch_norm_key(module: nn.Module, node: str) -> tuple[Any, ...]:
