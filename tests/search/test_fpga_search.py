@@ -169,7 +169,8 @@ def test_a_cached_search_records_the_uncached_values(tmp_path: Path, monkeypatch
     fpga.clear_cache()
     recorded = []
     for run in ("uncached", "cached"):
-        session = run_search(config(fpga_search(tmp_path / run, EXPORTABLE, model="hls4ml-jet", metrics=FPGA_OBJECTIVE)))
+        data = fpga_search(tmp_path / run, EXPORTABLE, model="hls4ml-jet", metrics=FPGA_OBJECTIVE)
+        session = run_search(config(data))
         recorded.append({
             t.params["linear/weight_width"]: {k: TrialRecord.of(t).metrics[k] for k in ("fpga_luts", "fpga_latency")}
             for t in trials(session)
