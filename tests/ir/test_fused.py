@@ -72,7 +72,7 @@ def test_the_kernel_equals_the_op_chain_bit_for_bit(dtype: torch.dtype, monkeypa
     """Every round × overflow mode, both dtypes, scalar / per-member / per-channel / per-element grids (with
     pruned elements), contiguous and strided (transposed, expanded) values with ties, ±0, NaN, ±inf and
     values far out of range: the kernel's output and straight-through mask equal the op chain's (up to a zero's
-    sign, see :func:`_same`)."""
+    sign, see :func:`_same`), and so does its output without the mask (no gradient recorded)."""
     x = _values(dtype)
     views = [x, x.transpose(0, 1).contiguous().transpose(0, 1), x[:1].expand(4, 6, 32)]
     for grid, round, overflow in itertools.product(_grids(dtype), ROUNDS, OVERFLOWS):
@@ -83,6 +83,8 @@ def test_the_kernel_equals_the_op_chain_bit_for_bit(dtype: torch.dtype, monkeypa
                 slow = _run(values, grid, round, overflow)
             assert _same(fast[0], slow[0]), (round, overflow, grid.k_hi)
             assert torch.equal(fast[1], slow[1]), (round, overflow)
+            with torch.no_grad():  # no gradient wanted: the kernel skips the mask, the values are the same
+                assert _same(fixed_quantize(values, grid, round, overflow), slow[0]), (round, overflow)
 
 
 def test_the_kernel_is_used_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,6 +113,12 @@ def test_the_kernel_is_used_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> 
     assert calls == [(2, 5), (3, 5)]
     wider = FixedGrid.of(torch.tensor([3.0, 5.0]).view(2, 1), 1, True, dtype=torch.float64)
     assert fixed_quantize(torch.randn(2, 5), wider).dtype == torch.float64  # the chain promotes, as ever
+    assert calls == [(2, 5), (3, 5)]
+    deeper = FixedGrid.of(torch.tensor([3.0, 5.0]).view(2, 1, 1), 1, True)
+    assert fixed_quantize(torch.randn(2, 5), deeper).shape == (2, 2, 5)  # more dimensions: the chain
+    mismatched = FixedGrid.of(torch.tensor([3.0, 5.0, 6.0]).view(3, 1), 1, True)
+    with pytest.raises(RuntimeError, match="size"):  # the chain's own error, not the kernel's
+        fixed_quantize(torch.randn(2, 5), mismatched)
     assert calls == [(2, 5), (3, 5)]
 
 

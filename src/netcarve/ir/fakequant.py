@@ -7,8 +7,6 @@ It lives in the IR, below both its writer (``netcarve.transforms.quantize``) and
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 _IN_FAKE_QUANT: contextvars.ContextVar[bool] = contextvars.ContextVar("netcarve_fake_quant", default=False)
 
@@ -18,11 +16,17 @@ def in_fake_quant() -> bool:
     return _IN_FAKE_QUANT.get()
 
 
-@contextmanager
-def fake_quant_scope() -> Iterator[None]:
-    """Mark the ops run inside as fake quantization (:func:`in_fake_quant` is True there)."""
-    token = _IN_FAKE_QUANT.set(True)
-    try:
-        yield
-    finally:
-        _IN_FAKE_QUANT.reset(token)
+class fake_quant_scope:  # noqa: N801  (used as a function: ``with fake_quant_scope():``)
+    """Mark the ops run inside as fake quantization (:func:`in_fake_quant` is True there). A class rather than
+    a ``@contextmanager`` generator: it is entered around every quantizer call (0.4 vs 2.5 µs)."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self) -> None:
+        self._tokens: list[contextvars.Token[bool]] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(_IN_FAKE_QUANT.set(True))
+
+    def __exit__(self, *exc: object) -> None:
+        _IN_FAKE_QUANT.reset(self._tokens.pop())

@@ -292,9 +292,17 @@ def _fused_fields(x: torch.Tensor, grid: FixedGrid) -> list[torch.Tensor] | None
             if scalar is None:
                 return None
             fields.append(scalar)
-    if shapes and torch.broadcast_shapes(x.shape, *shapes) != x.shape:
+    if any(not _fits(shape, x.shape) for shape in set(shapes)):
         return None
     return fields
+
+
+def _fits(shape: torch.Size, into: torch.Size) -> bool:
+    """Whether ``shape`` broadcasts against ``into`` without enlarging it (``torch.broadcast_shapes(into,
+    shape) == into``, which takes 30 µs a call, longer than the kernel on a population's small activations)."""
+    if len(shape) > len(into):
+        return False
+    return all(s == 1 or s == t for s, t in zip(reversed(shape), reversed(into), strict=False))
 
 
 class _FixedSTE(torch.autograd.Function):
@@ -302,7 +310,8 @@ class _FixedSTE(torch.autograd.Function):
     is lo ≤ x ≤ hi in two ops (False at NaN, like the comparisons, and where lo and hi are NaN: width 0);
     multiplying k by 2^−f is dividing by 2^f (both exact). On CPU float32/float64 values the forward and the
     mask are one fused pass when its kernel is built (:mod:`netcarve.ir.fused`: the same operations per
-    element, bit for bit)."""
+    element, bit for bit; its mask is 1 or 0 in the values' dtype, which makes the backward's product 4-5x
+    faster than one with a bool mask and gives the same gradient)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:
@@ -310,8 +319,10 @@ class _FixedSTE(torch.autograd.Function):
             op = kernel()
             fields = _fused_fields(x, grid) if op is not None else None
             if op is not None and fields is not None:
-                out, inside = op.fixed_quantize(x, *fields, _ROUND_CODES[round], wrap)
-                ctx.save_for_backward(inside)
+                grad = ctx.needs_input_grad[0]  # else no mask: nothing will take a gradient
+                out, inside = op.fixed_quantize(x, *fields, _ROUND_CODES[round], wrap, grad)
+                if grad:
+                    ctx.save_for_backward(inside)
                 return out
         ctx.save_for_backward(torch.clamp(x, grid.lo, grid.hi) == x)  # type: ignore[arg-type]
         with torch.no_grad():
