@@ -83,6 +83,14 @@ def steps_only(report: Callable[[int, int], None] | None) -> StepCallback | None
     return lambda done, total, loss, accuracy: report(done, total)
 
 
+def member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy ``[K, B]`` of logits ``[K, C, B]`` (classes as dim 1) against labels ``[B]``: the
+    same values per row as ``F.cross_entropy`` on ``[B, C]`` rows, several times faster, since torch's
+    log-softmax over a short last dimension is slow (8,192 rows of 5 classes, 1 thread: 117 vs 661 µs; K = 32,
+    B = 256: about 4x). A population's loss and validation, and :func:`evaluate` (K = 1), use it."""
+    return F.cross_entropy(out, y.expand(out.shape[0], -1), reduction="none")
+
+
 def evaluate(module: nn.Module, split: Split, batch_size: int = 8192) -> EvalResult:
     """Loss, accuracy and per-class accuracy of ``module`` on ``split`` (eval mode, no grad)."""
     was_training = module.training
@@ -96,7 +104,10 @@ def evaluate(module: nn.Module, split: Split, batch_size: int = 8192) -> EvalRes
         for start in range(0, n, batch_size):
             xb, yb = split.x[start : start + batch_size], split.y[start : start + batch_size]
             out = module(xb)
-            loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
+            if out.dim() == 2:  # rows of class logits: classes as dim 1 of [1, C, B] (a view, no copy)
+                loss_sum += member_losses(out.t().unsqueeze(0), yb).sum().double()
+            else:
+                loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
             preds.append(out.argmax(dim=1))
     module.train(was_training)
     pred = torch.cat(preds)

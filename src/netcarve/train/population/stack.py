@@ -16,13 +16,12 @@ import threading
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from netcarve.data.base import Split, TensorSplits
 from netcarve.errors import TrainingError
 from netcarve.train.driver import UnitEpochCallback, UnitKeepGoing, drive
-from netcarve.train.loop import TrainConfig
+from netcarve.train.loop import TrainConfig, member_losses
 from netcarve.train.optim import Stepper
 from netcarve.train.population.layers import build_layer
 from netcarve.train.population.quant import _BLearned, region
@@ -32,12 +31,6 @@ from netcarve.train.resources import ResourceTerm, learned_state
 
 #: evaluation chunk (rows), as :func:`netcarve.train.loop.evaluate`
 EVAL_BATCH = 8192
-
-
-def member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-row cross-entropy ``[K, B]`` of logits ``[K, C, B]`` (classes as dim 1: the same arithmetic as on
-    ``[K·B, C]`` rows but about 4x faster, measured with K = 32, B = 256, C = 5)."""
-    return F.cross_entropy(out, y.expand(out.shape[0], -1), reduction="none")
 
 
 class _StackTally:
