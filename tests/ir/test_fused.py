@@ -122,6 +122,30 @@ def test_the_kernel_is_used_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> 
     assert calls == [(2, 5), (3, 5)]
 
 
+def test_the_mask_is_computed_only_when_a_gradient_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's straight-through mask is asked for when a gradient is recorded for the values, and not for a
+    parameter quantized under no_grad (evaluation) or values that require no gradient; the values are the
+    same either way."""
+    real = fused.kernel()
+    assert real is not None
+    masks: list[bool] = []
+
+    class Spy:
+        @staticmethod
+        def fixed_quantize(x: torch.Tensor, *args: object) -> object:
+            masks.append(bool(args[-1]))
+            return real.fixed_quantize(x, *args)
+
+    monkeypatch.setattr(fixedpoint, "kernel", lambda: Spy)
+    weight, grid = torch.nn.Parameter(torch.randn(3, 5)), scalar_grid(4, 1)
+    recorded = fixed_quantize(weight, grid)
+    with torch.no_grad():
+        evaluated = fixed_quantize(weight, grid)
+    plain = fixed_quantize(weight.detach(), grid)
+    assert masks == [True, False, False]
+    assert torch.equal(recorded.detach(), evaluated) and torch.equal(evaluated, plain)
+
+
 def test_netcarve_fused_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """``NETCARVE_FUSED=0``: no kernel (the chain runs); the setting is read when the kernel is first asked for."""
     monkeypatch.setattr(fused, "_state", {})

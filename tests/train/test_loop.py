@@ -141,6 +141,23 @@ def test_fused_adam_is_bit_identical_to_torch_optim(name: str, reference: type[t
     assert not torch.equal(unused[0], torch.ones(2))  # it did train
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_a_step_without_gradients_changes_nothing(name: str) -> None:
+    """As torch.optim: no parameters, or none with a gradient, and a step is a no-op (no error); a parameter
+    that gets its first gradient afterwards takes torch's first Adam step (|Δ| = lr, the bias-corrected
+    update of a first step)."""
+    from netcarve.train.optim import OPTIMIZERS
+
+    OPTIMIZERS.get(name)([], 0.01, 0.0).step()
+    p = nn.Parameter(torch.ones(2))
+    optimizer = OPTIMIZERS.get(name)([p], 0.01, 0.0)
+    optimizer.step()
+    assert torch.equal(p.detach(), torch.ones(2))
+    p.square().sum().backward()
+    optimizer.step()
+    torch.testing.assert_close(p.detach(), torch.full((2,), 0.99))
+
+
 def test_schedule_sets_each_steps_rate(synthetic_small: TensorSplits) -> None:
     """Warm-up 4 steps then cosine over 10: the last epoch record holds the rate of the last step (9):
     1e-2 · (1 + cos(pi · 5/6)) / 2."""

@@ -548,6 +548,7 @@ def test_lanes_take_the_split_whose_busiest_lane_is_least_loaded() -> None:
     assert sorted(lanes.assign_lanes([1.0, 2.0], 4)) == [[0], [1]]
     assert lanes.assign_lanes(work, 1) == [[1, 3, 4, 0, 2]]
     assert lanes.assign_lanes([], 2) == []
+    assert sorted(lanes.assign_lanes([0.0, 0.0, 5.0], 3)) == [[0], [1], [2]]  # no lane left empty
 
 
 def test_many_batches_fall_back_to_longest_first(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -556,6 +557,7 @@ def test_many_batches_fall_back_to_longest_first(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(lanes, "EXHAUSTIVE_ASSIGNMENTS", 1)
     split = lanes.assign_lanes([2.0, 3.0, 1.0, 2.0], 2)
     assert split == [[1, 2], [0, 3]]
+    assert lanes.assign_lanes([0.0, 0.0], 2) == [[0], [1]]  # equal loads: the lane with fewer batches
 
 
 def test_an_error_beside_another_batch_is_raised_at_once(

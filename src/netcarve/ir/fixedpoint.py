@@ -314,12 +314,12 @@ class _FixedSTE(torch.autograd.Function):
     faster than one with a bool mask and gives the same gradient)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool) -> Any:
+    def forward(ctx: Any, x: torch.Tensor, grid: FixedGrid, round: str, wrap: bool, grad: bool) -> Any:
         if type(x) in _PLAIN and x.device.type == "cpu" and x.dtype in _FUSED_DTYPES:  # not a fake tensor
             op = kernel()
             fields = _fused_fields(x, grid) if op is not None else None
             if op is not None and fields is not None:
-                grad = ctx.needs_input_grad[0]  # else no mask: nothing will take a gradient
+                # grad False (no gradient recorded: nothing will take one): no mask
                 out, inside = op.fixed_quantize(x, *fields, _ROUND_CODES[round], wrap, grad)
                 if grad:
                     ctx.save_for_backward(inside)
@@ -331,7 +331,7 @@ class _FixedSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         (inside,) = ctx.saved_tensors
-        return grad * inside, None, None, None
+        return grad * inside, None, None, None, None
 
 
 def fixed_quantize(
@@ -340,7 +340,9 @@ def fixed_quantize(
     """``x`` on ``grid``, rounded by ``round`` and overflowed by ``overflow`` (floats of ``x``'s dtype),
     with the clipped straight-through gradient. The modes must be valid (:func:`check_modes`)."""
     with fake_quant_scope():
-        out: torch.Tensor = _FixedSTE.apply(x, grid, round, overflow == "wrap")
+        # whether a gradient is recorded: inside apply, needs_input_grad is True under no_grad too
+        grad = torch.is_grad_enabled() and x.requires_grad
+        out: torch.Tensor = _FixedSTE.apply(x, grid, round, overflow == "wrap", grad)
     return out
 
 

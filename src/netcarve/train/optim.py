@@ -83,6 +83,8 @@ class FusedAdam:
         if any(g is None for g in grads):  # parameters without a gradient are skipped, as torch.optim does
             keep = [i for i, g in enumerate(grads) if g is not None]
             self._split_steps()
+        if not keep:  # nothing to update (no parameters, or none has a gradient), as torch.optim
+            return
         params: list[torch.Tensor] = [self.params[i] for i in keep]
         steps = [self._steps[i] for i in keep]
         if self._shared is not None:

@@ -89,14 +89,14 @@ def assign_lanes(work: list[float], n: int) -> list[list[int]]:
             loads = [0.0] * lanes
             for i, lane in zip(order, choice, strict=True):
                 loads[lane] += work[i]
-            if min(loads) > 0 and (best is None or max(loads) < best[0]):
+            if len(set(choice)) == lanes and (best is None or max(loads) < best[0]):  # no lane left empty
                 best = (max(loads), choice)
         if best is not None:
             return [[i for i, lane in zip(order, best[1], strict=True) if lane == k] for k in range(lanes)]
     assigned: list[list[int]] = [[] for _ in range(lanes)]
     loads = [0.0] * lanes
     for i in order:
-        lane = loads.index(min(loads))
+        lane = min(range(lanes), key=lambda k: (loads[k], len(assigned[k])))  # ties: the lane with fewest
         assigned[lane].append(i)
         loads[lane] += work[i]
     return assigned
