@@ -28,15 +28,14 @@ log = logging.getLogger(__name__)
 
 def candidate_graph(session: Session, trial: FrozenTrial) -> tuple[Graph | None, Path | None]:
     """The best candidate: its saved checkpoint when it was retrained, else rebuilt from the base."""
-    if session.run_dir is not None:
-        saved = trial_checkpoint(session.run_dir / "trials", trial.number)
-        if saved.is_file():
-            return None, saved
+    saved = None if session.run_dir is None else trial_checkpoint(session.run_dir / "trials", trial.number)
+    if saved is not None and saved.is_file():
+        return None, saved
     transforms = TrialRecord.of(trial).transforms or ()
     if session.prepared.retrain:
-        if session.run_dir is not None:  # a retrained trial saves its checkpoint: this one is gone
+        if saved is not None:  # a retrained trial saves its checkpoint: this one is gone
             log.warning("trial %d has no checkpoint (%s): retraining it from its transforms as the search did",
-                        trial.number, trial_checkpoint(session.run_dir / "trials", trial.number))  # fmt: skip
+                        trial.number, saved)  # fmt: skip
         return session.runner().evaluator.evaluate(transforms).graph, None
     return build_candidate(session.prepared.base, transforms), None
 

@@ -57,10 +57,11 @@ class FusedAdam:
         #: that every entry is (one increment a step, not one per parameter: 2.5 vs 15-23 µs)
         devices = {p.device for p in self.params}
         self._shared: torch.Tensor | None = None
-        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
         if len(devices) <= 1:
             self._shared = torch.zeros((), dtype=torch.float32, device=devices.pop() if devices else None)
             self._steps = [self._shared] * len(self.params)
+        else:  # parameters on several devices: a count on each one's own
+            self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
 
     def _split_steps(self) -> None:
         """From now on each parameter counts its own steps (one of them is skipped)."""
